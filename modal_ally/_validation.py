@@ -1,0 +1,144 @@
+"""Input checks shared by the estimators and the query strategies.
+
+Every public entry point validates before it changes anything, so a failed call
+leaves the learner and the estimator exactly as they were.
+"""
+
+from __future__ import annotations
+
+import numbers
+import warnings
+
+import numpy as np
+import torch
+from sklearn.exceptions import NotFittedError
+
+
+def is_tensor(X) -> bool:
+    return isinstance(X, torch.Tensor)
+
+
+def n_rows(X) -> int:
+    return int(X.shape[0])
+
+
+def check_array(X, *, name: str = "X", n_features: tuple | None = None,
+                allow_empty: bool = False):
+    """Check that ``X`` is a finite numpy array or torch tensor.
+
+    Parameters
+    ----------
+    X : numpy.ndarray or torch.Tensor
+        Rows of samples; any trailing shape (tabular or image data).
+    name : str
+        How the error messages name the array (``"X_pool"``, ``"X"``...).
+    n_features : tuple or None
+        The per-sample shape ``X.shape[1:]`` the estimator was fitted on.
+    allow_empty : bool
+        Whether zero rows are accepted.
+
+    Returns
+    -------
+    X : numpy.ndarray or torch.Tensor
+        Floating numpy input comes back as float32 (the dtype of the networks);
+        tensors come back unchanged.
+    """
+    if isinstance(X, (list, tuple)):
+        X = np.asarray(X)
+    if not (isinstance(X, np.ndarray) or is_tensor(X)):
+        raise TypeError(
+            f"{name} must be a numpy array or a torch tensor, got {type(X).__name__}; "
+            "pandas DataFrames are not supported (modAL's DataFrame handling is broken "
+            "on pandas 2): pass DataFrame.to_numpy()")
+    if X.ndim < 2:
+        raise ValueError(
+            f"{name} must have at least 2 dimensions (n_samples, n_features...), "
+            f"got shape {tuple(X.shape)}; reshape a single sample with X.reshape(1, -1)")
+    if X.shape[0] == 0 and not allow_empty:
+        raise ValueError(f"{name} is empty: it has 0 rows")
+    if n_features is not None and tuple(X.shape[1:]) != tuple(n_features):
+        raise ValueError(
+            f"{name} has {tuple(X.shape[1:])} features per sample, but the estimator "
+            f"was fitted with {tuple(n_features)}")
+    if is_tensor(X):
+        if not (X.is_floating_point() or X.dtype in (torch.int64, torch.int32, torch.uint8)):
+            raise TypeError(f"{name} has unsupported dtype {X.dtype}")
+        if X.is_floating_point() and not bool(torch.isfinite(X).all()):
+            raise ValueError(f"{name} contains NaN or infinity")
+        return X
+    if X.dtype == object or not np.issubdtype(X.dtype, np.number):
+        raise TypeError(f"{name} must be numeric, got dtype {X.dtype}")
+    if np.issubdtype(X.dtype, np.floating):
+        if not np.isfinite(X).all():
+            raise ValueError(f"{name} contains NaN or infinity")
+        if X.dtype != np.float32:
+            X = X.astype(np.float32)
+    return X
+
+
+def check_n_instances(n_instances) -> int:
+    if isinstance(n_instances, bool) or not isinstance(n_instances, numbers.Integral):
+        raise TypeError(f"n_instances must be an integer, got {n_instances!r}")
+    if n_instances < 1:
+        raise ValueError(f"n_instances must be >= 1, got {n_instances}")
+    return int(n_instances)
+
+
+def clip_n_instances(n_instances: int, n_pool: int) -> int:
+    """Return ``min(n_instances, n_pool)``, warning when the pool is the limit."""
+    if n_instances > n_pool:
+        warnings.warn(
+            f"n_instances={n_instances} is larger than the pool ({n_pool} samples): "
+            "returning the whole pool", UserWarning, stacklevel=3)
+        return n_pool
+    return n_instances
+
+
+def check_optional_int(value, name: str, *, minimum: int = 1):
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an integer or None, got {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def check_choice(value, name: str, choices):
+    if value not in choices:
+        raise ValueError(f"unknown {name}={value!r}; expected one of {sorted(choices)}")
+    return value
+
+
+def get_estimator(learner):
+    """The network behind a modAL learner (or a bare estimator)."""
+    return getattr(learner, "estimator", learner)
+
+
+def check_fitted_net(net, *, require_backbone: bool = True, require_pdcl: bool = False,
+                     strategy: str = "this strategy"):
+    """Check that ``net`` is a fitted skorch net whose module has a ``backbone``."""
+    from skorch import NeuralNet
+
+    from .net import PDCLMixin
+
+    if require_pdcl and not isinstance(net, PDCLMixin):
+        raise TypeError(
+            f"{strategy} needs a learner whose estimator is a PDCLNet or PDCLRegressor "
+            f"(primal-dual trained), got {type(net).__name__}")
+    if not isinstance(net, NeuralNet):
+        raise TypeError(
+            f"{strategy} needs a skorch net as the learner's estimator, "
+            f"got {type(net).__name__}")
+    if not getattr(net, "initialized_", False) or not hasattr(net, "module_"):
+        raise NotFittedError(
+            f"This {type(net).__name__} is not fitted yet: call fit (or build the "
+            "ActiveLearner with X_training and y_training) before querying")
+    if require_pdcl and not hasattr(net, "lambdas_"):
+        raise NotFittedError(
+            f"This {type(net).__name__} is not fitted yet: call fit before querying")
+    if require_backbone and not hasattr(net.module_, "backbone"):
+        raise TypeError(
+            f"{strategy} needs the module to expose a `backbone` submodule "
+            f"(forward = head(backbone(x))); {type(net.module_).__name__} has none")
+    return net

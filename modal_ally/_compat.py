@@ -19,7 +19,7 @@ import inspect
 import numpy as np
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def modal_returns_scores() -> bool:
     """True when the installed modAL unpacks ``(indices, scores)`` from strategies."""
     try:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Callable, Iterator
+from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
@@ -54,7 +54,7 @@ class _EvalMode:
         return False
 
 
-def embed(net, X, *, name: str = "X", as_numpy: bool = True):
+def embed(net, X, *, name: str = "X", as_numpy: bool = True, out_device="cpu"):
     """Backbone embeddings of ``X`` for any fitted skorch net whose module has a
     ``backbone`` (eval mode, no gradients, chunks of ``net.chunk_size`` rows).
 
@@ -68,13 +68,13 @@ def embed(net, X, *, name: str = "X", as_numpy: bool = True):
     Returns
     -------
     embeddings : numpy.ndarray of shape (n_samples, embedding_dim), float32
-        (a CPU tensor when ``as_numpy=False``).
+        (a tensor on ``out_device`` when ``as_numpy=False``).
     """
     check_fitted_net(net, strategy="embed")
     X = check_array(X, name=name, n_features=feature_shape_of(net))
     with module_in_eval(net) as module:
         out = map_chunks(module.backbone, X, chunk_size=chunk_size_of(net),
-                         device=net.device)
+                         device=net.device, out_device="cpu" if as_numpy else out_device)
     out = out.float().reshape(out.shape[0], -1)
     return out.numpy() if as_numpy else out
 

@@ -24,7 +24,6 @@ from sklearn.base import clone
 from sklearn.utils import check_random_state
 from skorch import NeuralNetClassifier, NeuralNetRegressor
 from skorch.callbacks import Callback
-from skorch.dataset import unpack_data
 from skorch.utils import is_dataset, to_device, to_tensor
 from torch import nn
 
@@ -448,7 +447,7 @@ class PDCLMixin:
                                  range(0, X.shape[0], self._chunk())):
             y_true = to_tensor(y[start:start + y_pred.shape[0]], device=self.device)
             with torch.no_grad():
-                losses = super(PDCLMixin, self).get_loss(y_pred, y_true)
+                losses = super().get_loss(y_pred, y_true)
             out.append(self._per_sample(losses, y_pred).cpu())
         return torch.cat(out).numpy()
 

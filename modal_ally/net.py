@@ -98,6 +98,10 @@ class PDCLMixin:
 
     def initialize(self):
         self._check_params()
+        if self.module in (None, MLP) and getattr(self, "feature_shape_", None) is None:
+            # the default MLP is sized from the data: built at the first fit (modAL's
+            # DeepActiveLearner calls initialize() before it has seen any data)
+            return self
         seed = self._seed()
         if seed is not None:
             torch.manual_seed(seed)
@@ -117,10 +121,6 @@ class PDCLMixin:
             for key, value in inferred.items():
                 if key in accepted and key not in kwargs:
                     kwargs[key] = value
-        elif module is MLP and shape is None:
-            raise ValueError(
-                f"{type(self).__name__} builds its default MLP from the data's shape: "
-                "call fit(X, y) instead of initialize(), or pass module=")
         self.module_ = self.initialized_instance(module, kwargs)
         self.dual_head_ = self._build_dual_head()
         return self

@@ -1,0 +1,1 @@
+"""Benchmark scripts and dataset loaders for modal_ally (not part of the installed package)."""

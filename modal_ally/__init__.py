@@ -1,10 +1,13 @@
 """modal_ally: ALLY (Active Learning via Lagrangian dualitY) for modAL."""
 
+from .baselines import badge_query_strategy, coreset_query_strategy, random_query_strategy
 from .modules import MLP, BackboneHeadModule, DualHead, ResNet18Embedding
 from .net import PDCLNet, PDCLRegressor
 from .strategies import ally_query_strategy, ally_redundancy_aware_query_strategy, ally_scores
 
-__all__ = ["MLP", "BackboneHeadModule", "DualHead", "ResNet18Embedding", "PDCLNet",
-           "PDCLRegressor", "ally_query_strategy",
-           "ally_redundancy_aware_query_strategy", "ally_scores"]
+__all__ = [
+    "BackboneHeadModule", "DualHead", "MLP", "PDCLNet", "PDCLRegressor", "ResNet18Embedding",
+    "ally_query_strategy", "ally_redundancy_aware_query_strategy", "ally_scores",
+    "badge_query_strategy", "coreset_query_strategy", "random_query_strategy",
+]
 __version__ = "0.1.0"

@@ -40,8 +40,8 @@ def check_array(X, *, name: str = "X", n_features: tuple | None = None,
     Returns
     -------
     X : numpy.ndarray or torch.Tensor
-        Floating numpy input comes back as float32 (the dtype of the networks);
-        tensors come back unchanged.
+        Always float32 (the dtype of the networks): integer input such as uint8
+        images is cast, not rescaled.
     """
     if isinstance(X, (list, tuple)):
         X = np.asarray(X)
@@ -61,19 +61,17 @@ def check_array(X, *, name: str = "X", n_features: tuple | None = None,
             f"{name} has {tuple(X.shape[1:])} features per sample, but the estimator "
             f"was fitted with {tuple(n_features)}")
     if is_tensor(X):
-        if not (X.is_floating_point() or X.dtype in (torch.int64, torch.int32, torch.uint8)):
-            raise TypeError(f"{name} has unsupported dtype {X.dtype}")
+        if X.dtype in (torch.bool, torch.complex64, torch.complex128):
+            raise TypeError(f"{name} must be numeric, got dtype {X.dtype}")
         if X.is_floating_point() and not bool(torch.isfinite(X).all()):
             raise ValueError(f"{name} contains NaN or infinity")
-        return X
-    if X.dtype == object or not np.issubdtype(X.dtype, np.number):
+        return X if X.dtype == torch.float32 else X.float()
+    if X.dtype == object or not np.issubdtype(X.dtype, np.number) \
+            or np.issubdtype(X.dtype, np.complexfloating):
         raise TypeError(f"{name} must be numeric, got dtype {X.dtype}")
-    if np.issubdtype(X.dtype, np.floating):
-        if not np.isfinite(X).all():
-            raise ValueError(f"{name} contains NaN or infinity")
-        if X.dtype != np.float32:
-            X = X.astype(np.float32)
-    return X
+    if np.issubdtype(X.dtype, np.floating) and not np.isfinite(X).all():
+        raise ValueError(f"{name} contains NaN or infinity")
+    return X if X.dtype == np.float32 else X.astype(np.float32)
 
 
 def check_n_instances(n_instances) -> int:

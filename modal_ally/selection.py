@@ -106,11 +106,15 @@ def select_with_exclusion(order, embeddings, n_instances, delta, *,
     """
     order = np.asarray(order, dtype=np.int64)
     E = _as_tensor(embeddings)
+    # distances are translation-invariant; centering shrinks the norms and with them
+    # the float32 cancellation of the matrix-product distance formula
+    center = E.mean(dim=0)
+    E = E - center
     n = E.shape[0]
     n_instances = min(n_instances, n)
     blocked = torch.zeros(n, dtype=torch.bool, device=E.device)
     if labeled_embeddings is not None and len(labeled_embeddings):
-        L = _as_tensor(labeled_embeddings, E.device)
+        L = _as_tensor(labeled_embeddings, E.device) - center
         blocked = _min_distance_to(E, L) <= delta
     n_near_labeled = int(blocked.sum())
     blocked_np = blocked.cpu().numpy()

@@ -271,3 +271,10 @@ def test_user_module_must_follow_the_contract(digits):
 
     with pytest.raises(TypeError, match="backbone"):
         PDCLNet(module=NoBackbone, max_epochs=1).fit(digits["X_train"], digits["y_train"])
+
+
+def test_integer_inputs_are_cast(digits):
+    X_int = (digits["X_train"] * 16).astype(np.int64)
+    net = PDCLNet(max_epochs=2, random_state=0).fit(X_int, digits["y_train"])
+    assert net.predict_dual(X_int[:5]).shape == (5,)
+    assert net.embed(torch.as_tensor(X_int[:5], dtype=torch.uint8)).shape == (5, 256)

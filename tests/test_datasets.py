@@ -9,18 +9,11 @@ from __future__ import annotations
 
 import pickle
 import struct
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-# benchmarks/ is not part of the installed package: import it from the repository root.
-_ROOT = str(Path(__file__).resolve().parents[1])
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
-
-from benchmarks.datasets import (  # noqa: E402
+from benchmarks.datasets import (
     CIFAR10_MEAN,
     CIFAR10_STD,
     DATASETS,

@@ -26,9 +26,21 @@ def iter_chunks(X, chunk_size: int, device) -> Iterator[torch.Tensor]:
 @torch.no_grad()
 def map_chunks(fn: Callable[[torch.Tensor], torch.Tensor], X, *, chunk_size: int,
                device, out_device="cpu") -> torch.Tensor:
-    """Apply ``fn`` to row blocks of ``X`` and concatenate the results."""
-    outputs = [fn(block).to(out_device) for block in iter_chunks(X, chunk_size, device)]
-    return torch.cat(outputs) if outputs else torch.empty(0)
+    """Apply ``fn`` to row blocks of ``X`` and write the results into one tensor.
+
+    The output is allocated once, after the first block: peak memory is the output
+    plus one block, not twice the output.
+    """
+    out = None
+    start = 0
+    for block in iter_chunks(X, chunk_size, device):
+        result = fn(block)
+        if out is None:
+            out = torch.empty((X.shape[0], *result.shape[1:]), dtype=result.dtype,
+                              device=out_device)
+        out[start:start + result.shape[0]] = result
+        start += result.shape[0]
+    return out if out is not None else torch.empty(0)
 
 
 def chunk_size_of(net) -> int:

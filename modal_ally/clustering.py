@@ -7,8 +7,10 @@ the clustering within a small multiple of that pass, on CPU or CUDA:
 1. the embeddings are projected on their top ``n_components`` principal components
    (k-means on a PCA projection approximates k-means on the full space: Boutsidis et
    al., 2015; the projection is fitted on a sample);
-2. k-means++ seeding and Lloyd iterations run on a random sample of ``max(20 k, 10^4)``
-   points (mini-batch flavour, as scikit-learn's ``MiniBatchKMeans`` ``init_size``);
+2. D^2 (k-means++) seeding, drawn in at most 128 batches instead of k sequential
+   steps (exact k-means++ up to k = 129), and
+   Lloyd iterations run on a random sample of ``max(10 k, 10^4)`` points (mini-batch
+   flavour, as scikit-learn's ``MiniBatchKMeans`` ``init_size``);
 3. every pool point is then assigned to its nearest center in bounded-memory chunks.
 
 Nothing is quadratic in the pool: the largest intermediate is ``chunk x k``.
@@ -56,25 +58,34 @@ def _sq_dist_to(X, centers, X_sq=None):
     return (X_sq - 2.0 * X @ centers.T + c_sq).clamp_min_(0)
 
 
-def _kmeans_pp(X, k, rng):
-    """k-means++ seeding (Arthur & Vassilvitskii 2007): D^2 sampling, O(n d) per center."""
+def _kmeans_pp(X, k, rng, n_rounds=128):
+    """D^2 seeding (k-means++, Arthur & Vassilvitskii 2007), in batches.
+
+    Plain k-means++ takes k sequential steps; here each of ``n_rounds`` rounds draws a
+    batch of centers at once with probability proportional to D^2 (the squared distance
+    to the nearest center so far), without replacement, by the Gumbel top-m trick
+    (Efraimidis & Spirakis 2006), and then updates D^2 with one matrix product. With
+    ``n_rounds >= k - 1`` it is exactly k-means++.
+    """
     n = X.shape[0]
-    centers = torch.empty((k, X.shape[1]), dtype=X.dtype, device=X.device)
+    rounds = k - 1 if n_rounds is None else min(k - 1, n_rounds)
     first = int(rng.randint(n))
-    centers[0] = X[first]
-    closest = ((X - X[first]) ** 2).sum(dim=1)
-    for j in range(1, k):
-        total = closest.sum()
-        if float(total) <= 0:  # fewer distinct points than centers: reuse a point
-            choice = int(rng.randint(n))
-        else:
-            cumulative = torch.cumsum(closest, dim=0)
-            target = torch.as_tensor(rng.random_sample() * float(total), device=X.device,
-                                     dtype=cumulative.dtype)
-            choice = min(int(torch.searchsorted(cumulative, target)), n - 1)
-        centers[j] = X[choice]
-        torch.minimum(closest, ((X - X[choice]) ** 2).sum(dim=1), out=closest)
-    return centers
+    chosen = [torch.tensor([first], device=X.device)]
+    closest = _sq_dist_to(X, X[first:first + 1])[:, 0]
+    remaining = k - 1
+    for r in range(rounds):
+        m = -(-remaining // (rounds - r))  # ceil: spread the k - 1 centers over the rounds
+        uniform = torch.as_tensor(rng.random_sample(n), device=X.device, dtype=X.dtype)
+        gumbel = -torch.log(-torch.log(uniform.clamp_(1e-12, 1 - 1e-7)))
+        keys = torch.log(closest) + gumbel  # log(0) = -inf: chosen points never again
+        batch = torch.topk(keys, m).indices
+        if not bool(torch.isfinite(keys[batch]).all()):  # fewer distinct points than k
+            batch = torch.topk(gumbel - (closest <= 0).to(X.dtype) * 1e9, m).indices
+        chosen.append(batch)
+        closest = torch.minimum(closest, _sq_dist_to(X, X[batch]).min(dim=1).values)
+        closest[batch] = 0
+        remaining -= m
+    return X[torch.cat(chosen)]
 
 
 def _assign(X, centers):
@@ -90,7 +101,7 @@ def _assign(X, centers):
 
 
 def kmeans(embeddings, n_clusters, *, random_state=None, n_iter=10, n_components=32,
-           max_samples=None, device=None):
+           max_samples=None, seeding_rounds=128, tol=1e-3, device=None):
     """Cluster rows of ``embeddings`` into ``n_clusters`` groups.
 
     Parameters
@@ -101,11 +112,17 @@ def kmeans(embeddings, n_clusters, *, random_state=None, n_iter=10, n_components
     random_state : int, RandomState or None
         Seeds the sample, the seeding and the projection.
     n_iter : int, default 10
-        Lloyd iterations on the sample.
+        At most this many Lloyd iterations on the sample.
     n_components : int or None, default 32
         Dimensions kept by the PCA projection; None clusters in the full space.
     max_samples : int or None
-        Size of the sample the centers are fitted on; default ``max(20 k, 10^4)``.
+        Size of the sample the centers are fitted on; default ``max(10 k, 10^4)``.
+    seeding_rounds : int or None, default 128
+        Rounds of batched D^2 seeding: exact k-means++ up to k = 129 clusters, then
+        about k / 128 centers per round. None is always sequential k-means++.
+    tol : float, default 1e-3
+        Lloyd stops when the mean squared center shift falls below ``tol`` times the
+        sample's variance.
     device : torch device or None
         Where to compute; default: where ``embeddings`` are.
 
@@ -128,9 +145,10 @@ def kmeans(embeddings, n_clusters, *, random_state=None, n_iter=10, n_components
         mean, components = _pca_projection(X, n_components, rng)
         X = torch.cat([(X[s:s + _ASSIGN_CHUNK] - mean) @ components
                        for s in range(0, n, _ASSIGN_CHUNK)])
-    size = max_samples or max(20 * k, 10_000)
+    size = max_samples or max(10 * k, 10_000)
     sample = X[_sample_rows(n, size, rng, X.device)]
-    centers = _kmeans_pp(sample, k, rng)
+    centers = _kmeans_pp(sample, k, rng, n_rounds=seeding_rounds)
+    scale = float((sample - sample.mean(dim=0)).pow(2).sum(dim=1).mean()) or 1.0
     for _ in range(n_iter):
         labels, _ = _assign(sample, centers)
         sums = torch.zeros_like(centers).index_add_(0, labels, sample)
@@ -138,8 +156,9 @@ def kmeans(embeddings, n_clusters, *, random_state=None, n_iter=10, n_components
         filled = counts > 0
         updated = centers.clone()
         updated[filled] = sums[filled] / counts[filled, None]
-        if torch.allclose(updated, centers):
-            break
+        shift = float((updated - centers).pow(2).sum(dim=1).mean())
         centers = updated  # an empty cluster keeps its previous center
+        if shift <= tol * scale:
+            break
     labels, dists = _assign(X, centers)
     return labels.cpu().numpy(), dists.float().cpu().numpy()

@@ -1,0 +1,111 @@
+"""Learning curves of ALLY and the baselines: test metric against the number of labels.
+
+Every strategy runs through a real ``modAL.models.ActiveLearner`` loop from the same
+random initial labeled set per seed: ``learner.query(X_remaining, n_instances=budget)``,
+then ``learner.teach(...)`` (a refit from scratch), for ``--rounds`` rounds. The ALLY
+strategies train :class:`modal_ally.PDCLNet` (:class:`modal_ally.PDCLRegressor` for
+regression); the others train the same module without constraints (a plain skorch net:
+same optimizer, learning rate, batch size, epochs and seeding; see
+``benchmarks/common.py``).
+
+Outputs in ``--out`` (default ``results/learning_curves/<dataset>``):
+
+``rounds.csv``
+    One row per (strategy, seed, round): ``strategy, seed, round, n_labels, metric,
+    fit_s, query_s`` (round 0 is the initial fit: no query).
+``summary.csv``, ``summary.md``
+    Per strategy, mean and std over seeds of the area under the learning curve, the
+    final metric and the labels needed to reach 97 % of the final metric (definitions in
+    the header of ``summary.md``).
+``learning_curves.png``
+    Mean curve and ± std band per strategy.
+``state.json``
+    The labeled pool indices and the rows of every (strategy, seed) after its last
+    finished round: rerunning with the same ``--out`` resumes (more ``--rounds``,
+    ``--seeds`` or ``--strategies`` compute only what is missing).
+
+Examples
+--------
+::
+
+    python -m benchmarks.learning_curves --dataset digits --strategies ally,random,badge
+    python -m benchmarks.learning_curves --dataset diabetes --initial 50 --budget 25
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import warnings
+from pathlib import Path
+
+from benchmarks import common
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.learning_curves",
+        description="Active-learning curves (test metric vs labels) of ALLY and baselines.")
+    common.add_loop_arguments(parser)
+    parser.add_argument(
+        "--strategies", default="all",
+        help="comma-separated strategies, or 'all' (default): "
+             + ", ".join(common.ALL_STRATEGIES))
+    return parser
+
+
+def main(argv=None) -> dict:
+    """Run the benchmark.
+
+    Parameters
+    ----------
+    argv : list of str or None
+        Command-line arguments (``sys.argv[1:]`` when None).
+
+    Returns
+    -------
+    result : dict
+        ``rows`` (list of dict, as ``rounds.csv``), ``summary`` (list of dict, as
+        ``summary.csv``) and ``paths`` (the files written).
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    common.check_loop_arguments(parser, args)
+    try:
+        data = common.load_benchmark_data(args)
+        names, notes = common.resolve_strategies(args.strategies, data.task)
+    except (ValueError, FileNotFoundError) as exc:
+        parser.error(str(exc))
+    for note in notes:
+        print(f"note: {note}")
+    if not names:
+        parser.error("no strategy left to run")
+    out = Path(args.out) if args.out else Path("results", "learning_curves", args.dataset)
+    with warnings.catch_warnings():
+        # modAL 0.4.1 passes force_all_finite, renamed by scikit-learn 1.6
+        warnings.filterwarnings("ignore", message=".*force_all_finite.*",
+                                category=FutureWarning)
+        try:
+            rows = common.run_active_learning(
+                data, common.arms_from_names(names), list(range(args.seeds)),
+                initial=args.initial, budget=args.budget, rounds=args.rounds,
+                epochs=args.epochs, out_dir=out, config=common.loop_config(args),
+                device=args.device, progress=not args.no_progress)
+        except common.SettingsError as exc:
+            parser.error(str(exc))
+    metric_name, _ = common.metric_info(data.task)
+    title = (f"{args.dataset}: test {metric_name}, initial {args.initial}, "
+             f"budget {args.budget}/round, {args.seeds} seed(s)")
+    paths, summary, markdown = common.write_report(rows, out, task=data.task, title=title)
+    print()
+    print(markdown)
+    print(f"rounds:  {paths['rounds']}")
+    print(f"summary: {paths['summary_csv']} and {paths['summary_md']}")
+    print(f"plot:    {paths['plot']}")
+    sys.stdout.flush()
+    return {"rows": rows, "summary": summary, "paths": paths}
+
+
+if __name__ == "__main__":
+    main()

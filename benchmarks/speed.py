@@ -1,0 +1,481 @@
+"""Speed and memory of PDCL training and of every query strategy.
+
+Two parts (``--parts``, default both):
+
+``fit``
+    Wall time of one ``fit`` of :class:`modal_ally.PDCLNet` against a plain skorch
+    ``NeuralNetClassifier`` with the same :class:`modal_ally.MLP`, data, epochs, batch size
+    (64), optimizer and whole-batch fetching (``dataset=RowDataset``); the plain net with
+    skorch's default per-row ``Dataset`` is reported too. Synthetic digits-sized data
+    (64 features, 10 Gaussian classes), ``--fit-sizes`` rows, best of ``--repeats``.
+    ``ratio`` is relative to the plain net with fast batches; ``train_loop_s`` is the sum
+    of skorch's per-epoch durations (PDCLNet's fit also embeds the training rows and fits
+    the dual head after the loop: the difference to ``seconds``).
+``query``
+    Wall time and peak memory of one ``learner.query(X_pool, n_instances=b)`` of every
+    strategy on synthetic pools of ``--pool-sizes`` rows (64 features; MLP 64 -> 256 ->
+    256, so the embedding is 256-d), for every ``b`` in ``--budgets``, with a learner
+    fitted on ``--labeled`` labeled rows; ``ratio`` is relative to one forward pass of the
+    backbone over the same pool (``modal_ally._inference.embed(net, X_pool)``, measured
+    the same way: section ``forward``).
+
+Each query (and forward) measurement runs in a fresh process (multiprocessing "spawn"):
+it builds the data and the learner, records its resident memory (VmRSS) as the baseline,
+resets the resident high-water mark (``/proc/self/clear_refs``; column ``rss_reset``
+says whether that worked), times ``--repeats`` queries (best kept), reads the high-water
+mark (``peak_rss_mib = VmHWM - baseline``) and runs one more query under ``tracemalloc``
+(``peak_traced_mib``: numpy and Python allocations, not torch's). On CUDA,
+``peak_cuda_mib`` is ``torch.cuda.max_memory_allocated`` during the queries.
+A measurement whose queries take longer than ``--timeout`` seconds is stopped and
+reported as ``timeout``; ``--skip-slow`` skips modAL's ranked batch (O(N (L + b) d) per
+pick, N x b picks in all) where ``N * b > 10^7`` (reported as ``skipped``).
+
+Outputs in ``--out`` (default ``results/speed``): ``speed.csv`` and ``speed.md``.
+Timings depend on the machine and its load; compare ratios taken in one run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import gc
+import math
+import multiprocessing
+import re
+import time
+import traceback
+import tracemalloc
+import types
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks import common
+
+N_FEATURES = 64
+N_CLASSES = 10
+HIDDEN = (256, 256)
+SLOW_STRATEGIES = {"ranked-batch": 10**7}  # N * b above which --skip-slow skips
+SETUP_TIMEOUT_S = 900
+FIELDS = ("section", "method", "n_rows", "budget", "repeats", "seconds", "ratio", "ratio_to",
+          "train_loop_s", "peak_rss_mib", "peak_traced_mib", "peak_cuda_mib", "rss_reset",
+          "status")
+FIT_METHODS = ("PDCLNet", "NeuralNetClassifier (RowDataset)",
+               "NeuralNetClassifier (default Dataset)")
+FIT_REFERENCE = "NeuralNetClassifier (RowDataset)"
+FORWARD_METHOD = "backbone forward (embed)"
+
+
+# ============================================================================ data
+def synthetic_data(n_rows: int, *, seed: int = 0):
+    """Gaussian classes in 64 dimensions: ``X`` float32 (n, 64), ``y`` int64 in 0..9.
+
+    The class centers are fixed (the same for every call), so a labeled set and a pool
+    drawn with different seeds come from one distribution. Built in place in chunks,
+    without temporaries the size of the pool.
+    """
+    centers = 2.0 * np.random.default_rng(12345).standard_normal(
+        (N_CLASSES, N_FEATURES), dtype=np.float32)
+    rng = np.random.default_rng(seed)
+    y = rng.integers(N_CLASSES, size=int(n_rows)).astype(np.int64)
+    X = rng.standard_normal((int(n_rows), N_FEATURES), dtype=np.float32)
+    for start in range(0, X.shape[0], 1 << 16):
+        X[start:start + (1 << 16)] += centers[y[start:start + (1 << 16)]]
+    return X, y
+
+
+def _data_spec():
+    """What :func:`benchmarks.common.build_estimator` needs to know of the data."""
+    return types.SimpleNamespace(task="classification", n_classes=N_CLASSES, module="mlp",
+                                 feature_shape=(N_FEATURES,))
+
+
+def _estimator(strategy, *, epochs, device, **params):
+    params.setdefault("module__hidden_units", HIDDEN)
+    return common.build_estimator(strategy, _data_spec(), epochs=epochs, seed=0,
+                                  device=device, **params)
+
+
+# ============================================================================ fit part
+def _plain_default_dataset_params():
+    from skorch.dataset import Dataset
+    from torch.utils.data import default_collate
+
+    return dict(dataset=Dataset, iterator_train__collate_fn=default_collate,
+                iterator_valid__collate_fn=default_collate)
+
+
+def measure_fit(n_rows: int, *, epochs: int, repeats: int, device: str) -> list[dict]:
+    """Best-of-``repeats`` fit times of the three nets on ``n_rows`` synthetic rows."""
+    X, y = synthetic_data(n_rows, seed=1)
+    factories = {
+        "PDCLNet": lambda: _estimator("ally", epochs=epochs, device=device),
+        "NeuralNetClassifier (RowDataset)": lambda: _estimator("random", epochs=epochs,
+                                                               device=device),
+        "NeuralNetClassifier (default Dataset)": lambda: _estimator(
+            "random", epochs=epochs, device=device, **_plain_default_dataset_params()),
+    }
+    warm_X, warm_y = X[:128], y[:128]
+    results = {}
+    for method, factory in factories.items():
+        # one untimed fit first: the first fit of a process pays for torch's lazy set-up
+        factory().set_params(max_epochs=1).fit(warm_X, warm_y)
+        best = None
+        for _ in range(repeats):
+            net = factory()
+            _sync(device)
+            start = time.perf_counter()
+            net.fit(X, y)
+            _sync(device)
+            seconds = time.perf_counter() - start
+            loop = float(sum(net.history[:, "dur"]))
+            if best is None or seconds < best[0]:
+                best = (seconds, loop)
+        results[method] = best
+    reference = results[FIT_REFERENCE][0]
+    return [{"section": "fit", "method": method, "n_rows": n_rows, "budget": None,
+             "repeats": repeats, "seconds": seconds, "ratio": seconds / reference,
+             "ratio_to": FIT_REFERENCE, "train_loop_s": loop, "status": "ok"}
+            for method, (seconds, loop) in results.items()]
+
+
+def _sync(device):
+    if str(device).startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
+
+
+# ============================================================================ query part
+def _proc_status_kib(field: str):
+    try:
+        with open("/proc/self/status") as handle:
+            match = re.search(rf"^{field}:\s+(\d+)\s+kB", handle.read(), re.MULTILINE)
+    except OSError:
+        return None
+    return int(match.group(1)) if match else None
+
+
+def _reset_peak_rss() -> bool:
+    """Reset VmHWM to the current RSS (Linux >= 4.0); False where that is not possible."""
+    try:
+        with open("/proc/self/clear_refs", "w") as handle:
+            handle.write("5")
+    except OSError:
+        return False
+    return True
+
+
+def _measure_worker(job: dict, conn) -> None:
+    """Child process: set up one learner, then time and profile its queries.
+
+    Sends ``{"ready": True}`` once set up, then the result dict (or ``{"error": ...}``).
+    """
+    try:
+        import torch
+        from modAL.models import ActiveLearner
+
+        from modal_ally._inference import embed
+
+        warnings.filterwarnings("ignore")
+        device = job["device"]
+        X_pool, _ = synthetic_data(job["n_rows"], seed=0)
+        X_lab, y_lab = synthetic_data(job["labeled"], seed=1)
+        strategy = job["strategy"]
+        # the forward pass runs on the plain net: the same MLP backbone as PDCLNet's
+        name = "random" if strategy is None else strategy
+        spec = common.STRATEGIES[name]
+        learner = ActiveLearner(
+            estimator=_estimator(name, epochs=job["fit_epochs"], device=device),
+            query_strategy=spec.load(), X_training=X_lab, y_training=y_lab)
+        if strategy is None:
+            def call():
+                return embed(learner.estimator, X_pool)
+        else:
+            kwargs = {"random_state": 0} if spec.accepts_random_state else {}
+
+            def call():
+                return learner.query(X_pool, n_instances=job["budget"], **kwargs)
+        gc.collect()
+        cuda = str(device).startswith("cuda")
+        if cuda:
+            torch.cuda.synchronize()
+            torch.cuda.reset_peak_memory_stats()
+        baseline = _proc_status_kib("VmRSS")
+        reset = _reset_peak_rss()
+        conn.send({"ready": True})
+        times = []
+        for _ in range(job["repeats"]):
+            start = time.perf_counter()
+            result = call()
+            if cuda:
+                torch.cuda.synchronize()
+            times.append(time.perf_counter() - start)
+            del result
+        peak = _proc_status_kib("VmHWM")
+        cuda_peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else None
+        tracemalloc.start()
+        del_result = call()
+        _, traced = tracemalloc.get_traced_memory()
+        tracemalloc.stop()
+        del del_result
+        conn.send({
+            "seconds": min(times),
+            "peak_rss_mib": None if peak is None or baseline is None
+            else max(peak - baseline, 0) / 1024,
+            "peak_traced_mib": traced / 2**20, "peak_cuda_mib": cuda_peak,
+            "rss_reset": reset})
+    except BaseException as exc:  # reported to the parent, whatever it is
+        conn.send({"error": f"{type(exc).__name__}: {exc}",
+                   "traceback": traceback.format_exc()})
+    finally:
+        conn.close()
+
+
+def run_measurement(job: dict, *, timeout: float) -> dict:
+    """Run one measurement in a fresh spawned process and return its result.
+
+    ``{"status": "ok", ...}``, ``{"status": "timeout"}`` when the queries take longer
+    than ``timeout`` seconds, or ``{"status": "error: ..."}``.
+    """
+    ctx = multiprocessing.get_context("spawn")
+    recv, send = ctx.Pipe(duplex=False)
+    proc = ctx.Process(target=_measure_worker, args=(job, send), daemon=True)
+    proc.start()
+    send.close()
+    try:
+        for limit, stage in ((SETUP_TIMEOUT_S, "setup"), (timeout, "query")):
+            if not recv.poll(limit):
+                return {"status": "timeout" if stage == "query" else "error: setup timed out"}
+            message = recv.recv()
+            if "error" in message:
+                return {"status": f"error: {message['error']}",
+                        "traceback": message.get("traceback")}
+            if stage == "query":
+                return {"status": "ok", **message}
+    except EOFError:
+        proc.join(10)
+        return {"status": f"error: the measurement process died (exit code "
+                          f"{proc.exitcode}; out of memory?)"}
+    finally:
+        recv.close()
+        if proc.is_alive():
+            proc.terminate()
+            proc.join(10)
+            if proc.is_alive():
+                proc.kill()
+        proc.join()
+    return {"status": "error: no result"}
+
+
+def skip_reason(strategy: str, n_rows: int, budget: int, *, skip_slow: bool):
+    """Why a query measurement is not run (a status string), or None to run it."""
+    if budget > n_rows:
+        return "skipped (budget > pool)"
+    if skip_slow and n_rows * budget > SLOW_STRATEGIES.get(strategy, math.inf):
+        return "skipped"
+    return None
+
+
+def measure_queries(pool_sizes, budgets, strategies, *, repeats, timeout, skip_slow,
+                    labeled, fit_epochs, device, log=print) -> list[dict]:
+    """Forward-pass and query measurements for every pool size, strategy and budget."""
+    rows = []
+    for n_rows in pool_sizes:
+        base = {"n_rows": n_rows, "labeled": labeled, "fit_epochs": fit_epochs,
+                "device": device, "repeats": repeats}
+        log(f"pool {n_rows}: forward pass")
+        forward = run_measurement({**base, "strategy": None, "budget": None},
+                                  timeout=timeout)
+        rows.append(_query_row("forward", FORWARD_METHOD, n_rows, None, repeats, forward))
+        reference = forward.get("seconds")
+        for strategy in strategies:
+            for budget in budgets:
+                reason = skip_reason(strategy, n_rows, budget, skip_slow=skip_slow)
+                if reason:
+                    rows.append(_query_row("query", strategy, n_rows, budget, repeats,
+                                           {"status": reason}))
+                    continue
+                log(f"pool {n_rows}: {strategy}, b={budget}")
+                result = run_measurement({**base, "strategy": strategy, "budget": budget},
+                                         timeout=timeout)
+                if result.get("traceback"):
+                    log(result["traceback"])
+                row = _query_row("query", strategy, n_rows, budget, repeats, result)
+                if reference and row["seconds"] is not None:
+                    row["ratio"] = row["seconds"] / reference
+                rows.append(row)
+    return rows
+
+
+def _query_row(section, method, n_rows, budget, repeats, result):
+    return {"section": section, "method": method, "n_rows": n_rows, "budget": budget,
+            "repeats": repeats, "seconds": result.get("seconds"),
+            "ratio": 1.0 if section == "forward" and result.get("seconds") else None,
+            "ratio_to": "forward pass", "train_loop_s": None,
+            "peak_rss_mib": result.get("peak_rss_mib"),
+            "peak_traced_mib": result.get("peak_traced_mib"),
+            "peak_cuda_mib": result.get("peak_cuda_mib"),
+            "rss_reset": result.get("rss_reset"), "status": result["status"]}
+
+
+# ============================================================================ output
+def _cell(value, digits=3):
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return ""
+    if isinstance(value, float):
+        return f"{value:.{digits}f}"
+    return str(value)
+
+
+def write_outputs(rows, out_dir, *, header: str):
+    """Write ``speed.csv`` and ``speed.md``; return their paths and the Markdown text."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    csv_path, md_path = out_dir / "speed.csv", out_dir / "speed.md"
+    with open(csv_path, "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=list(FIELDS))
+        writer.writeheader()
+        for row in rows:
+            writer.writerow({key: _cell(row.get(key), 6) if isinstance(row.get(key), float)
+                             else ("" if row.get(key) is None else row.get(key))
+                             for key in FIELDS})
+    lines = [header, ""]
+    fit = [r for r in rows if r["section"] == "fit"]
+    if fit:
+        lines += ["## Fit time (best of repeats)", "",
+                  f"ratio: seconds / {FIT_REFERENCE}; train loop: sum of skorch's epoch "
+                  "durations (PDCLNet's fit also embeds the rows and fits the dual head).",
+                  "", "| rows | net | seconds | train loop s | ratio |", "|---|---|---|---|---|"]
+        lines += [f"| {r['n_rows']} | {r['method']} | {_cell(r['seconds'])} | "
+                  f"{_cell(r['train_loop_s'])} | {_cell(r['ratio'], 2)} |" for r in fit]
+        lines.append("")
+    query = [r for r in rows if r["section"] in ("forward", "query")]
+    if query:
+        lines += ["## Query time and peak memory", "",
+                  "ratio: seconds / one backbone forward pass over the same pool; "
+                  "peak RSS: resident high-water mark minus the baseline after set-up; "
+                  "traced: tracemalloc peak (numpy/Python).", "",
+                  "| pool | method | b | seconds | ratio to forward | peak RSS MiB | "
+                  "traced MiB | status |", "|---|---|---|---|---|---|---|---|"]
+        lines += [f"| {r['n_rows']} | {r['method']} | {_cell(r['budget'])} | "
+                  f"{_cell(r['seconds'])} | {_cell(r['ratio'], 1)} | "
+                  f"{_cell(r['peak_rss_mib'], 1)} | {_cell(r['peak_traced_mib'], 1)} | "
+                  f"{r['status']} |" for r in query]
+        if any(r.get("peak_cuda_mib") is not None for r in query):
+            lines += ["", "CUDA peak (MiB): " + ", ".join(
+                f"{r['method']} N={r['n_rows']} b={_cell(r['budget'])}: "
+                f"{_cell(r['peak_cuda_mib'], 1)}" for r in query
+                if r.get("peak_cuda_mib") is not None)]
+    markdown = "\n".join(lines) + "\n"
+    md_path.write_text(markdown)
+    return {"csv": csv_path, "md": md_path}, markdown
+
+
+# ============================================================================ CLI
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.speed",
+        description="Fit time of PDCLNet vs a plain skorch net; query time and peak memory "
+                    "of every strategy.")
+    parser.add_argument("--parts", default="fit,query",
+                        help="comma-separated: fit, query (default: %(default)s)")
+    parser.add_argument("--fit-sizes", default="1000,5000",
+                        help="training rows for the fit part (default: %(default)s)")
+    parser.add_argument("--epochs", type=int, default=20,
+                        help="epochs of the fit part (default: %(default)s)")
+    parser.add_argument("--pool-sizes", default="10000,100000,1000000",
+                        help="pool sizes of the query part (default: %(default)s)")
+    parser.add_argument("--budgets", default="100,1000",
+                        help="batch sizes b of the query part (default: %(default)s)")
+    parser.add_argument("--strategies", default="all",
+                        help="comma-separated strategies or 'all' (default): "
+                             + ", ".join(common.ALL_STRATEGIES))
+    parser.add_argument("--labeled", type=int, default=1000,
+                        help="labeled rows of the learners of the query part "
+                             "(default: %(default)s)")
+    parser.add_argument("--fit-epochs", type=int, default=5,
+                        help="epochs of the learners' fit in the query part (not timed; "
+                             "default: %(default)s)")
+    parser.add_argument("--repeats", type=int, default=3,
+                        help="repeats per measurement, best kept (default: %(default)s)")
+    parser.add_argument("--timeout", type=float, default=300.0,
+                        help="seconds allowed for the queries of one measurement "
+                             "(default: %(default)s)")
+    parser.add_argument("--skip-slow", action="store_true",
+                        help="skip ranked-batch where pool x b > 1e7")
+    parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    parser.add_argument("--out", default=str(Path("results", "speed")),
+                        help="output directory (default: %(default)s)")
+    return parser
+
+
+def main(argv=None) -> dict:
+    """Run the speed benchmark.
+
+    Parameters
+    ----------
+    argv : list of str or None
+        Command-line arguments (``sys.argv[1:]`` when None).
+
+    Returns
+    -------
+    result : dict
+        ``rows`` (list of dict, as ``speed.csv``) and ``paths``.
+    """
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        parts = common.parse_names(args.parts)
+        if not parts or set(parts) - {"fit", "query"}:
+            raise ValueError(f"--parts: expected fit and/or query, got {args.parts!r}")
+        fit_sizes = common.parse_int_list(args.fit_sizes, name="--fit-sizes")
+        pool_sizes = common.parse_int_list(args.pool_sizes, name="--pool-sizes")
+        budgets = common.parse_int_list(args.budgets, name="--budgets")
+        strategies, _ = common.resolve_strategies(args.strategies, "classification")
+    except ValueError as exc:
+        parser.error(str(exc))
+    for name in ("epochs", "labeled", "fit_epochs", "repeats"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1")
+    if not args.timeout > 0:
+        parser.error("--timeout must be > 0")
+    if str(args.device).startswith("cuda"):
+        import torch
+
+        if not torch.cuda.is_available():
+            parser.error(f"--device {args.device} was requested but CUDA is not available")
+
+    rows = []
+    if "fit" in parts:
+        for n_rows in fit_sizes:
+            print(f"fit: {n_rows} rows, {args.epochs} epochs, best of {args.repeats}",
+                  flush=True)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                rows += measure_fit(n_rows, epochs=args.epochs, repeats=args.repeats,
+                                    device=args.device)
+    if "query" in parts:
+        rows += measure_queries(pool_sizes, budgets, strategies, repeats=args.repeats,
+                                timeout=args.timeout, skip_slow=args.skip_slow,
+                                labeled=args.labeled, fit_epochs=args.fit_epochs,
+                                device=args.device,
+                                log=lambda text: print(text, flush=True))
+    settings = [f"device {args.device}", f"best of {args.repeats}"]
+    if "fit" in parts:
+        settings.append(f"fit: {args.epochs} epochs, batch {common.BATCH_SIZE}")
+    if "query" in parts:
+        settings.append(f"query: {args.labeled} labeled rows, MLP {N_FEATURES} -> "
+                        f"{' -> '.join(map(str, HIDDEN))}")
+    header = f"# Speed ({'; '.join(settings)})"
+    paths, markdown = write_outputs(rows, args.out, header=header)
+    print()
+    print(markdown)
+    print(f"table: {paths['csv']} and {paths['md']}")
+    return {"rows": rows, "paths": paths}
+
+
+if __name__ == "__main__":
+    main()

@@ -13,8 +13,9 @@ Two parts (``--parts``, default both):
     the dual head after the loop: the difference to ``seconds``).
 ``query``
     Wall time and peak memory of one ``learner.query(X_pool, n_instances=b)`` of every
-    strategy on synthetic pools of ``--pool-sizes`` rows (64 features; MLP 64 -> 256 ->
-    256, so the embedding is 256-d), for every ``b`` in ``--budgets``, with a learner
+    strategy on synthetic pools of ``--pool-sizes`` rows (``--pool-features``, default
+    256; MLP 256 -> 256 -> 256, so the embedding is 256-d), for every ``b`` in
+    ``--budgets``, with a learner
     fitted on ``--labeled`` labeled rows; ``ratio`` is relative to one forward pass of the
     backbone over the same pool (``modal_ally._inference.embed(net, X_pool)``, measured
     the same way: section ``forward``).
@@ -53,7 +54,8 @@ import numpy as np
 
 from benchmarks import common
 
-N_FEATURES = 64
+FIT_FEATURES = 64  # digits-sized rows for the fit part
+POOL_FEATURES = 256  # DESIGN 2.3: pools of 10^5-10^6 x 256
 N_CLASSES = 10
 HIDDEN = (256, 256)
 SLOW_STRATEGIES = {"ranked-batch": 10**7}  # N * b above which --skip-slow skips
@@ -68,32 +70,32 @@ FORWARD_METHOD = "backbone forward (embed)"
 
 
 # ============================================================================ data
-def synthetic_data(n_rows: int, *, seed: int = 0):
-    """Gaussian classes in 64 dimensions: ``X`` float32 (n, 64), ``y`` int64 in 0..9.
+def synthetic_data(n_rows: int, *, seed: int = 0, n_features: int = FIT_FEATURES):
+    """Gaussian classes: ``X`` float32 (n, n_features), ``y`` int64 in 0..9.
 
     The class centers are fixed (the same for every call), so a labeled set and a pool
     drawn with different seeds come from one distribution. Built in place in chunks,
     without temporaries the size of the pool.
     """
     centers = 2.0 * np.random.default_rng(12345).standard_normal(
-        (N_CLASSES, N_FEATURES), dtype=np.float32)
+        (N_CLASSES, n_features), dtype=np.float32)
     rng = np.random.default_rng(seed)
     y = rng.integers(N_CLASSES, size=int(n_rows)).astype(np.int64)
-    X = rng.standard_normal((int(n_rows), N_FEATURES), dtype=np.float32)
+    X = rng.standard_normal((int(n_rows), n_features), dtype=np.float32)
     for start in range(0, X.shape[0], 1 << 16):
         X[start:start + (1 << 16)] += centers[y[start:start + (1 << 16)]]
     return X, y
 
 
-def _data_spec():
+def _data_spec(n_features):
     """What :func:`benchmarks.common.build_estimator` needs to know of the data."""
     return types.SimpleNamespace(task="classification", n_classes=N_CLASSES, module="mlp",
-                                 feature_shape=(N_FEATURES,))
+                                 feature_shape=(n_features,))
 
 
-def _estimator(strategy, *, epochs, device, **params):
+def _estimator(strategy, *, epochs, device, n_features=FIT_FEATURES, **params):
     params.setdefault("module__hidden_units", HIDDEN)
-    return common.build_estimator(strategy, _data_spec(), epochs=epochs, seed=0,
+    return common.build_estimator(strategy, _data_spec(n_features), epochs=epochs, seed=0,
                                   device=device, **params)
 
 
@@ -180,14 +182,16 @@ def _measure_worker(job: dict, conn) -> None:
 
         warnings.filterwarnings("ignore")
         device = job["device"]
-        X_pool, _ = synthetic_data(job["n_rows"], seed=0)
-        X_lab, y_lab = synthetic_data(job["labeled"], seed=1)
+        n_features = job["n_features"]
+        X_pool, _ = synthetic_data(job["n_rows"], seed=0, n_features=n_features)
+        X_lab, y_lab = synthetic_data(job["labeled"], seed=1, n_features=n_features)
         strategy = job["strategy"]
         # the forward pass runs on the plain net: the same MLP backbone as PDCLNet's
         name = "random" if strategy is None else strategy
         spec = common.STRATEGIES[name]
         learner = ActiveLearner(
-            estimator=_estimator(name, epochs=job["fit_epochs"], device=device),
+            estimator=_estimator(name, epochs=job["fit_epochs"], device=device,
+                                 n_features=n_features),
             query_strategy=spec.load(), X_training=X_lab, y_training=y_lab)
         if strategy is None:
             def call():
@@ -279,12 +283,13 @@ def skip_reason(strategy: str, n_rows: int, budget: int, *, skip_slow: bool):
 
 
 def measure_queries(pool_sizes, budgets, strategies, *, repeats, timeout, skip_slow,
-                    labeled, fit_epochs, device, log=print) -> list[dict]:
+                    labeled, fit_epochs, device, n_features=POOL_FEATURES,
+                    log=print) -> list[dict]:
     """Forward-pass and query measurements for every pool size, strategy and budget."""
     rows = []
     for n_rows in pool_sizes:
         base = {"n_rows": n_rows, "labeled": labeled, "fit_epochs": fit_epochs,
-                "device": device, "repeats": repeats}
+                "device": device, "repeats": repeats, "n_features": n_features}
         log(f"pool {n_rows}: forward pass")
         forward = run_measurement({**base, "strategy": None, "budget": None},
                                   timeout=timeout)
@@ -393,6 +398,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--strategies", default="all",
                         help="comma-separated strategies or 'all' (default): "
                              + ", ".join(common.ALL_STRATEGIES))
+    parser.add_argument("--pool-features", type=int, default=POOL_FEATURES,
+                        help="features of the synthetic pool rows (default: 256, as the "
+                             "10^5 x 256 pools of DESIGN 2.3)")
     parser.add_argument("--labeled", type=int, default=1000,
                         help="labeled rows of the learners of the query part "
                              "(default: %(default)s)")
@@ -461,13 +469,13 @@ def main(argv=None) -> dict:
         rows += measure_queries(pool_sizes, budgets, strategies, repeats=args.repeats,
                                 timeout=args.timeout, skip_slow=args.skip_slow,
                                 labeled=args.labeled, fit_epochs=args.fit_epochs,
-                                device=args.device,
+                                device=args.device, n_features=args.pool_features,
                                 log=lambda text: print(text, flush=True))
     settings = [f"device {args.device}", f"best of {args.repeats}"]
     if "fit" in parts:
         settings.append(f"fit: {args.epochs} epochs, batch {common.BATCH_SIZE}")
     if "query" in parts:
-        settings.append(f"query: {args.labeled} labeled rows, MLP {N_FEATURES} -> "
+        settings.append(f"query: {args.labeled} labeled rows, MLP {args.pool_features} -> "
                         f"{' -> '.join(map(str, HIDDEN))}")
     header = f"# Speed ({'; '.join(settings)})"
     paths, markdown = write_outputs(rows, args.out, header=header)

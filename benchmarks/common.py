@@ -727,7 +727,7 @@ def summarize(rows, task: str) -> list[dict]:
     return summary
 
 
-def _fmt(value, digits=4):
+def format_cell(value, digits=4):
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return ""
     if isinstance(value, float):
@@ -779,8 +779,8 @@ def summary_markdown(summary, *, task: str, title: str) -> str:
             f"{row['aulc_mean']:.4f} ± {row['aulc_std']:.4f} | "
             f"{row['final_mean']:.4f} ± {row['final_std']:.4f} | "
             f"{row['labels_to_97_mean']:.0f} ± {row['labels_to_97_std']:.0f} | "
-            f"{best} ({reached}) | {_fmt(row['fit_s_mean'], 2)} | "
-            f"{_fmt(row['query_s_mean'], 3)} |")
+            f"{best} ({reached}) | {format_cell(row['fit_s_mean'], 2)} | "
+            f"{format_cell(row['query_s_mean'], 3)} |")
     return "\n".join(lines) + "\n"
 
 
@@ -838,6 +838,34 @@ def write_report(rows, out_dir, *, task: str, title: str, plot_name="learning_cu
         warnings.simplefilter("ignore")
         plot_curves(rows, paths["plot"], task=task, title=title)
     return paths, summary, markdown
+
+
+def run_benchmark(parser, args, data, arms, out_dir, *, title: str,
+                  print_report: bool = True) -> dict:
+    """Run (or resume) the loop for ``arms`` and write the report: the shared ``main``.
+
+    Settings errors end through ``parser.error``; modAL 0.4.1's ``force_all_finite``
+    FutureWarning is silenced. Returns ``rows``, ``summary`` and ``paths``.
+    """
+    with warnings.catch_warnings():
+        # modAL 0.4.1 passes force_all_finite, renamed by scikit-learn 1.6
+        warnings.filterwarnings("ignore", message=".*force_all_finite.*",
+                                category=FutureWarning)
+        try:
+            rows = run_active_learning(
+                data, arms, list(range(args.seeds)), initial=args.initial,
+                budget=args.budget, rounds=args.rounds, epochs=args.epochs, out_dir=out_dir,
+                config=loop_config(args), device=args.device, progress=not args.no_progress)
+        except SettingsError as exc:
+            parser.error(str(exc))
+    paths, summary, markdown = write_report(rows, out_dir, task=data.task, title=title)
+    if print_report:
+        print()
+        print(markdown)
+        print(f"rounds:  {paths['rounds']}")
+        print(f"summary: {paths['summary_csv']} and {paths['summary_md']}")
+        print(f"plot:    {paths['plot']}", flush=True)
+    return {"rows": rows, "summary": summary, "paths": paths}
 
 
 def _first_seen(rows):

@@ -35,8 +35,6 @@ Examples
 from __future__ import annotations
 
 import argparse
-import sys
-import warnings
 from pathlib import Path
 
 from benchmarks import common
@@ -82,29 +80,11 @@ def main(argv=None) -> dict:
     if not names:
         parser.error("no strategy left to run")
     out = Path(args.out) if args.out else Path("results", "learning_curves", args.dataset)
-    with warnings.catch_warnings():
-        # modAL 0.4.1 passes force_all_finite, renamed by scikit-learn 1.6
-        warnings.filterwarnings("ignore", message=".*force_all_finite.*",
-                                category=FutureWarning)
-        try:
-            rows = common.run_active_learning(
-                data, common.arms_from_names(names), list(range(args.seeds)),
-                initial=args.initial, budget=args.budget, rounds=args.rounds,
-                epochs=args.epochs, out_dir=out, config=common.loop_config(args),
-                device=args.device, progress=not args.no_progress)
-        except common.SettingsError as exc:
-            parser.error(str(exc))
     metric_name, _ = common.metric_info(data.task)
     title = (f"{args.dataset}: test {metric_name}, initial {args.initial}, "
              f"budget {args.budget}/round, {args.seeds} seed(s)")
-    paths, summary, markdown = common.write_report(rows, out, task=data.task, title=title)
-    print()
-    print(markdown)
-    print(f"rounds:  {paths['rounds']}")
-    print(f"summary: {paths['summary_csv']} and {paths['summary_md']}")
-    print(f"plot:    {paths['plot']}")
-    sys.stdout.flush()
-    return {"rows": rows, "summary": summary, "paths": paths}
+    return common.run_benchmark(parser, args, data, common.arms_from_names(names), out,
+                                title=title)
 
 
 if __name__ == "__main__":

@@ -327,11 +327,7 @@ def _query_row(section, method, n_rows, budget, repeats, result):
 
 # ============================================================================ output
 def _cell(value, digits=3):
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return ""
-    if isinstance(value, float):
-        return f"{value:.{digits}f}"
-    return str(value)
+    return common.format_cell(value, digits)
 
 
 def write_outputs(rows, out_dir, *, header: str):

@@ -22,16 +22,6 @@ from modal_ally.duality import (
 )
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    # tiny networks on a shared 2-core machine: a second OpenMP thread only adds
-    # synchronization (duality_check itself fits on one thread)
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def report():
     return duality_check(random_state=0)

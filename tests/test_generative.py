@@ -14,16 +14,6 @@ from modal_ally import MLP, PDCLNet
 from modal_ally.generative import GenerativeResult, generate_informative
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_torch_thread():
-    # small networks on a shared 2-core machine: a second OpenMP thread only adds
-    # synchronization (a 20-epoch fit takes ~0.4 s on one thread, 10-20 s on two)
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def digits():
     X, y = load_digits(return_X_y=True)

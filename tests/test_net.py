@@ -278,3 +278,17 @@ def test_integer_inputs_are_cast(digits):
     net = PDCLNet(max_epochs=2, random_state=0).fit(X_int, digits["y_train"])
     assert net.predict_dual(X_int[:5]).shape == (5,)
     assert net.embed(torch.as_tensor(X_int[:5], dtype=torch.uint8)).shape == (5, 256)
+
+
+def test_skorch_validation_split_and_callbacks(digits):
+    from skorch.callbacks import EarlyStopping
+    from skorch.dataset import ValidSplit
+
+    net = PDCLNet(max_epochs=30, train_split=ValidSplit(5, stratified=True),
+                  callbacks=[EarlyStopping(patience=2)], random_state=0)
+    net.fit(digits["X_train"], digits["y_train"])
+    assert np.isfinite(net.history[:, "valid_loss"]).all()
+    assert len(net.history) < 30 or net.history[-1, "valid_loss"] > 0
+    assert net.lambdas_.shape == (200,)
+    # rows held out for validation are never trained on: their multiplier stays 0
+    assert (net.lambdas_ == 0).sum() >= 40

@@ -116,3 +116,12 @@ def test_modal_loop_improves_accuracy(digits):
         remaining = np.setdiff1d(remaining, picked)
     assert len(learner.y_training) == 180
     assert learner.score(digits["X_test"], digits["y_test"]) > before
+
+
+def test_ally_with_a_regressor(fitted_regressor, diabetes):
+    _, _, X_pool, _ = diabetes
+    chosen = indices_of(ally_query_strategy(fitted_regressor, X_pool, 10, random_state=0))
+    assert len(set(chosen)) == 10
+    chosen = indices_of(ally_redundancy_aware_query_strategy(fitted_regressor, X_pool, 10,
+                                                             random_state=0))
+    assert len(set(chosen)) == 10

@@ -1,0 +1,47 @@
+"""The epsilon ablation and the redundancy experiment run and write their reports."""
+
+import csv
+
+import pytest
+
+from benchmarks import epsilon_ablation, redundancy
+
+TINY = ["--initial", "30", "--budget", "10", "--rounds", "1", "--epochs", "2", "--seeds", "1",
+        "--no-progress"]
+
+
+def test_parse_epsilons():
+    assert epsilon_ablation.parse_epsilons("0.1, auto,1") == [0.1, "auto", 1.0]
+    for bad in ("-1", "big", ""):
+        with pytest.raises(ValueError, match="epsilons"):
+            epsilon_ablation.parse_epsilons(bad)
+
+
+def test_epsilon_ablation_runs(tmp_path):
+    result = epsilon_ablation.main(TINY + ["--epsilons", "0.1,auto", "--out", str(tmp_path)])
+    names = {row["strategy"] for row in result["summary"]}
+    assert names == {"ally eps=0.1", "ally eps=auto", "random"}
+    assert (tmp_path / "learning_curves.png").stat().st_size > 0
+    with (tmp_path / "rounds.csv").open() as handle:
+        assert len(list(csv.DictReader(handle))) == 3 * 2
+
+
+def test_redundancy_runs_and_counts_distinct_samples(tmp_path):
+    result = redundancy.main(TINY + ["--redundancies", "1,3", "--low-clusters", "2",
+                                     "--out", str(tmp_path)])
+    table = result["table"]
+    assert {row["redundancy"] for row in table} == {1, 3}
+    assert len(table) == 2 * 4
+    for row in table:
+        assert 0 < row["final_mean"] <= 1
+        assert row["distinct_mean"] <= row["n_labels"]
+    aware = [r for r in table if r["strategy"] == "ally-redundancy" and r["redundancy"] == 3]
+    assert aware[0]["distinct_mean"] == aware[0]["n_labels"]  # never a copy
+    assert (tmp_path / "redundancy.png").stat().st_size > 0
+    assert "r=3" in (tmp_path / "redundancy.md").read_text()
+
+
+def test_redundancy_rejects_bad_settings(tmp_path, capsys):
+    with pytest.raises(SystemExit):
+        redundancy.main(TINY + ["--low-clusters", "10", "--out", str(tmp_path)])
+    assert "low-clusters" in capsys.readouterr().err

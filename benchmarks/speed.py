@@ -108,15 +108,19 @@ def _plain_default_dataset_params():
                 iterator_valid__collate_fn=default_collate)
 
 
-def measure_fit(n_rows: int, *, epochs: int, repeats: int, device: str) -> list[dict]:
+def measure_fit(n_rows: int, *, epochs: int, repeats: int, device: str,
+                batch_size: int = common.BATCH_SIZE) -> list[dict]:
     """Best-of-``repeats`` fit times of the three nets on ``n_rows`` synthetic rows."""
     X, y = synthetic_data(n_rows, seed=1)
     factories = {
-        "PDCLNet": lambda: _estimator("ally", epochs=epochs, device=device),
+        "PDCLNet": lambda: _estimator("ally", epochs=epochs, device=device,
+                                                batch_size=batch_size),
         "NeuralNetClassifier (RowDataset)": lambda: _estimator("random", epochs=epochs,
-                                                               device=device),
+                                                               device=device,
+                                                               batch_size=batch_size),
         "NeuralNetClassifier (default Dataset)": lambda: _estimator(
-            "random", epochs=epochs, device=device, **_plain_default_dataset_params()),
+            "random", epochs=epochs, device=device, batch_size=batch_size,
+            **_plain_default_dataset_params()),
     }
     warm_X, warm_y = X[:128], y[:128]
     results = {}
@@ -385,6 +389,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="comma-separated: fit, query (default: %(default)s)")
     parser.add_argument("--fit-sizes", default="1000,5000",
                         help="training rows for the fit part (default: %(default)s)")
+    parser.add_argument("--fit-batch-size", type=int, default=common.BATCH_SIZE,
+                        help="minibatch size of the fit part (default: %(default)s)")
     parser.add_argument("--epochs", type=int, default=20,
                         help="epochs of the fit part (default: %(default)s)")
     parser.add_argument("--pool-sizes", default="10000,100000,1000000",
@@ -460,7 +466,7 @@ def main(argv=None) -> dict:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
                 rows += measure_fit(n_rows, epochs=args.epochs, repeats=args.repeats,
-                                    device=args.device)
+                                    device=args.device, batch_size=args.fit_batch_size)
     if "query" in parts:
         rows += measure_queries(pool_sizes, budgets, strategies, repeats=args.repeats,
                                 timeout=args.timeout, skip_slow=args.skip_slow,
@@ -469,7 +475,7 @@ def main(argv=None) -> dict:
                                 log=lambda text: print(text, flush=True))
     settings = [f"device {args.device}", f"best of {args.repeats}"]
     if "fit" in parts:
-        settings.append(f"fit: {args.epochs} epochs, batch {common.BATCH_SIZE}")
+        settings.append(f"fit: {args.epochs} epochs, batch {args.fit_batch_size}")
     if "query" in parts:
         settings.append(f"query: {args.labeled} labeled rows, MLP {args.pool_features} -> "
                         f"{' -> '.join(map(str, HIDDEN))}")

@@ -22,8 +22,7 @@ import numpy as np
 import torch
 from sklearn.base import clone
 from sklearn.utils import check_random_state
-from skorch import NeuralNetClassifier, NeuralNetRegressor
-from skorch.callbacks import Callback
+from skorch import NeuralNet, NeuralNetClassifier, NeuralNetRegressor
 from skorch.utils import is_dataset, to_device, to_tensor
 from torch import nn
 
@@ -32,29 +31,7 @@ from ._validation import check_array, check_choice, is_tensor
 from .data import RowDataset, collate_rows
 from .modules import MLP, DualHead
 
-__all__ = ["PDCLMixin", "PDCLNet", "PDCLRegressor", "DualStateLogger"]
-
-
-class DualStateLogger(Callback):
-    """Write the dual state of each epoch to the net's ``history``.
-
-    Columns: ``primal_loss`` (mean objective loss), ``lagrangian`` (mean minibatch
-    Lagrangian, the quantity the primal step descends), ``lambda_mean``,
-    ``lambda_max``, ``active_fraction`` (share of rows with lambda > 0) and
-    ``slack_mean`` (mean of ``epsilon_i - l'_i`` over the rows' latest losses;
-    negative means constraints are violated on average).
-    """
-
-    def on_epoch_end(self, net, **kwargs):
-        batches = [b for b in net.history[-1]["batches"] if "primal_loss" in b]
-        if not batches:
-            return
-        sizes = np.array([b["train_batch_size"] for b in batches], dtype=float)
-        for key, name in (("primal_loss", "primal_loss"), ("train_loss", "lagrangian")):
-            values = np.array([b[key] for b in batches], dtype=float)
-            net.history.record(name, float(values @ sizes / sizes.sum()))
-        for name, value in net.dual_summary().items():
-            net.history.record(name, value)
+__all__ = ["PDCLMixin", "PDCLNet", "PDCLRegressor"]
 
 
 class PDCLMixin:
@@ -80,22 +57,14 @@ class PDCLMixin:
         self.chunk_size = chunk_size
         self.random_state = random_state
 
+    # The dual head is trained after PDCL, apart from the primal optimizer: a known
+    # prefix routes ``dual_head__*`` parameters to it without registering it among the
+    # modules skorch trains and switches between train and eval mode at every batch;
+    # as a CUDA-dependent attribute it pickles like ``module_``.
+    prefixes_ = NeuralNet.prefixes_ + ["dual_head"]
+    cuda_dependent_attributes_ = NeuralNet.cuda_dependent_attributes_ + ["dual_head_"]
+
     # ------------------------------------------------------------------ set-up
-    @property
-    def _default_callbacks(self):
-        callbacks = list(super()._default_callbacks)
-        names = [name for name, _ in callbacks]
-        at = names.index("print_log") if "print_log" in names else len(callbacks)
-        callbacks.insert(at, ("dual_state", DualStateLogger()))
-        return callbacks
-
-    def get_all_learnable_params(self):
-        # the dual head is trained separately, after PDCL: keep it out of the
-        # primal optimizer
-        for name, param in super().get_all_learnable_params():
-            if not name.startswith("dual_head"):
-                yield name, param
-
     def initialize(self):
         self._check_params()
         if self.module in (None, MLP) and getattr(self, "feature_shape_", None) is None:
@@ -129,7 +98,7 @@ class PDCLMixin:
         kwargs = self.get_params_for("dual_head")
         if "input_dim" not in kwargs:
             kwargs["input_dim"] = self._embedding_dim()
-        return self.initialized_instance(self.dual_head, kwargs)
+        return self.initialized_instance(self.dual_head, kwargs).to(self.device)
 
     def _embedding_dim(self):
         dim = getattr(self.module_, "embedding_dim", None)
@@ -261,7 +230,10 @@ class PDCLMixin:
         self._lambda_t = torch.as_tensor(start, device=self.device).clone()
         self._eps_t = torch.as_tensor(self.epsilon_, device=self.device)
         self._lprime_t = torch.full((n,), float("nan"), device=self.device)
-        self._pending_dual = None
+        self._primal_sum = torch.zeros((), device=self.device)
+        # a slot filled by get_loss and emptied by train_step (assigning attributes of a
+        # skorch net goes through its __setattr__, which costs more than the dual step)
+        self._pending_dual = [None]
 
     def _resolve_epsilon(self, X, y):
         n = X.shape[0]
@@ -299,34 +271,71 @@ class PDCLMixin:
         """Per-sample objective ``l``; in training, the minibatch Lagrangian
         ``mean(l_i + lambda_i * (l'_i - epsilon_i))``."""
         y_true = to_tensor(y_true, device=self.device)
-        losses = self._per_sample(super().get_loss(y_pred, y_true, X=X, training=training),
-                                  y_pred)
+        if isinstance(self.criterion_, nn.NLLLoss):  # skorch takes the log of probabilities
+            losses = super().get_loss(y_pred, y_true, X=X, training=training)
+        else:
+            losses = self.criterion_(y_pred, y_true)
+        losses = self._per_sample(losses, y_pred)
         if not (training and isinstance(X, Mapping) and "sample_index" in X):
             return losses.mean()
-        index = to_tensor(X["sample_index"], device=self.device).long()
+        index = X["sample_index"].to(self._lambda_t.device, non_blocking=True)
+        lam, eps = self._lambda_t[index], self._eps_t[index]
         if self.constraint_loss is None:
+            # l' = l: the same Lagrangian with one product in the graph
             constraint = losses
+            lagrangian = (torch.dot(1.0 + lam, losses) - torch.dot(lam, eps)) / losses.shape[0]
         else:
             constraint = self._per_sample(self.constraint_loss(y_pred, y_true), y_pred)
-        lagrangian = losses + self._lambda_t[index] * (constraint - self._eps_t[index])
-        self._pending_dual = (index, constraint.detach(), losses.detach())
-        return lagrangian.mean()
+            lagrangian = (losses + lam * (constraint - eps)).mean()
+        self._pending_dual[0] = (index, lam, eps, constraint.detach(),
+                                 None if self.constraint_loss is None else losses.detach())
+        return lagrangian
 
     def train_step(self, batch, **fit_params):
         """One primal step (skorch's), then the dual step for this minibatch's rows."""
         step = super().train_step(batch, **fit_params)
-        if self._pending_dual is not None:
-            index, constraint, losses = self._pending_dual
-            self._pending_dual = None
+        pending = self._pending_dual[0]
+        if pending is not None:
+            index, lam, eps, constraint, losses = pending
+            self._pending_dual[0] = None
             with torch.no_grad():
-                updated = self._lambda_t[index] + self._dual_step_size() * (
-                    constraint - self._eps_t[index])
-                self._lambda_t[index] = updated.clamp_min(0)
+                step_size = self._dual_step_size()
+                self._lambda_t[index] = (lam + step_size * (constraint - eps)).clamp_min_(0)
                 self._lprime_t[index] = constraint
-            self.history.record_batch("primal_loss", losses.mean().item())
+                if losses is not None:  # l' != l: the objective needs its own sum
+                    self._primal_sum += losses.sum()
         return step
 
+    def on_epoch_end(self, net, **kwargs):
+        """Write the epoch's dual state to ``history``.
+
+        Columns: ``primal_loss`` (mean objective loss), ``lagrangian`` (mean minibatch
+        Lagrangian, what the primal step descends), ``lambda_mean``, ``lambda_max``,
+        ``active_fraction`` (share of rows with lambda > 0) and ``slack_mean`` (mean of
+        ``epsilon_i - l'_i`` over the rows' latest losses: negative means the
+        constraints are violated on average).
+        """
+        super().on_epoch_end(net, **kwargs)
+        primal = getattr(self, "_primal_sum", None)
+        batches = [b for b in self.history[-1]["batches"] if "train_loss" in b]
+        if primal is None or not batches:
+            return
+        sizes = np.array([b["train_batch_size"] for b in batches], dtype=float)
+        lagrangian = np.array([b["train_loss"] for b in batches], dtype=float)
+        if self.constraint_loss is None:
+            # l' = l: every row's loss of this epoch is in _lprime_t
+            primal_loss = float(torch.nanmean(self._lprime_t))
+        else:
+            primal_loss = float(primal) / sizes.sum()
+        self.history.record("primal_loss", primal_loss)
+        self.history.record("lagrangian", float(lagrangian @ sizes / sizes.sum()))
+        primal.zero_()
+        for name, value in self.dual_summary().items():
+            self.history.record(name, value)
+
     def _dual_step_size(self):
+        if self.dual_lr_schedule == "constant":
+            return self.dual_lr
         epoch = max(len(self.history), 1)
         if callable(self.dual_lr_schedule):
             return float(self.dual_lr_schedule(epoch))
@@ -335,7 +344,7 @@ class PDCLMixin:
         return self.dual_lr
 
     def dual_summary(self):
-        """Statistics of the current multipliers (what ``DualStateLogger`` records)."""
+        """Statistics of the current multipliers (recorded in ``history`` every epoch)."""
         lam = self._lambda_t if hasattr(self, "_lambda_t") else torch.as_tensor(self.lambdas_)
         slack = torch.as_tensor(self.epsilon_, device=lam.device) - self._lprime_t \
             if hasattr(self, "_lprime_t") else torch.full_like(lam, float("nan"))
@@ -362,7 +371,7 @@ class PDCLMixin:
         Every row is used (shuffled minibatches of ``dual_head_batch_size`` rows, the
         whole set at once when it fits); inputs and targets are standardized.
         """
-        self.dual_head_ = self._build_dual_head().to(self.device)
+        self.dual_head_ = self._build_dual_head()
         targets = targets.float()
         self.dual_target_mean_ = float(targets.mean())
         std = float(targets.std()) if targets.numel() > 1 else 0.0
@@ -468,7 +477,7 @@ class PDCLMixin:
 
     def __getstate__(self):
         state = super().__getstate__()
-        for key in ("_lambda_t", "_eps_t", "_lprime_t", "_pending_dual"):
+        for key in ("_lambda_t", "_eps_t", "_lprime_t", "_pending_dual", "_primal_sum"):
             state.pop(key, None)
         return state
 

@@ -80,11 +80,35 @@ def median_pairwise_distance(embeddings, *, n_pairs=4096, random_state=None):
     return float(torch.linalg.vector_norm(E[a[keep]] - E[b[keep]], dim=1).median())
 
 
-def _min_distance_to(E, reference, chunk=4096):
+_EPS32 = float(torch.finfo(torch.float32).eps)
+
+
+def _distances(A, B, delta):
+    """Euclidean distances ``(len(A), len(B))``, exact wherever they are near ``delta``.
+
+    ``torch.cdist`` uses ``|a|^2 + |b|^2 - 2 a.b`` on larger inputs: its rounding error
+    in d^2 grows with the norms and the square root amplifies it near 0 (exact copies
+    can come out ~1e-2 apart). Entries that could lie on either side of ``delta`` (the
+    approximate value is at most ``delta`` plus a bound on that error) are recomputed
+    from the differences, so copies are at distance exactly 0.
+    """
+    D = torch.cdist(A, B)
+    if D.numel() == 0:
+        return D
+    norms = float((A * A).sum(dim=1).max()) + float((B * B).sum(dim=1).max())
+    near = D <= delta + (8.0 * _EPS32 * norms) ** 0.5
+    if bool(near.any()):
+        i, j = near.nonzero(as_tuple=True)
+        D[i, j] = torch.linalg.vector_norm(A[i] - B[j], dim=1)
+    return D
+
+
+def _min_distance_to(E, reference, delta, chunk=4096):
     """Distance of every row of ``E`` to its nearest row of ``reference`` (chunked)."""
     out = torch.empty(E.shape[0], device=E.device)
     for start in range(0, E.shape[0], chunk):
-        out[start:start + chunk] = torch.cdist(E[start:start + chunk], reference).min(dim=1).values
+        out[start:start + chunk] = _distances(E[start:start + chunk], reference,
+                                              delta).min(dim=1).values
     return out
 
 
@@ -107,7 +131,7 @@ def select_with_exclusion(order, embeddings, n_instances, delta, *,
     order = np.asarray(order, dtype=np.int64)
     E = _as_tensor(embeddings)
     # distances are translation-invariant; centering shrinks the norms and with them
-    # the float32 cancellation of the matrix-product distance formula
+    # the rounding of the matrix-product distance formula (see _distances)
     center = E.mean(dim=0)
     E = E - center
     n = E.shape[0]
@@ -115,7 +139,7 @@ def select_with_exclusion(order, embeddings, n_instances, delta, *,
     blocked = torch.zeros(n, dtype=torch.bool, device=E.device)
     if labeled_embeddings is not None and len(labeled_embeddings):
         L = _as_tensor(labeled_embeddings, E.device) - center
-        blocked = _min_distance_to(E, L) <= delta
+        blocked = _min_distance_to(E, L, delta) <= delta
     n_near_labeled = int(blocked.sum())
     blocked_np = blocked.cpu().numpy()
     kept: list[int] = []
@@ -127,11 +151,11 @@ def select_with_exclusion(order, embeddings, n_instances, delta, *,
         chunk = candidates[start:start + block]
         C = E[torch.as_tensor(chunk, device=E.device)]
         if kept_emb.shape[0]:
-            free = (torch.cdist(C, kept_emb).min(dim=1).values > delta).cpu().numpy()
+            free = (_distances(C, kept_emb, delta).min(dim=1).values > delta).cpu().numpy()
             chunk, C = chunk[free], C[torch.as_tensor(free, device=E.device)]
         if chunk.shape[0] == 0:
             continue
-        near = (torch.cdist(C, C) <= delta).cpu().numpy()
+        near = (_distances(C, C, delta) <= delta).cpu().numpy()
         accepted = []
         for i in range(chunk.shape[0]):
             if len(kept) + len(accepted) >= n_instances:

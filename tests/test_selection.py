@@ -127,3 +127,12 @@ def test_kmeans_scale_1e5_points_k_1000():
     labels, _ = kmeans(X, 1000, random_state=0)
     assert time.perf_counter() - start < 60
     assert labels.shape == (100_000,) and len(set(labels)) > 900
+
+
+def test_exact_copies_are_at_distance_zero_whatever_their_norm():
+    rng = np.random.RandomState(0)
+    distinct = (rng.randn(300, 256) * 30 + 100).astype(np.float32)  # large norms
+    pool = np.concatenate([distinct[:40], distinct[100:]])
+    chosen, near_labeled = select_with_exclusion(np.arange(len(pool)), pool, 50, 1e-4,
+                                                 labeled_embeddings=distinct[:40])
+    assert near_labeled == 40 and chosen.min() >= 40

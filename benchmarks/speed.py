@@ -186,7 +186,7 @@ def _measure_worker(job: dict, conn) -> None:
 
         warnings.filterwarnings("ignore")
         device = job["device"]
-        n_features = job["n_features"]
+        n_features = job.get("n_features", POOL_FEATURES)
         X_pool, _ = synthetic_data(job["n_rows"], seed=0, n_features=n_features)
         X_lab, y_lab = synthetic_data(job["labeled"], seed=1, n_features=n_features)
         strategy = job["strategy"]

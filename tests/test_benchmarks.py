@@ -9,18 +9,12 @@ from __future__ import annotations
 import csv
 import json
 import math
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
-# benchmarks/ is not part of the installed package: import it from the repository root.
-_ROOT = str(Path(__file__).resolve().parents[1])
-if _ROOT not in sys.path:
-    sys.path.insert(0, _ROOT)
-
-from benchmarks import common, learning_curves, speed  # noqa: E402
+from benchmarks import common, learning_curves, speed
+from tests.test_datasets import cifar_dir, mnist_dir  # noqa: F401  (fixtures)
 
 TINY = ["--initial", "30", "--budget", "10", "--epochs", "2", "--no-progress"]
 
@@ -297,3 +291,17 @@ def test_speed_skip_slow_and_bad_flags(tmp_path, capsys):
     with pytest.raises(SystemExit):
         speed.main(["--pool-sizes", "1e4,abc", "--out", str(tmp_path)])
     assert "--pool-sizes" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("dataset,fixture", [("cifar10", "cifar_dir"), ("mnist", "mnist_dir")])
+def test_learning_curves_on_torchvision_files(dataset, fixture, request, tmp_path):
+    """The loop runs on image sets read from --data-dir (ResNet-18 / MLP backbones)."""
+    root, _ = request.getfixturevalue(fixture)
+    out = tmp_path / "out"
+    result = learning_curves.main([
+        "--dataset", dataset, "--data-dir", str(root), "--strategies", "ally,badge,coreset",
+        "--initial", "8", "--budget", "4", "--rounds", "1", "--epochs", "1", "--seeds", "1",
+        "--out", str(out), "--no-progress"])
+    assert {row["strategy"] for row in result["rows"]} == {"ally", "badge", "coreset"}
+    assert all(row["n_labels"] in (8, 12) for row in result["rows"])
+    assert (out / "learning_curves.png").exists()

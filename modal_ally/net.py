@@ -229,6 +229,8 @@ class PDCLMixin:
         self._dual_reset_pending = False
         self._lambda_t = torch.as_tensor(start, device=self.device).clone()
         self._eps_t = torch.as_tensor(self.epsilon_, device=self.device)
+        uniform = self.epsilon_.size and bool((self.epsilon_ == self.epsilon_[0]).all())
+        self._eps_scalar = float(self.epsilon_[0]) if uniform else None
         self._lprime_t = torch.full((n,), float("nan"), device=self.device)
         self._primal_sum = torch.zeros((), device=self.device)
         # a slot filled by get_loss and emptied by train_step (assigning attributes of a
@@ -270,7 +272,8 @@ class PDCLMixin:
     def get_loss(self, y_pred, y_true, X=None, training=False):
         """Per-sample objective ``l``; in training, the minibatch Lagrangian
         ``mean(l_i + lambda_i * (l'_i - epsilon_i))``."""
-        y_true = to_tensor(y_true, device=self.device)
+        if not torch.is_tensor(y_true) or y_true.device != y_pred.device:
+            y_true = to_tensor(y_true, device=self.device)
         if isinstance(self.criterion_, nn.NLLLoss):  # skorch takes the log of probabilities
             losses = super().get_loss(y_pred, y_true, X=X, training=training)
         else:
@@ -279,11 +282,14 @@ class PDCLMixin:
         if not (training and isinstance(X, Mapping) and "sample_index" in X):
             return losses.mean()
         index = X["sample_index"].to(self._lambda_t.device, non_blocking=True)
-        lam, eps = self._lambda_t[index], self._eps_t[index]
+        lam = self._lambda_t[index]  # a copy: the dual step may update it in place
+        # a scalar epsilon (the default) needs no per-row gather
+        eps = self._eps_scalar if self._eps_scalar is not None else self._eps_t[index]
         if self.constraint_loss is None:
             # l' = l: the same Lagrangian with one product in the graph
             constraint = losses
-            lagrangian = (torch.dot(1.0 + lam, losses) - torch.dot(lam, eps)) / losses.shape[0]
+            penalty = lam.sum() * eps if self._eps_scalar is not None else torch.dot(lam, eps)
+            lagrangian = (torch.dot(1.0 + lam, losses) - penalty) / losses.shape[0]
         else:
             constraint = self._per_sample(self.constraint_loss(y_pred, y_true), y_pred)
             lagrangian = (losses + lam * (constraint - eps)).mean()
@@ -300,7 +306,9 @@ class PDCLMixin:
             self._pending_dual[0] = None
             with torch.no_grad():
                 step_size = self._dual_step_size()
-                self._lambda_t[index] = (lam + step_size * (constraint - eps)).clamp_min_(0)
+                # lambda_B <- max(0, lambda_B + eta (l'_B - eps_B)), on the gathered copy
+                lam.add_(constraint, alpha=step_size).sub_(step_size * eps).clamp_(min=0)
+                self._lambda_t[index] = lam
                 self._lprime_t[index] = constraint
                 if losses is not None:  # l' != l: the objective needs its own sum
                     self._primal_sum += losses.sum()

@@ -26,7 +26,7 @@ from skorch import NeuralNet, NeuralNetClassifier, NeuralNetRegressor
 from skorch.utils import is_dataset, to_device, to_tensor
 from torch import nn
 
-from ._inference import embed, iter_chunks, map_chunks, module_in_eval
+from ._inference import chunk_size_of, embed, iter_chunks, map_chunks, module_in_eval
 from ._validation import check_array, check_choice, is_tensor
 from .data import RowDataset, collate_rows
 from .modules import MLP, DualHead
@@ -114,7 +114,7 @@ class PDCLMixin:
             raise ValueError("cannot infer the embedding size before fit")
         with torch.no_grad(), module_in_eval(self):
             device = next(self.module_.parameters()).device
-            dummy = torch.zeros((2, *shape), dtype=self._input_dtype, device=device)
+            dummy = torch.zeros((2, *shape), dtype=torch.float32, device=device)
             return int(self.module_.backbone(dummy).reshape(2, -1).shape[1])
 
     def initialize_criterion(self):
@@ -160,10 +160,6 @@ class PDCLMixin:
         if isinstance(self.random_state, numbers.Integral):
             return int(self.random_state)
         return int(check_random_state(self.random_state).randint(2**31 - 1))
-
-    @property
-    def _input_dtype(self):
-        return torch.float32
 
     # ------------------------------------------------------------------ fit
     def fit(self, X, y, **fit_params):
@@ -424,12 +420,9 @@ class PDCLMixin:
         if not getattr(self, "dual_head_fitted_", False):
             return torch.zeros(n)
         self.dual_head_.train(False)
-        out = map_chunks(self.dual_head_, embeddings, chunk_size=self._chunk(),
+        out = map_chunks(self.dual_head_, embeddings, chunk_size=chunk_size_of(self),
                          device=self.device)
         return (out.float() * self.dual_target_scale_ + self.dual_target_mean_).clamp_min(0)
-
-    def _chunk(self):
-        return int(self.chunk_size)
 
     def embed(self, X):
         """Backbone embeddings of ``X``, shape (n_samples, embedding_dim), float32."""
@@ -449,7 +442,7 @@ class PDCLMixin:
         X = check_array(X, name="X", n_features=self.feature_shape_)
         parts = []
         with module_in_eval(self) as module:
-            for block in iter_chunks(X, self._chunk(), self.device):
+            for block in iter_chunks(X, chunk_size_of(self), self.device):
                 with torch.no_grad():
                     parts.append(self.predict_dual_from_embeddings(
                         module.backbone(block).reshape(block.shape[0], -1)))
@@ -461,7 +454,7 @@ class PDCLMixin:
         y = self._encode_targets(np.asarray(y))
         out = []
         for y_pred, start in zip(self.forward_iter(X, device=self.device),
-                                 range(0, X.shape[0], self._chunk())):
+                                 range(0, X.shape[0], chunk_size_of(self))):
             y_true = to_tensor(y[start:start + y_pred.shape[0]], device=self.device)
             with torch.no_grad():
                 losses = super().get_loss(y_pred, y_true)
@@ -477,7 +470,7 @@ class PDCLMixin:
             return
         self.check_is_fitted()
         X = check_array(X, name="X", n_features=getattr(self, "feature_shape_", None))
-        for block in iter_chunks(X, self._chunk(), self.device):
+        for block in iter_chunks(X, chunk_size_of(self), self.device):
             with torch.set_grad_enabled(training):
                 self._set_training(training)
                 y_pred = self.infer(block)

@@ -350,8 +350,8 @@ class PDCLMixin:
     def dual_summary(self):
         """Statistics of the current multipliers (recorded in ``history`` every epoch)."""
         lam = self._lambda_t if hasattr(self, "_lambda_t") else torch.as_tensor(self.lambdas_)
-        slack = torch.as_tensor(self.epsilon_, device=lam.device) - self._lprime_t \
-            if hasattr(self, "_lprime_t") else torch.full_like(lam, float("nan"))
+        slack = self._eps_t - self._lprime_t if hasattr(self, "_lprime_t") \
+            else torch.full_like(lam, float("nan"))
         return {
             "lambda_mean": float(lam.mean()),
             "lambda_max": float(lam.max()),

@@ -24,7 +24,10 @@ from modal_ally import (
 
 PACKAGE = Path(modal_ally.__file__).parent
 
-#: Every module's layer: a module imports only from lower layers.
+#: Every module's layer: a module imports only from lower layers. A module not listed
+#: is placed at UNLISTED (above the strategies, below the package's ``__init__``): list
+#: a new module here at the layer it belongs to.
+UNLISTED = 10
 LAYERS = {
     "_validation": 0, "_torch_utils": 0, "_compat": 0,
     "_inference": 1, "data": 1, "modules": 1, "clustering": 1,
@@ -72,14 +75,16 @@ def package_imports(name):
     return found
 
 
-def test_every_module_has_a_layer():
-    assert sorted(module_names()) == sorted(LAYERS)
+def test_every_listed_module_exists():
+    assert set(LAYERS) <= set(module_names())
 
 
-@pytest.mark.parametrize("name", sorted(LAYERS), ids=lambda n: n or "modal_ally")
+@pytest.mark.parametrize("name", module_names(), ids=lambda n: n or "modal_ally")
 def test_imports_flow_one_way(name):
     for target in package_imports(name):
-        assert LAYERS[target] < LAYERS[name], f"{name} imports {target}"
+        assert LAYERS.get(target, UNLISTED) < LAYERS.get(name, UNLISTED), (
+            f"{name} imports {target}: imports must flow down the layers of "
+            "tests/test_structure.py LAYERS (list a new module there)")
 
 
 def test_low_level_helpers_import_nothing_from_the_package():

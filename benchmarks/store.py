@@ -111,6 +111,9 @@ class RunStore:
         """Save one curve: ``state.json``, then ``rounds.csv``, each replaced atomically."""
         self._check_open()
         self._state["runs"][key] = json.loads(json.dumps(run))
+        self._write()
+
+    def _write(self):
         write_atomic(self.state_path, json.dumps(self._state))
         rows = [row for saved in self._state["runs"].values() for row in saved["rows"]]
         write_csv(self.out_dir / ROUNDS_FILE, row_fields(rows), sorted_rows(rows))
@@ -177,6 +180,8 @@ class RunStore:
                 raise ValueError("no 'runs' object")
         except ValueError as exc:  # JSONDecodeError and UnicodeDecodeError included
             fresh["runs"] = self._recover(exc)
+            self._state = fresh
+            self._write()  # a readable state again, with what was recovered
             return fresh
         if state.get("version") not in _READABLE_VERSIONS:
             raise SettingsError(f"{self.state_path} was written by another version of the "

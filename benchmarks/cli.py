@@ -7,8 +7,10 @@ with :func:`add_loop_arguments`, check it with :func:`check_loop_arguments` and 
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import warnings
+from pathlib import Path
 
 import torch
 
@@ -19,7 +21,8 @@ from benchmarks.reporting import write_report
 from benchmarks.store import SettingsError
 
 __all__ = ["add_loop_arguments", "check_loop_arguments", "load_benchmark_data",
-           "loop_config", "parse_int_list", "run_benchmark", "torch_threads"]
+           "loop_config", "loop_parser", "out_dir", "parse_int_list", "parse_loop_args",
+           "run_benchmark", "torch_threads"]
 
 
 def parse_int_list(text: str, *, name: str, minimum: int = 1) -> list[int]:
@@ -70,6 +73,24 @@ def add_loop_arguments(parser, *, dataset="digits", initial=100, budget=100, rou
              "then differ from an uninterrupted run)")
     add("--no-progress", action="store_true", help="no progress bar")
     return parser
+
+
+def loop_parser(prog: str, description: str, **defaults) -> argparse.ArgumentParser:
+    """A parser with the shared loop flags (``defaults`` as in :func:`add_loop_arguments`)."""
+    parser = argparse.ArgumentParser(prog=prog, description=description)
+    return add_loop_arguments(parser, **defaults)
+
+
+def parse_loop_args(parser, argv):
+    """Parse ``argv`` and check the loop flags (:func:`check_loop_arguments`)."""
+    args = parser.parse_args(argv)
+    check_loop_arguments(parser, args)
+    return args
+
+
+def out_dir(args, *default) -> Path:
+    """``--out``, or ``results/<default...>`` when it is not given."""
+    return Path(args.out) if args.out else Path("results", *default)
 
 
 def check_loop_arguments(parser, args):

@@ -17,7 +17,6 @@ Example
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from benchmarks import cli
 from benchmarks.metrics import metric_info
@@ -54,9 +53,8 @@ def build_arms(epsilons, *, with_random: bool = True) -> list:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.epsilon_ablation",
-                                     description=__doc__.splitlines()[0])
-    cli.add_loop_arguments(parser, seeds=3)
+    parser = cli.loop_parser("python -m benchmarks.epsilon_ablation",
+                             __doc__.splitlines()[0], seeds=3)
     parser.add_argument("--epsilons", default=DEFAULT_EPSILONS,
                         help="comma-separated epsilon values and/or 'auto' "
                              "(default: %(default)s)")
@@ -68,14 +66,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> dict:
     """Run the ablation; returns ``rows``, ``summary`` and ``paths`` as learning_curves."""
     parser = build_parser()
-    args = parser.parse_args(argv)
-    cli.check_loop_arguments(parser, args)
+    args = cli.parse_loop_args(parser, argv)
     try:
         epsilons = parse_epsilons(args.epsilons)
         data = cli.load_benchmark_data(args)
     except (ValueError, FileNotFoundError) as exc:
         parser.error(str(exc))
-    out = Path(args.out) if args.out else Path("results", "epsilon_ablation", args.dataset)
+    out = cli.out_dir(args, "epsilon_ablation", args.dataset)
     metric_name, _ = metric_info(data.task)
     title = (f"epsilon ablation, {args.dataset}: test {metric_name}, initial {args.initial}, "
              f"budget {args.budget}/round, {args.seeds} seed(s)")

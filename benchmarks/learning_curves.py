@@ -40,7 +40,6 @@ Examples
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
 from benchmarks import cli, registry
 from benchmarks.metrics import metric_info
@@ -48,10 +47,9 @@ from benchmarks.metrics import metric_info
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.learning_curves",
-        description="Active-learning curves (test metric vs labels) of ALLY and baselines.")
-    cli.add_loop_arguments(parser)
+    parser = cli.loop_parser(
+        "python -m benchmarks.learning_curves",
+        "Active-learning curves (test metric vs labels) of ALLY and baselines.")
     parser.add_argument(
         "--strategies", default="all",
         help="comma-separated strategies, or 'all' (default): "
@@ -77,8 +75,7 @@ def main(argv=None, *, observers=None) -> dict:
         ``summary.csv``) and ``paths`` (the files written).
     """
     parser = build_parser()
-    args = parser.parse_args(argv)
-    cli.check_loop_arguments(parser, args)
+    args = cli.parse_loop_args(parser, argv)
     try:
         data = cli.load_benchmark_data(args)
         names, notes = registry.resolve_strategies(args.strategies, data.task)
@@ -88,7 +85,7 @@ def main(argv=None, *, observers=None) -> dict:
         print(f"note: {note}")
     if not names:
         parser.error("no strategy left to run")
-    out = Path(args.out) if args.out else Path("results", "learning_curves", args.dataset)
+    out = cli.out_dir(args, "learning_curves", args.dataset)
     metric_name, _ = metric_info(data.task)
     title = (f"{args.dataset}: test {metric_name}, initial {args.initial}, "
              f"budget {args.budget}/round, {args.seeds} seed(s)")

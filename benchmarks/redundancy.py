@@ -59,9 +59,8 @@ def distinct_labeled(learner, X_pool_remaining, n_labels) -> dict:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.redundancy",
-                                     description=__doc__.splitlines()[0])
-    cli.add_loop_arguments(parser, dataset="digits-redundant", seeds=3)
+    parser = cli.loop_parser("python -m benchmarks.redundancy", __doc__.splitlines()[0],
+                             dataset="digits-redundant", seeds=3)
     parser.add_argument("--redundancies", default="1,2,4,8",
                         help="values of r (default: %(default)s)")
     parser.add_argument("--low-clusters", type=int, default=10,
@@ -72,8 +71,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> dict:
     """Run the experiment; returns ``table`` (rows of redundancy.csv) and ``paths``."""
     parser = build_parser()
-    args = parser.parse_args(argv)
-    cli.check_loop_arguments(parser, args)
+    args = cli.parse_loop_args(parser, argv)
     if args.dataset != "digits-redundant":
         parser.error("--dataset must be digits-redundant")
     try:
@@ -81,7 +79,7 @@ def main(argv=None) -> dict:
         arms = build_arms(args.budget, args.low_clusters)
     except ValueError as exc:
         parser.error(str(exc))
-    out = Path(args.out) if args.out else Path("results", "redundancy")
+    out = cli.out_dir(args, "redundancy")
     table = []
     for redundancy in redundancies:
         args.redundancy = redundancy

@@ -175,66 +175,75 @@ def _reset_peak_rss() -> bool:
     return True
 
 
+def _measured_call(job: dict):
+    """Build the data and a fitted learner; return the call to measure (no argument).
+
+    The forward pass runs on a PDCLNet's backbone (``PDCLNet.embed``): the same MLP
+    backbone as the plain net's.
+    """
+    from modAL.models import ActiveLearner
+
+    n_features = job.get("n_features", POOL_FEATURES)
+    X_pool, _ = synthetic_data(job["n_rows"], seed=0, n_features=n_features)
+    X_lab, y_lab = synthetic_data(job["labeled"], seed=1, n_features=n_features)
+    name = "ally" if job["strategy"] is None else job["strategy"]
+    spec = STRATEGIES[name]
+    learner = ActiveLearner(
+        estimator=_estimator(name, epochs=job["fit_epochs"], device=job["device"],
+                             n_features=n_features),
+        query_strategy=spec.load(), X_training=X_lab, y_training=y_lab)
+    if job["strategy"] is None:
+        return lambda: learner.estimator.embed(X_pool)
+    kwargs = {"random_state": 0} if spec.accepts_random_state else {}
+    return lambda: learner.query(X_pool, n_instances=job["budget"], **kwargs)
+
+
+def _profile(call, repeats: int, cuda: bool, conn) -> dict:
+    """Best-of-``repeats`` time, peak RSS, traced and CUDA peaks of ``call()``.
+
+    Sends ``{"ready": True}`` once the baseline memory is read.
+    """
+    import torch
+
+    gc.collect()
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    baseline = _proc_status_kib("VmRSS")
+    reset = _reset_peak_rss()
+    conn.send({"ready": True})
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = call()
+        if cuda:
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+        del result
+    peak = _proc_status_kib("VmHWM")
+    cuda_peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else None
+    tracemalloc.start()
+    result = call()
+    _, traced = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    del result
+    return {"seconds": min(times),
+            "peak_rss_mib": None if peak is None or baseline is None
+            else max(peak - baseline, 0) / 1024,
+            "peak_traced_mib": traced / 2**20, "peak_cuda_mib": cuda_peak,
+            "rss_reset": reset}
+
+
 def _measure_worker(job: dict, conn) -> None:
     """Child process: set up one learner, then time and profile its queries.
 
     Sends ``{"ready": True}`` once set up, then the result dict (or ``{"error": ...}``).
     """
     try:
-        import torch
-        from modAL.models import ActiveLearner
-
         warnings.filterwarnings("ignore")
-        device = job["device"]
-        n_features = job.get("n_features", POOL_FEATURES)
-        X_pool, _ = synthetic_data(job["n_rows"], seed=0, n_features=n_features)
-        X_lab, y_lab = synthetic_data(job["labeled"], seed=1, n_features=n_features)
-        strategy = job["strategy"]
-        # the forward pass runs on a PDCLNet's backbone (PDCLNet.embed): the same MLP
-        # backbone as the plain net's
-        name = "ally" if strategy is None else strategy
-        spec = STRATEGIES[name]
-        learner = ActiveLearner(
-            estimator=_estimator(name, epochs=job["fit_epochs"], device=device,
-                                 n_features=n_features),
-            query_strategy=spec.load(), X_training=X_lab, y_training=y_lab)
-        if strategy is None:
-            def call():
-                return learner.estimator.embed(X_pool)
-        else:
-            kwargs = {"random_state": 0} if spec.accepts_random_state else {}
-
-            def call():
-                return learner.query(X_pool, n_instances=job["budget"], **kwargs)
-        gc.collect()
-        cuda = str(device).startswith("cuda")
-        if cuda:
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-        baseline = _proc_status_kib("VmRSS")
-        reset = _reset_peak_rss()
-        conn.send({"ready": True})
-        times = []
-        for _ in range(job["repeats"]):
-            start = time.perf_counter()
-            result = call()
-            if cuda:
-                torch.cuda.synchronize()
-            times.append(time.perf_counter() - start)
-            del result
-        peak = _proc_status_kib("VmHWM")
-        cuda_peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else None
-        tracemalloc.start()
-        del_result = call()
-        _, traced = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-        del del_result
-        conn.send({
-            "seconds": min(times),
-            "peak_rss_mib": None if peak is None or baseline is None
-            else max(peak - baseline, 0) / 1024,
-            "peak_traced_mib": traced / 2**20, "peak_cuda_mib": cuda_peak,
-            "rss_reset": reset})
+        call = _measured_call(job)
+        conn.send(_profile(call, job["repeats"], str(job["device"]).startswith("cuda"),
+                           conn))
     except BaseException as exc:  # reported to the parent, whatever it is
         conn.send({"error": f"{type(exc).__name__}: {exc}",
                    "traceback": traceback.format_exc()})

@@ -195,6 +195,23 @@ def test_plain_net_is_pdcl_without_constraints(task):
                                pdcl.predict(X), rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.filterwarnings("ignore:every dual variable:UserWarning")
+def test_plain_net_is_pdcl_with_no_dual_step():
+    """What benchmarks/estimators.py says: PDCLNet with epsilon=0 and dual_lr=0 (every
+    multiplier stays 0) trains the plain net's network, over several epochs too."""
+    data = type("Data", (), {"task": "classification", "n_classes": 4, "module": "mlp",
+                             "feature_shape": (6,)})()
+    rng = np.random.default_rng(2)
+    X = rng.normal(size=(150, 6)).astype(np.float32)
+    y = rng.integers(4, size=150)
+    pdcl = estimators.build_estimator("ally", data, epochs=4, seed=5, epsilon=0.0,
+                                      dual_lr=0.0).fit(X, y)
+    plain = estimators.build_estimator("random", data, epochs=4, seed=5).fit(X, y)
+    assert not pdcl.lambdas_.any()
+    np.testing.assert_allclose(plain.predict_proba(X), pdcl.predict_proba(X), rtol=1e-5,
+                               atol=1e-6)
+
+
 def test_plain_fits_are_reproducible():
     data = type("Data", (), {"task": "classification", "n_classes": 3, "module": "mlp",
                              "feature_shape": (4,)})()

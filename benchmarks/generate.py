@@ -1,7 +1,7 @@
 """Generative mode on scikit-learn's digits: the paper's Figure 1.
 
 Trains a PDCLNet on a labeled subset of the digits, then runs
-:func:`modal_ally.generative.generate_informative` from a few pool digits (one per
+:func:`modal_ally.generate_informative` from a few pool digits (one per
 class, as far as the pool allows) and writes a grid of snapshots: one row per sample,
 one column per snapshot step, each titled with its predicted dual variable.
 
@@ -93,8 +93,7 @@ def main(argv=None):
     import torch
     from sklearn.datasets import load_digits
 
-    from modal_ally import PDCLNet
-    from modal_ally.generative import generate_informative
+    from modal_ally import PDCLNet, generate_informative
 
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(args.random_state)

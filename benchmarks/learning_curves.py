@@ -40,6 +40,7 @@ Examples
 from __future__ import annotations
 
 import argparse
+from pathlib import Path
 
 from benchmarks import cli, registry
 from benchmarks.metrics import metric_info
@@ -85,7 +86,7 @@ def main(argv=None, *, observers=None) -> dict:
         print(f"note: {note}")
     if not names:
         parser.error("no strategy left to run")
-    out = cli.out_dir(args, "learning_curves", args.dataset)
+    out = Path(args.out) if args.out else Path("results", "learning_curves", args.dataset)
     metric_name, _ = metric_info(data.task)
     title = (f"{args.dataset}: test {metric_name}, initial {args.initial}, "
              f"budget {args.budget}/round, {args.seeds} seed(s)")

@@ -214,11 +214,14 @@ def task_of(learner, task):
     if task != "auto":
         return task
     _, estimator = final_step(learner)
-    if is_classifier(estimator):
-        return "classification"
-    if is_regressor(estimator):
-        return "regression"
-    return None  # decided from the predictions
+    if hasattr(estimator, "__sklearn_tags__"):
+        if is_classifier(estimator):
+            return "classification"
+        if is_regressor(estimator):
+            return "regression"
+        return None
+    kind = getattr(estimator, "_estimator_type", None)  # estimators outside scikit-learn
+    return {"classifier": "classification", "regressor": "regression"}.get(kind)
 
 
 def labels_spent(learner, n_labeled):

@@ -176,7 +176,7 @@ class _UncertaintyCriterion(StoppingCriterion):
                             "StabilizingPredictions or DualCriterion")
         uncertainty = normalized_entropy(learner.predict_proba(X))
         where = "stop set" if self.X_stop is not None else "pool"
-        return self._reduce(uncertainty), uncertainty.shape[0], where, {}
+        return float(self._reduce(uncertainty)), uncertainty.shape[0], where, {}
 
     def _met(self, statistic):
         return statistic <= self.threshold
@@ -198,13 +198,10 @@ class OverallUncertainty(_UncertaintyCriterion):
     """
 
     name = "overall_uncertainty"
+    _reduce = staticmethod(np.mean)
 
     def __init__(self, X_stop=None, *, threshold=0.05, patience=1):
         super().__init__(X_stop, threshold=threshold, patience=patience)
-
-    @staticmethod
-    def _reduce(uncertainty):
-        return float(uncertainty.mean())
 
 
 class MaxConfidence(_UncertaintyCriterion):
@@ -218,19 +215,17 @@ class MaxConfidence(_UncertaintyCriterion):
     Parameters
     ----------
     X_stop : array-like or None, default None
-        Evaluate on this fixed set instead of each round's ``X_pool``.
+        A fixed stop set; None evaluates each round's ``X_pool`` (the paper's setting).
     threshold : float in [0, 1], default 0.25
+        Largest normalized entropy allowed.
     patience : int >= 1, default 1
     """
-
-    name = "max_confidence"
 
     def __init__(self, X_stop=None, *, threshold=0.25, patience=1):
         super().__init__(X_stop, threshold=threshold, patience=patience)
 
-    @staticmethod
-    def _reduce(uncertainty):
-        return float(uncertainty.max())
+    name = "max_confidence"
+    _reduce = staticmethod(np.max)  # the least confident row decides
 
 
 class LabelBudget(StoppingCriterion):

@@ -358,6 +358,53 @@ def test_criteria_inside_a_modal_loop(release):
         assert "deep" not in report
 
 
+# ------------------------------------------------------------------------ benchmark
+def test_benchmark_judges_stops_against_the_hindsight_point():
+    from benchmarks.stopping import judge_run, summarize
+
+    metric = [0.50, 0.80, 0.90, 0.95, 0.96, 0.96, 0.95]
+    early = [False, True, True, True, True, True, True]  # stops at 20 labels
+    late = [False] * 5 + [True, True]  # stops at 60 labels
+    rows = [{"dataset": "d", "strategy": "s", "seed": 0, "round": i, "n_labels": 10 * i + 10,
+             "metric": m, "a_statistic": 0.0, "a_stop": early[i], "b_statistic": 0.0,
+             "b_stop": late[i], "c_statistic": 0.0, "c_stop": False, "d_statistic": None,
+             "d_stop": None} for i, m in enumerate(metric)]
+    outcomes = {o["criterion"]: o for o in judge_run(rows, "classification")}
+    assert set(outcomes) == {"a", "b", "c"}  # d was not recorded (None)
+    final = (0.96 + 0.96 + 0.95) / 3  # mean of the last three rounds
+    a, b, c = outcomes["a"], outcomes["b"], outcomes["c"]
+    assert a["hindsight_labels"] == 40  # first round within 1 point of final: 0.95
+    assert (a["stop_labels"], a["within"], a["labels_past"]) == (20, False, -20)
+    assert a["metric_lost"] == pytest.approx(100 * (final - 0.80))
+    assert (b["stop_labels"], b["within"], b["labels_past"]) == (60, True, 20)
+    assert not c["stopped"] and np.isnan(c["labels_past"])
+    table = {row["criterion"]: row for row in summarize(list(outcomes.values()),
+                                                        ["criterion"])}
+    assert table["b"]["within_tolerance"] == 1.0 and table["c"]["never_stops"] == 1.0
+    assert table["a"]["labels_used_fraction"] == pytest.approx(20 / 70)
+
+
+@pytest.mark.slow
+def test_learning_curves_record_every_criterion(tmp_path):
+    import csv
+
+    from benchmarks import learning_curves
+
+    learning_curves.main(["--dataset", "wine", "--strategies", "ally,random", "--rounds", "2",
+                          "--seeds", "1", "--epochs", "2", "--initial", "10", "--budget",
+                          "10", "--out", str(tmp_path), "--stopping", "--no-progress"])
+    with open(tmp_path / "rounds.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 6
+    for row in rows:
+        assert row["label_budget_half_statistic"] == row["n_labels"]
+        assert row["overall_uncertainty_stop"] in ("True", "False")
+        has_dual = row["dual_top_b_statistic"] != ""
+        assert has_dual == (row["strategy"] == "ally")  # PDCL nets only
+    assert {row["stabilizing_predictions_statistic"] == "" for row in rows
+            if row["round"] == "0"} == {True}
+
+
 if __name__ == "__main__":
     import torch
 

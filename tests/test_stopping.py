@@ -220,6 +220,20 @@ def test_dual_rejects_other_estimators():
         DualCriterion(5).check(PDCLNet(), X4)
 
 
+def test_dual_through_a_pipeline(digits):
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    pipe = make_pipeline(StandardScaler(), PDCLNet(max_epochs=2, dual_head_epochs=10,
+                                                          random_state=0))
+    pipe.fit(digits["X_train"], digits["y_train"])
+    X_pool = digits["X_pool"][:50]
+    decision = DualCriterion(5).check(pipe, X_pool)
+    scores = np.sort(pipe[-1].predict_dual(pipe[:-1].transform(X_pool)))[::-1]
+    assert decision.statistic == pytest.approx(scores[:5].mean() / pipe[-1].lambdas_.mean(),
+                                               rel=1e-5)
+
+
 # ------------------------------------------------------------------------ contract
 ALL = [StabilizingPredictions(), OverallUncertainty(), MaxConfidence(), DualCriterion(3),
        LabelBudget(10)]
@@ -356,6 +370,23 @@ def test_criteria_inside_a_modal_loop(release):
         assert report["deep"][0] == 80 and np.isfinite(report["deep"][1])
     else:
         assert "deep" not in report
+
+
+@pytest.mark.slow
+def test_readme_section_example_runs(tmp_path):
+    import re
+
+    text = (ROOT / "docs" / "readme" / "stop.md")
+    text = text.read_text() if text.exists() else (ROOT / "README.md").read_text()
+    block = re.search(r"## When to stop labeling\n.*?```python\n(.*?)```", text, re.S).group(1)
+    (tmp_path / "example.py").write_text(block)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
+    done = subprocess.run([sys.executable, "-W", "ignore", str(tmp_path / "example.py")],
+                          capture_output=True, text=True, timeout=600, cwd=tmp_path, env=env)
+    assert done.returncode == 0, done.stderr[-3000:]
+    lines = done.stdout.splitlines()
+    assert lines[-1].startswith("stop: [") and len(lines) >= 3
+    assert int(lines[-2].split()[0]) <= 1000  # the label budget stops it at the latest
 
 
 # ------------------------------------------------------------------------ benchmark

@@ -225,6 +225,8 @@ def plot(rows, outcomes, path):
     strategies = list(dict.fromkeys(row["strategy"] for row in rows))
     criteria = list(dict.fromkeys(outcome["criterion"] for outcome in outcomes))
     markers = dict(zip(criteria, "osD^vP*X"))
+    colors = {name: plt.get_cmap("tab10")(i) for i, name in enumerate(criteria)}
+    tasks = {row["dataset"]: row.get("task", "classification") for row in rows}
     fig, axes = plt.subplots(len(datasets), len(strategies), squeeze=False,
                              figsize=(3.6 * len(strategies), 2.8 * len(datasets)))
     for d, dataset in enumerate(datasets):
@@ -242,15 +244,21 @@ def plot(rows, outcomes, path):
                 if stops:
                     at = float(np.mean(stops))
                     ax.plot(at, np.interp(at, x, y), markers[name], ms=7, alpha=0.85,
-                            label=name)
+                            color=colors[name], label=name)
             ax.set_title(f"{dataset} / {strategy}", fontsize="small")
             ax.grid(alpha=0.3)
             ax.tick_params(labelsize="x-small")
-    handles, labels = max((ax.get_legend_handles_labels() for ax in axes.ravel()),
-                          key=lambda pair: len(pair[1]))
-    fig.legend(handles, labels, loc="lower center", ncol=len(labels), fontsize="small")
-    fig.supxlabel("labels (markers: mean stop over the seeds that stop)", fontsize="small")
-    fig.tight_layout(rect=(0, 0.04, 1, 1))
+            if s == 0:
+                ax.set_ylabel("test accuracy" if tasks[dataset] == "classification"
+                              else "test MSE", fontsize="small")
+            if d == len(datasets) - 1:
+                ax.set_xlabel("labels", fontsize="small")
+    handles = [plt.Line2D([], [], linestyle="", marker=markers[name], color=colors[name])
+               for name in criteria]
+    fig.legend(handles, criteria, loc="lower center", ncol=len(criteria), fontsize="small")
+    fig.suptitle("mean curve over seeds; marker: a criterion's mean stop over the seeds "
+                 "where it stops", fontsize="small")
+    fig.tight_layout(rect=(0, 0.05, 1, 1))
     fig.savefig(path, dpi=100)
     plt.close(fig)
 

@@ -43,15 +43,20 @@ class DualCriterion(StoppingCriterion):
     threshold serves classification and regression. The share of active constraints
     of the labeled set (``lambda > 0``) is reported beside it in ``details``.
 
+    With a very small labeled set (the first rounds) the ratio is noisy and can stop
+    too early: start checking after a few rounds when the initial set is small.
+
     When every labeled multiplier is 0 (epsilon above every training loss) the dual
     head predicts 0 for every row and the ratio is defined as 0: no constraint binds,
     and the criterion stops; lower epsilon to get a signal.
 
     Parameters
     ----------
-    n_instances : int >= 1 or None, default None
+    n_instances : int >= 1 or None
         How many of the pool's largest predicted multipliers to average: the query
-        batch size is the natural choice. None averages the whole pool.
+        batch size (the batch the next query would take). None averages the whole pool,
+        which falls below the labeled mean as soon as ALLY has picked the hard samples,
+        saturated or not: it stops early (see ``benchmarks/stopping.py``).
     threshold : float > 0, default 1.0
     patience : int >= 1, default 2
     """
@@ -59,7 +64,7 @@ class DualCriterion(StoppingCriterion):
     name = "dual"
     _param_names = ("n_instances", "threshold", "patience")
 
-    def __init__(self, n_instances=None, *, threshold=1.0, patience=2):
+    def __init__(self, n_instances, *, threshold=1.0, patience=2):
         self.n_instances = check_count(n_instances, "n_instances", allow_none=True)
         check_number(threshold, "threshold", low=0, low_open=True)
         check_count(patience, "patience")

@@ -13,7 +13,9 @@ Outputs in ``--out`` (default ``results/learning_curves/<dataset>``):
 ``rounds.csv``
     One row per (strategy, seed, round): ``strategy, seed, round, n_labels, metric,
     fit_s, query_s`` (round 0 is the initial fit: no query), then one column per value
-    of the observers, if any (rewritten after every round while the run lasts).
+    of the observers, if any (rewritten after every round while the run lasts);
+    ``--stopping`` adds every stopping criterion's statistic and decision
+    (``<criterion>_statistic``, ``<criterion>_stop``; see ``benchmarks/stopping.py``).
 ``summary.csv``, ``summary.md``
     Per strategy, mean and std over seeds of the area under the learning curve, the
     final metric and the labels needed to reach 97 % of the final metric (definitions in
@@ -55,6 +57,10 @@ def build_parser() -> argparse.ArgumentParser:
         "--strategies", default="all",
         help="comma-separated strategies, or 'all' (default): "
              + ", ".join(registry.ALL_STRATEGIES))
+    parser.add_argument(
+        "--stopping", action="store_true",
+        help="record every stopping criterion of modal_ally.stopping per round (columns "
+             "<criterion>_statistic and <criterion>_stop of rounds.csv)")
     return parser
 
 
@@ -86,6 +92,11 @@ def main(argv=None, *, observers=None) -> dict:
         print(f"note: {note}")
     if not names:
         parser.error("no strategy left to run")
+    if args.stopping:
+        from benchmarks.stopping import StoppingObserver
+
+        observers = [*(observers or ()), StoppingObserver(
+            data.task, budget=args.budget, n_pool=int(data.X_pool.shape[0]))]
     out = Path(args.out) if args.out else Path("results", "learning_curves", args.dataset)
     metric_name, _ = metric_info(data.task)
     title = (f"{args.dataset}: test {metric_name}, initial {args.initial}, "

@@ -4,6 +4,13 @@ from .data import RowDataset
 from .generative import GenerativeResult, generate_informative
 from .modules import MLP, BackboneHeadModule, DualHead, ResNet18Embedding
 from .net import PDCLNet, PDCLRegressor
+from .stopping import (
+    DualCriterion,
+    LabelBudget,
+    MaxConfidence,
+    OverallUncertainty,
+    StabilizingPredictions,
+)
 from .strategies import (
     ally_query_strategy,
     ally_redundancy_aware_query_strategy,
@@ -19,5 +26,6 @@ __all__ = [
     "ally_query_strategy", "ally_redundancy_aware_query_strategy", "ally_scores",
     "badge_query_strategy", "coreset_query_strategy", "random_query_strategy",
     "GenerativeResult", "generate_informative",
+    "DualCriterion", "LabelBudget", "MaxConfidence", "OverallUncertainty", "StabilizingPredictions",
 ]
 __version__ = "0.1.0"

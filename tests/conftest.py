@@ -1,7 +1,13 @@
 """Shared, seeded fixtures: data sets and fitted nets (module-scoped: fitted once)."""
 
-import numpy as np
-import pytest
+import os
+
+# Subprocesses the tests start (the README example, the modAL 0.4.2.1 driver) inherit
+# this: one OpenMP thread, as below for the test process itself.
+os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 import torch
 from sklearn.datasets import load_diabetes, load_digits
 from sklearn.model_selection import train_test_split

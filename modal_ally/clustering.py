@@ -72,7 +72,7 @@ def _kmeans_pp(X, k, rng, n_rounds=32):
     rounds = k - 1 if n_rounds is None else min(k - 1, n_rounds)
     first = int(rng.randint(n))
     chosen = [torch.tensor([first], device=X.device)]
-    closest = sq_distances(X, X[first:first + 1])[:, 0]
+    closest = sq_distances(X, X[first:first + 1], exact=False)[:, 0]
     remaining = k - 1
     for r in range(rounds):
         m = -(-remaining // (rounds - r))  # ceil: spread the k - 1 centers over the rounds
@@ -83,7 +83,7 @@ def _kmeans_pp(X, k, rng, n_rounds=32):
         if not bool(torch.isfinite(keys[batch]).all()):  # fewer distinct points than k
             batch = torch.topk(gumbel - (closest <= 0).to(X.dtype) * 1e9, m).indices
         chosen.append(batch)
-        closest = torch.minimum(closest, sq_distances(X, X[batch]).min(dim=1).values)
+        closest = torch.minimum(closest, sq_distances(X, X[batch], exact=False).min(dim=1).values)
         closest[batch] = 0
         remaining -= m
     return X[torch.cat(chosen)]

@@ -243,6 +243,7 @@ def test_streamed_projection_ranks_as_the_full_embeddings(learner, digits, monke
 
     monkeypatch.setattr(clustering, "PCA_SAMPLE", pca_sample)
     monkeypatch.setattr(ally, "PCA_SAMPLE", pca_sample)
+    monkeypatch.setattr(ally, "STREAM_ABOVE_BYTES", 0)
     learner.estimator.set_params(chunk_size=chunk_size)
     try:
         ranked = [ally.ranked_pool(ally.validate_ally_query(

@@ -24,6 +24,10 @@ from ._common import Query, embed_pool, validate_query
 
 __all__ = ["ally_query_strategy", "ally_scores", "priority_order", "equitable_selection"]
 
+#: Above this size (bytes of float32) the pool's embeddings are not kept: one pass
+#: keeps their PCA projection only (``_projected_pool``).
+STREAM_ABOVE_BYTES = 256 * 2**20
+
 
 def priority_order(scores, labels, n_instances):
     """Order of the pool under ALLY's equitable rule (paper, Algorithm 2).
@@ -118,8 +122,9 @@ def _projected_pool(query: Query, n_clusters: int):
     The projection is fitted on the embeddings of a sample of pool rows drawn exactly
     as :func:`~modal_ally.clustering.kmeans` draws it, so the clustering is the same
     as on the full embeddings; only ``n x cluster_components`` values are kept, not
-    the ``n x embedding_dim`` embeddings. None where the clustering needs the full
-    embeddings (no projection, or one cluster per row).
+    the ``n x embedding_dim`` embeddings. None where the full embeddings are needed
+    (no projection, one cluster per row) or small (at most ``STREAM_ABOVE_BYTES``:
+    there the sample's extra forward pass would cost more than the memory saved).
     """
     net, X_pool = query.net, query.X_pool
     n, n_components = X_pool.shape[0], query.options["cluster_components"]
@@ -127,7 +132,7 @@ def _projected_pool(query: Query, n_clusters: int):
         return None
     with torch.no_grad(), eval_mode(net.module_) as module:
         probe = module.backbone(as_tensor(X_pool[:1]).to(net.device))
-    if probe[0].numel() <= n_components:
+    if probe[0].numel() <= n_components or n * probe[0].numel() * 4 <= STREAM_ABOVE_BYTES:
         return None
     rows = sample_rows(n, PCA_SAMPLE, query.random_state, "cpu")
     sampled = X_pool[rows] if torch.is_tensor(X_pool) else X_pool[rows.numpy()]

@@ -87,11 +87,13 @@ def restore_on_error(net):
     """On an exception, put ``net`` back as it was on entry, then re-raise.
 
     skorch's ``initialize`` replaces most fitted attributes with new objects, so the
-    previous ones are kept by reference; modules passed as instances are re-used and
-    trained in place, so their parameters are copied first.
+    previous ones are kept by reference; the history is cleared in place and modules
+    passed as instances are re-used and trained in place, so those are copied first.
     """
     saved = dict(net.__dict__)
     states = _module_states(net)
+    history = net.__dict__.get("history_")
+    rows = list(history) if history is not None else None  # skorch clears it in place
     try:
         yield
     except BaseException:
@@ -99,4 +101,6 @@ def restore_on_error(net):
         net.__dict__.update(saved)
         for module, state in states.values():
             module.load_state_dict(state)
+        if history is not None:
+            history[:] = rows
         raise

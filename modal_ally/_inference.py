@@ -7,6 +7,7 @@ from collections.abc import Callable, Iterator
 import numpy as np
 import torch
 
+from ._coerce import check_option
 from ._validation import check_array, check_fitted_net
 
 #: Rows per chunk for pool inference; a chunk of 4096 rows of 32x32x3 float32
@@ -44,7 +45,12 @@ def map_chunks(fn: Callable[[torch.Tensor], torch.Tensor], X, *, chunk_size: int
 
 
 def chunk_size_of(net) -> int:
-    return int(getattr(net, "chunk_size", None) or DEFAULT_CHUNK_SIZE)
+    """The net's ``chunk_size`` (checked where it is used: it may be set after fit);
+    ``DEFAULT_CHUNK_SIZE`` for nets without one."""
+    value = getattr(net, "chunk_size", None)
+    if value is None:
+        return DEFAULT_CHUNK_SIZE
+    return check_option(value, "chunk_size", minimum=1)
 
 
 def module_in_eval(net):

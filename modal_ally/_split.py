@@ -95,6 +95,16 @@ class SplitModule(nn.Module):
     def forward(self, X):  # noqa: N803
         return self.module(X)
 
+    def __getattr__(self, name):
+        # the user's module's own attributes (net.module_.features...) stay reachable
+        try:
+            return super().__getattr__(name)
+        except AttributeError:
+            inner = self.__dict__.get("_modules", {}).get("module")
+            if inner is None or name in ("head", "backbone"):
+                raise
+            return getattr(inner, name)
+
     @property
     def embedding_dim(self):
         return getattr(self.module, "embedding_dim", None)

@@ -13,6 +13,8 @@ import numpy as np
 import torch
 from sklearn.exceptions import NotFittedError
 
+from ._coerce import FLOAT32_MAX, as_numeric, overflow_error
+
 
 def is_tensor(X) -> bool:
     return isinstance(X, torch.Tensor)
@@ -28,7 +30,7 @@ def check_array(X, *, name: str = "X", n_features: tuple | None = None,
 
     Parameters
     ----------
-    X : numpy.ndarray or torch.Tensor
+    X : numpy.ndarray, torch.Tensor, list of rows or pandas DataFrame of numbers
         Rows of samples; any trailing shape (tabular or image data).
     name : str
         How the error messages name the array (``"X_pool"``, ``"X"``...).
@@ -43,13 +45,11 @@ def check_array(X, *, name: str = "X", n_features: tuple | None = None,
         Always float32 (the dtype of the networks): integer input such as uint8
         images is cast, not rescaled.
     """
-    if isinstance(X, (list, tuple)):
-        X = np.asarray(X)
+    X = as_numeric(X, name=name)
     if not (isinstance(X, np.ndarray) or is_tensor(X)):
         raise TypeError(
-            f"{name} must be a numpy array or a torch tensor, got {type(X).__name__}; "
-            "pandas DataFrames are not supported (modAL's DataFrame handling is broken "
-            "on pandas 2): pass DataFrame.to_numpy()")
+            f"{name} must be a numpy array, a torch tensor, a list of rows or a pandas "
+            f"DataFrame of numbers, got {type(X).__name__}")
     if X.ndim < 2:
         raise ValueError(
             f"{name} must have at least 2 dimensions (n_samples, n_features...), "
@@ -65,12 +65,18 @@ def check_array(X, *, name: str = "X", n_features: tuple | None = None,
             raise TypeError(f"{name} must be numeric, got dtype {X.dtype}")
         if X.is_floating_point() and not bool(torch.isfinite(X).all()):
             raise ValueError(f"{name} contains NaN or infinity")
+        if X.dtype == torch.float64 and X.numel() \
+                and max(float(X.max()), -float(X.min())) > FLOAT32_MAX:
+            raise overflow_error(X.cpu().numpy(), name)
         return X if X.dtype == torch.float32 else X.float()
     if X.dtype == object or not np.issubdtype(X.dtype, np.number) \
             or np.issubdtype(X.dtype, np.complexfloating):
         raise TypeError(f"{name} must be numeric, got dtype {X.dtype}")
     if np.issubdtype(X.dtype, np.floating) and not np.isfinite(X).all():
         raise ValueError(f"{name} contains NaN or infinity")
+    if np.issubdtype(X.dtype, np.floating) and X.dtype.itemsize > 4 and X.size \
+            and max(float(X.max()), -float(X.min())) > FLOAT32_MAX:
+        raise overflow_error(X, name)
     return X if X.dtype == np.float32 else X.astype(np.float32)
 
 
@@ -113,6 +119,26 @@ def get_estimator(learner):
     return getattr(learner, "estimator", learner)
 
 
+def pdcl_needed_message(net, strategy: str) -> str:
+    """The error for a strategy that needs dual variables but got another estimator."""
+    from skorch import NeuralNet, NeuralNetRegressor
+
+    got = type(net).__name__
+    if isinstance(net, NeuralNet):
+        module = getattr(net, "module", None)
+        module = module.__name__ if isinstance(module, type) else type(module).__name__
+        kind = "PDCLRegressor" if isinstance(net, NeuralNetRegressor) else "PDCLNet"
+        return (
+            f"{strategy} needs the dual variables of primal-dual training, which a plain "
+            f"skorch {got} does not learn: replace it with {kind}(module={module}, ...) "
+            f"with the same skorch arguments (criterion, optimizer, lr, max_epochs, "
+            f"batch_size, device, module__*); {kind} is a skorch {got} too, and your "
+            "module is used as it is")
+    return (f"{strategy} needs a learner whose estimator is a PDCLNet or PDCLRegressor "
+            f"(primal-dual trained), or a Pipeline ending in one, got {got}; e.g. "
+            "PDCLNet(module=YourModule, ...)")
+
+
 def check_fitted_net(net, *, require_backbone: bool = True, require_pdcl: bool = False,
                      strategy: str = "this strategy"):
     """Check that ``net`` is a fitted skorch net whose module has a ``backbone``."""
@@ -121,9 +147,7 @@ def check_fitted_net(net, *, require_backbone: bool = True, require_pdcl: bool =
     from .net import PDCLMixin
 
     if require_pdcl and not isinstance(net, PDCLMixin):
-        raise TypeError(
-            f"{strategy} needs a learner whose estimator is a PDCLNet or PDCLRegressor "
-            f"(primal-dual trained), got {type(net).__name__}")
+        raise TypeError(pdcl_needed_message(net, strategy))
     if not isinstance(net, NeuralNet):
         raise TypeError(
             f"{strategy} needs a skorch net as the learner's estimator, "
@@ -138,5 +162,7 @@ def check_fitted_net(net, *, require_backbone: bool = True, require_pdcl: bool =
     if require_backbone and not hasattr(net.module_, "backbone"):
         raise TypeError(
             f"{strategy} needs the module to expose a `backbone` submodule "
-            f"(forward = head(backbone(x))); {type(net.module_).__name__} has none")
+            f"(forward = head(backbone(x))); {type(net.module_).__name__} has none: use "
+            f"PDCLNet(module={type(net.module_).__name__}, ...), which splits a plain module "
+            "at the input of its last nn.Linear")
     return net

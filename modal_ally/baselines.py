@@ -26,6 +26,7 @@ from skorch import NeuralNetRegressor
 
 from ._compat import query_result
 from ._inference import chunk_size_of, embed, feature_shape_of, map_chunks, module_in_eval
+from ._pipeline import resolve_net
 from ._validation import (
     check_array,
     check_fitted_net,
@@ -86,8 +87,30 @@ def _as_matrix(X, name: str, *, device=None, allow_empty: bool = False) -> torch
     if not X.is_floating_point() or X.dtype in (torch.float16, torch.bfloat16):
         X = X.float()
     if not bool(torch.isfinite(X).all()):
-        raise ValueError(f"{name} contains NaN or infinity")
+        raise ValueError(f"{name} contains NaN or infinity (embeddings overflow float32 "
+                         "when the inputs are too large: standardize them)")
     return X if device is None else X.to(device)
+
+
+def _overflow_safe(*matrices):
+    """The matrices in a precision where their squared row norms are finite.
+
+    float32 squared norms overflow beyond about 1.8e19 per coordinate, and the
+    distances built from them become NaN (ties that repeat picks): those matrices
+    are computed in float64 instead, and divided by their largest magnitude when even
+    float64 overflows. Returns the matrices and that divisor (1.0 when unchanged);
+    distances computed from them are multiplied back by it.
+    """
+    def finite_norms(ms):
+        return all(bool(torch.isfinite((m * m).sum(dim=1)).all()) for m in ms)
+
+    if finite_norms(matrices):
+        return matrices, 1.0
+    matrices = tuple(m.double() for m in matrices)
+    if finite_norms(matrices):
+        return matrices, 1.0
+    scale = max(float(m.abs().max()) for m in matrices if m.numel())
+    return tuple(m / scale for m in matrices), scale
 
 
 def _tolerance(width: int, dtype) -> float:
@@ -230,7 +253,9 @@ def kmeans_pp_gradient_selection(probs, embeddings, n_instances, *, random_state
     n = probs.shape[0]
     n_instances = clip_n_instances(check_n_instances(n_instances), n)
     dtype = torch.promote_types(probs.dtype, embeddings.dtype)
-    a, e = _gradient_factors(probs.to(dtype)), embeddings.to(dtype)
+    # |a_i|^2 <= 2, so only the embeddings can make the squared norms overflow
+    (e,), scale = _overflow_safe(embeddings.to(dtype))
+    a = _gradient_factors(probs.to(e.dtype))
     a_sq, e_sq = (a * a).sum(dim=1), (e * e).sum(dim=1)
     g_sq = a_sq * e_sq
 
@@ -255,7 +280,8 @@ def kmeans_pp_gradient_selection(probs, embeddings, n_instances, *, random_state
         fill = rest[order[:n_instances - len(indices)]].tolist()
         indices += fill
         scores += [0.0] * len(fill)
-    return np.asarray(indices, dtype=np.int64), np.asarray(scores, dtype=np.float64)
+    return (np.asarray(indices, dtype=np.int64),
+            np.asarray(scores, dtype=np.float64) * scale ** 2)
 
 
 # ---------------------------------------------------------------------------- Core-Set
@@ -301,7 +327,8 @@ def k_center_greedy(pool_embeddings, labeled_embeddings, n_instances, *, random_
     n = pool.shape[0]
     n_instances = clip_n_instances(check_n_instances(n_instances), n)
     dtype = torch.promote_types(pool.dtype, labeled.dtype)
-    pool, labeled = pool.to(dtype), labeled.to(dtype)
+    (pool, labeled), scale = _overflow_safe(pool.to(dtype), labeled.to(dtype))
+    dtype = pool.dtype
     pool_sq = (pool * pool).sum(dim=1)
 
     min_d2 = torch.full((n,), float("inf"), dtype=dtype, device=pool.device)
@@ -322,7 +349,7 @@ def k_center_greedy(pool_embeddings, labeled_embeddings, n_instances, *, random_
         else:
             index = int(torch.argmax(min_d2))  # the first of equal maxima
         indices.append(index)
-        scores.append(float(min_d2[index].sqrt()))
+        scores.append(float(min_d2[index].sqrt()) * scale)
         torch.minimum(min_d2, _sq_distances_to(pool, pool_sq, index), out=min_d2)
         min_d2[index] = -1.0  # below every distance: never the farthest again
     return np.asarray(indices, dtype=np.int64), np.asarray(scores, dtype=np.float64)
@@ -330,11 +357,12 @@ def k_center_greedy(pool_embeddings, labeled_embeddings, n_instances, *, random_
 
 # ---------------------------------------------------------------------------- strategies
 def _expected_feature_shape(learner, estimator):
-    """The per-sample shape the pool must have: the net's, else the labeled set's."""
+    """The per-sample shape the pool must have: the net's, else the labeled set's
+    (unless a Pipeline transforms it first)."""
     shape = feature_shape_of(estimator)
     if shape is None:
-        X_training = getattr(learner, "X_training", None) if learner is not estimator \
-            else None
+        X_training = getattr(learner, "X_training", None) \
+            if get_estimator(learner) is estimator and learner is not estimator else None
         if getattr(X_training, "ndim", 0) >= 2:
             shape = tuple(X_training.shape[1:])
     return shape
@@ -365,7 +393,7 @@ def _class_probabilities(net, embeddings) -> torch.Tensor:
                           device=net.device, out_device=net.device)
 
 
-def _labeled_embeddings(learner, net, strategy: str) -> torch.Tensor:
+def _labeled_embeddings(learner, net, strategy: str, transform) -> torch.Tensor:
     """Embeddings of the labeled set (CPU tensor).
 
     The estimator's ``train_embeddings_`` (PDCLNet keeps those of its training rows,
@@ -377,7 +405,8 @@ def _labeled_embeddings(learner, net, strategy: str) -> torch.Tensor:
     if stored is not None and (X_training is None or len(X_training) == len(stored)):
         return torch.as_tensor(np.asarray(stored))
     if X_training is not None:
-        return embed(net, X_training, name="X_training", as_numpy=False)
+        return embed(net, transform(X_training, "X_training"), name="X_training",
+                     as_numpy=False)
     raise ValueError(
         f"{strategy} needs the embeddings of the labeled set, but the estimator "
         f"{type(net).__name__} keeps no `train_embeddings_` (PDCLNet and PDCLRegressor "
@@ -397,7 +426,7 @@ def badge_query_strategy(learner, X_pool, n_instances=1, *, random_state=None):
     ----------
     learner : modAL learner or skorch net
         ``learner.estimator`` (or the net itself) is the fitted classifier.
-    X_pool : numpy.ndarray or torch.Tensor
+    X_pool : array-like (numpy array, torch tensor, list of rows, DataFrame of numbers)
         The unlabeled pool, with the per-sample shape the net was fitted on.
     n_instances : int, default 1
         Batch size; larger than the pool selects the whole pool (with a warning).
@@ -416,7 +445,7 @@ def badge_query_strategy(learner, X_pool, n_instances=1, *, random_state=None):
        Bounds", ICLR 2020.
     """
     strategy = "badge_query_strategy"
-    net = get_estimator(learner)
+    net, X_pool, _ = resolve_net(learner, X_pool)
     check_fitted_net(net, strategy=strategy)
     if isinstance(net, NeuralNetRegressor) or getattr(net, "_task", None) == "regression":
         raise TypeError(f"{strategy} needs a classifier (class probabilities), got the "
@@ -451,7 +480,7 @@ def coreset_query_strategy(learner, X_pool, n_instances=1, *, random_state=None)
     learner : modAL learner or skorch net
         ``learner.estimator`` (or the net itself) is the fitted net (classifier or
         regressor) with a ``backbone``.
-    X_pool : numpy.ndarray or torch.Tensor
+    X_pool : array-like (numpy array, torch tensor, list of rows, DataFrame of numbers)
         The unlabeled pool, with the per-sample shape the net was fitted on.
     n_instances : int, default 1
         Batch size; larger than the pool selects the whole pool (with a warning).
@@ -471,13 +500,13 @@ def coreset_query_strategy(learner, X_pool, n_instances=1, *, random_state=None)
        Core-Set Approach", ICLR 2018.
     """
     strategy = "coreset_query_strategy"
-    net = get_estimator(learner)
+    net, X_pool, transform = resolve_net(learner, X_pool)
     check_fitted_net(net, strategy=strategy)
     shape = _expected_feature_shape(learner, net)
     X_pool = check_array(X_pool, name="X_pool", n_features=shape)
     n_instances = check_n_instances(n_instances)
     rng = _check_random_state(random_state)
-    labeled = _labeled_embeddings(learner, net, strategy)
+    labeled = _labeled_embeddings(learner, net, strategy, transform)
     n_instances = clip_n_instances(n_instances, n_rows(X_pool))
 
     embeddings = _embed_pool(net, X_pool, shape_known=shape is not None)
@@ -495,7 +524,7 @@ def random_query_strategy(learner, X_pool, n_instances=1, *, random_state=None):
     Parameters
     ----------
     learner : modAL learner or estimator
-    X_pool : numpy.ndarray or torch.Tensor
+    X_pool : array-like (numpy array, torch tensor, list of rows, DataFrame of numbers)
         The unlabeled pool.
     n_instances : int, default 1
         Batch size; larger than the pool selects the whole pool (with a warning).

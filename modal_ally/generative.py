@@ -15,6 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ._inference import chunk_size_of
 from ._validation import check_array, check_fitted_net, get_estimator, is_tensor
 
 __all__ = ["GenerativeResult", "generate_informative"]
@@ -162,7 +163,7 @@ def generate_informative(estimator, X, *, n_steps: int = 50, step_size: float = 
     n = X.shape[0]
     trajectory = np.empty((n_steps + 1, *X.shape), dtype=np.float32)
     dual = np.empty((n_steps + 1, n), dtype=np.float32)
-    chunk = int(getattr(net, "chunk_size", None) or n)
+    chunk = chunk_size_of(net)
 
     def predicted(inputs):
         # lambda units, before the clip at 0 (see predict_dual_from_embeddings)

@@ -26,7 +26,11 @@ from skorch import NeuralNet, NeuralNetClassifier, NeuralNetRegressor
 from skorch.utils import is_dataset, to_device, to_tensor
 from torch import nn
 
+from ._coerce import as_numeric, check_class_labels, check_option
+from ._epsilon import check_epsilon, per_row_epsilon
+from ._guard import NonFiniteGuard, restore_on_error
 from ._inference import chunk_size_of, embed, iter_chunks, map_chunks, module_in_eval
+from ._split import SplitModule, as_backbone_head, check_embedding_layer
 from ._validation import check_array, check_choice, is_tensor
 from .data import RowDataset, collate_rows
 from .modules import MLP, DualHead
@@ -44,7 +48,8 @@ class PDCLMixin:
 
     def _pdcl_init(self, *, epsilon, dual_lr, dual_lr_schedule, constraint_loss,
                    auto_epsilon_factor, dual_head, dual_head_epochs, dual_head_lr,
-                   dual_head_batch_size, chunk_size, random_state):
+                   dual_head_batch_size, chunk_size, embedding_layer, random_state):
+        self.embedding_layer = embedding_layer
         self.epsilon = epsilon
         self.dual_lr = dual_lr
         self.dual_lr_schedule = dual_lr_schedule
@@ -90,32 +95,17 @@ class PDCLMixin:
             for key, value in inferred.items():
                 if key in accepted and key not in kwargs:
                     kwargs[key] = value
-        self.module_ = self.initialized_instance(module, kwargs)
-        self.dual_head_ = self._build_dual_head()
+        # a plain module is split at the input of its last nn.Linear (or at
+        # embedding_layer); the dual head is built at the end of fit, from the size of
+        # the embeddings it sees
+        self.module_ = as_backbone_head(self.initialized_instance(module, kwargs),
+                                        self.embedding_layer)
         return self
 
-    def _build_dual_head(self):
+    def _build_dual_head(self, embedding_dim):
         kwargs = self.get_params_for("dual_head")
-        if "input_dim" not in kwargs:
-            kwargs["input_dim"] = self._embedding_dim()
+        kwargs.setdefault("input_dim", int(embedding_dim))
         return self.initialized_instance(self.dual_head, kwargs).to(self.device)
-
-    def _embedding_dim(self):
-        dim = getattr(self.module_, "embedding_dim", None)
-        if dim is not None:
-            return int(dim)
-        if not hasattr(self.module_, "backbone"):
-            raise TypeError(
-                f"the module {type(self.module_).__name__} must expose a `backbone` "
-                "submodule (forward = head(backbone(x))): modal_ally regresses the "
-                "dual variables on its output")
-        shape = getattr(self, "feature_shape_", None)
-        if shape is None:
-            raise ValueError("cannot infer the embedding size before fit")
-        with torch.no_grad(), module_in_eval(self):
-            device = next(self.module_.parameters()).device
-            dummy = torch.zeros((2, *shape), dtype=torch.float32, device=device)
-            return int(self.module_.backbone(dummy).reshape(2, -1).shape[1])
 
     def initialize_criterion(self):
         kwargs = self.get_params_for("criterion")
@@ -125,28 +115,25 @@ class PDCLMixin:
         return self
 
     def _check_params(self):
-        eps = self.epsilon
-        if isinstance(eps, str):
-            check_choice(eps, "epsilon", {"auto"})
-        elif isinstance(eps, numbers.Real) and not isinstance(eps, bool):
-            if not math.isfinite(eps) or eps < 0:
-                raise ValueError(f"epsilon must be a finite number >= 0, got {eps!r}")
-        else:
-            arr = np.asarray(eps)
-            if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.number):
-                raise TypeError(
-                    "epsilon must be a number, a 1-d array with one value per row, "
-                    f"or 'auto'; got {type(eps).__name__}")
-            if not np.isfinite(arr).all() or (arr < 0).any():
-                raise ValueError("epsilon must be finite and >= 0 for every row")
-        if not isinstance(self.dual_lr, numbers.Real) or self.dual_lr < 0:
-            raise ValueError(f"dual_lr must be a number >= 0, got {self.dual_lr!r}")
+        check_epsilon(self.epsilon)
+        for name, minimum, exclusive in (("lr", 0, True), ("dual_lr", 0, False),
+                                         ("dual_head_lr", 0, True)):
+            try:
+                check_option(getattr(self, name), name, kind="real", minimum=minimum,
+                             exclusive=exclusive)
+            except TypeError as exc:  # e.g. a string: still a bad value
+                raise ValueError(str(exc)) from None
+        check_option(self.chunk_size, "chunk_size", minimum=1)
+        check_option(self.dual_head_epochs, "dual_head_epochs", minimum=0)
+        check_option(self.dual_head_batch_size, "dual_head_batch_size", minimum=1)
+        check_embedding_layer(self.embedding_layer)
         if not callable(self.dual_lr_schedule):
             check_choice(self.dual_lr_schedule, "dual_lr_schedule", {"constant", "sqrt"})
         if self.constraint_loss is not None and not callable(self.constraint_loss):
             raise TypeError("constraint_loss must be None or a callable "
                             "(y_pred, y_true) -> per-sample losses")
-        if not (1.0 <= float(self.auto_epsilon_factor) <= 10.0):
+        if not isinstance(self.auto_epsilon_factor, numbers.Real) \
+                or not (1.0 <= float(self.auto_epsilon_factor) <= 10.0):
             raise ValueError("auto_epsilon_factor must be in [1, 10], got "
                              f"{self.auto_epsilon_factor!r} (the paper finds 1.05-1.25 works)")
         if self.device is not None and str(self.device).startswith("cuda") \
@@ -170,12 +157,13 @@ class PDCLMixin:
         row of ``X`` and the dual head is fitted on the training embeddings.
         Invalid input raises before anything is changed.
         """
-        X, y = self._validate_fit_data(X, y, reset=True)
-        self._validated = True
-        try:
-            return super().fit(X, y, **fit_params)
-        finally:
-            self._validated = False
+        with restore_on_error(self):
+            X, y = self._validate_fit_data(X, y, reset=True)
+            self._validated = True
+            try:
+                return super().fit(X, y, **fit_params)
+            finally:
+                self._validated = False
 
     def partial_fit(self, X, y=None, classes=None, **fit_params):
         """Continue training (warm start).
@@ -183,11 +171,16 @@ class PDCLMixin:
         The multipliers continue from the previous call when ``X`` has as many rows as
         the last fit, and start again at 0 otherwise (a multiplier belongs to a row).
         """
-        if not getattr(self, "_validated", False):
-            X, y = self._validate_fit_data(X, y, reset=not self.initialized_)
-        super().partial_fit(X, y, classes=classes, **fit_params)
-        self._finalize_dual(X)
+        with restore_on_error(self):
+            if not getattr(self, "_validated", False):
+                X, y = self._validate_fit_data(X, y, reset=not self.initialized_)
+            super().partial_fit(X, y, classes=classes, **fit_params)
+            self._finalize_dual(X)
         return self
+
+    @property
+    def _default_callbacks(self):
+        return [*super()._default_callbacks, ("non_finite_guard", NonFiniteGuard())]
 
     def _validate_fit_data(self, X, y, *, reset):
         self._check_params()
@@ -198,15 +191,13 @@ class PDCLMixin:
         X = check_array(X, name="X", n_features=previous)
         if y is None:
             raise ValueError("y is required: PDCL learns from labeled rows")
-        y = y.detach().cpu().numpy() if is_tensor(y) else np.asarray(y)
+        y = y.detach().cpu().numpy() if is_tensor(y) else np.asarray(as_numeric(y, name="y"))
         if y.shape[0] != X.shape[0]:
             raise ValueError(f"X has {X.shape[0]} rows but y has {y.shape[0]}")
-        if not isinstance(self.epsilon, (str, numbers.Real)):
-            if np.asarray(self.epsilon).shape != (X.shape[0],):
-                raise ValueError(
-                    f"epsilon has {np.asarray(self.epsilon).shape[0]} values but X has "
-                    f"{X.shape[0]} rows: a per-row epsilon needs one value per row")
+        epsilon_rows = None if isinstance(self.epsilon, str) else \
+            per_row_epsilon(self.epsilon, X, y)
         targets = self._check_targets(y, reset=reset)
+        self._epsilon_rows = epsilon_rows
         # validated: from here on the estimator may change
         self.feature_shape_ = tuple(X.shape[1:])
         self._set_target_state(targets, reset=reset)
@@ -214,6 +205,10 @@ class PDCLMixin:
 
     def check_data(self, X, y=None):
         super().check_data(X, y)
+        if isinstance(self.module_, SplitModule) and hasattr(X, "shape"):
+            # which part of a plain module is the head: checked on two real rows
+            sample = X[:2] if is_tensor(X) else torch.from_numpy(np.ascontiguousarray(X[:2]))
+            self.module_.check_split(sample.to(self.device))
         n = X.shape[0]
         reset = getattr(self, "_dual_reset_pending", True) or \
             getattr(self, "lambdas_", np.empty(0)).shape[0] != n
@@ -245,7 +240,10 @@ class PDCLMixin:
             self.auto_epsilon_fit_time_ = time.perf_counter() - start
             value = self.auto_epsilon_factor * self.auto_epsilon_reference_loss_
             return np.full(n, value, dtype=np.float32)
-        return np.broadcast_to(np.asarray(self.epsilon, dtype=np.float32), (n,)).copy()
+        rows = self.__dict__.pop("_epsilon_rows", None)
+        if rows is None or rows.shape[0] != n:  # validated for these rows by fit
+            rows = per_row_epsilon(self.epsilon, X, y)
+        return rows
 
     def get_dataset(self, X, y=None):
         if y is None or is_dataset(X):
@@ -366,6 +364,11 @@ class PDCLMixin:
         if getattr(self, "_skip_dual_head", False):
             return
         embeddings = embed(self, X, as_numpy=False)
+        if not bool(torch.isfinite(embeddings).all()):
+            raise ValueError(
+                "the backbone's embeddings of the training rows are NaN or infinite: the "
+                "inputs are too large for the network (standardize them) or the training "
+                "diverged; the estimator was left as it was before this fit")
         self.train_embeddings_ = embeddings.numpy()
         self._fit_dual_head(embeddings, torch.as_tensor(self.lambdas_))
 
@@ -375,7 +378,7 @@ class PDCLMixin:
         Every row is used (shuffled minibatches of ``dual_head_batch_size`` rows, the
         whole set at once when it fits); inputs and targets are standardized.
         """
-        self.dual_head_ = self._build_dual_head()
+        self.dual_head_ = self._build_dual_head(embeddings.shape[1])
         targets = targets.float()
         self.dual_target_mean_ = float(targets.mean())
         std = float(targets.std()) if targets.numel() > 1 else 0.0
@@ -465,6 +468,7 @@ class PDCLMixin:
     def forward_iter(self, X, training=False, device="cpu"):
         """skorch's ``forward_iter`` with a fast path for arrays and tensors: row
         slices of ``chunk_size`` instead of a per-sample DataLoader."""
+        X = as_numeric(X)  # lists and DataFrames of numbers as arrays
         if not (isinstance(X, np.ndarray) or is_tensor(X)):
             yield from super().forward_iter(X, training=training, device=device)
             return
@@ -560,7 +564,7 @@ class PDCLNet(PDCLMixin, NeuralNetClassifier):
                  dual_lr_schedule="constant", constraint_loss=None,
                  auto_epsilon_factor=1.1, dual_head=DualHead, dual_head_epochs=100,
                  dual_head_lr=5e-3, dual_head_batch_size=4096, chunk_size=4096,
-                 random_state=None, **kwargs):
+                 embedding_layer=None, random_state=None, **kwargs):
         super().__init__(module, criterion=criterion, optimizer=optimizer, lr=lr,
                          max_epochs=max_epochs, batch_size=batch_size,
                          train_split=train_split, verbose=verbose,
@@ -570,14 +574,12 @@ class PDCLNet(PDCLMixin, NeuralNetClassifier):
                         auto_epsilon_factor=auto_epsilon_factor, dual_head=dual_head,
                         dual_head_epochs=dual_head_epochs, dual_head_lr=dual_head_lr,
                         dual_head_batch_size=dual_head_batch_size, chunk_size=chunk_size,
-                        random_state=random_state)
+                        embedding_layer=embedding_layer, random_state=random_state)
 
     def _check_targets(self, y, *, reset):
         if y.ndim != 1:
             raise ValueError(f"y must be 1-dimensional (one label per row), got shape {y.shape}")
-        if y.dtype.kind == "f" and not np.isfinite(y).all():
-            raise ValueError("y contains NaN or infinity")
-        labels = np.unique(y)
+        labels = check_class_labels(y)
         known = self.classes if self.classes is not None else (
             None if reset else getattr(self, "classes_inferred_", None))
         if known is not None:
@@ -609,7 +611,8 @@ class PDCLNet(PDCLMixin, NeuralNetClassifier):
 
     def predict(self, X):
         """Class labels (values of ``classes_``) of the rows of ``X``."""
-        return np.asarray(self.classes_)[self.predict_proba(X).argmax(axis=1)]
+        proba = self.predict_proba(X)  # first: says so if the net is not fitted
+        return np.asarray(self.classes_)[proba.argmax(axis=1)]
 
 
 class PDCLRegressor(PDCLMixin, NeuralNetRegressor):
@@ -628,7 +631,7 @@ class PDCLRegressor(PDCLMixin, NeuralNetRegressor):
                  epsilon=0.1, dual_lr=0.05, dual_lr_schedule="constant",
                  constraint_loss=None, auto_epsilon_factor=1.1, dual_head=DualHead,
                  dual_head_epochs=100, dual_head_lr=5e-3, dual_head_batch_size=4096,
-                 chunk_size=4096, random_state=None, **kwargs):
+                 chunk_size=4096, embedding_layer=None, random_state=None, **kwargs):
         super().__init__(module, criterion=criterion, optimizer=optimizer, lr=lr,
                          max_epochs=max_epochs, batch_size=batch_size,
                          train_split=train_split, verbose=verbose,
@@ -638,7 +641,7 @@ class PDCLRegressor(PDCLMixin, NeuralNetRegressor):
                         auto_epsilon_factor=auto_epsilon_factor, dual_head=dual_head,
                         dual_head_epochs=dual_head_epochs, dual_head_lr=dual_head_lr,
                         dual_head_batch_size=dual_head_batch_size, chunk_size=chunk_size,
-                        random_state=random_state)
+                        embedding_layer=embedding_layer, random_state=random_state)
 
     def _check_targets(self, y, *, reset):
         if y.ndim not in (1, 2):

@@ -15,15 +15,16 @@ import warnings
 import numpy as np
 import torch
 
+from ._coerce import check_option
 from ._compat import query_result
 from ._inference import embed
+from ._pipeline import resolve_net
 from ._validation import (
     check_array,
     check_fitted_net,
     check_n_instances,
     check_optional_int,
     clip_n_instances,
-    get_estimator,
 )
 from .clustering import kmeans
 from .selection import median_pairwise_distance, priority_order, select_with_exclusion
@@ -54,12 +55,18 @@ def _outliers(scores, max_dual, skip_top_quantile):
     return skip
 
 
-def _prepare(learner, X_pool, n_instances, n_clusters, max_dual, skip_top_quantile, name):
-    """Validate everything before any work; return the net, the pool and the budget."""
-    net = check_fitted_net(get_estimator(learner), require_pdcl=True, strategy=name)
+def _prepare(learner, X_pool, n_instances, n_clusters, max_dual, skip_top_quantile,
+             cluster_components, name):
+    """Validate everything before any work; return the net, the pool and the budget.
+
+    A Pipeline's preprocessing steps transform the pool; its last step is the net.
+    """
+    net, X_pool, _ = resolve_net(learner, X_pool)
+    net = check_fitted_net(net, require_pdcl=True, strategy=name)
     X_pool = check_array(X_pool, name="X_pool", n_features=net.feature_shape_)
     n_instances = check_n_instances(n_instances)
     n_clusters = check_optional_int(n_clusters, "n_clusters")
+    check_option(cluster_components, "cluster_components", minimum=1, allow_none=True)
     _check_guard(max_dual, skip_top_quantile)
     return net, X_pool, clip_n_instances(n_instances, X_pool.shape[0]), n_clusters
 
@@ -113,8 +120,10 @@ def ally_query_strategy(learner, X_pool, n_instances=1, *, n_clusters=None,
     ----------
     learner : modAL learner or PDCLNet/PDCLRegressor
         Its ``estimator`` must be a fitted PDCL net.
-    X_pool : numpy.ndarray or torch.Tensor
-        The unlabeled pool.
+    X_pool : array-like
+        The unlabeled pool: a numpy array (memmaps too), a torch tensor, a list of
+        rows or a pandas DataFrame of numbers; with a Pipeline estimator, in the
+        pipeline's input space.
     n_instances : int, default 1
         Batch size b.
     n_clusters : int or None, default None
@@ -139,7 +148,7 @@ def ally_query_strategy(learner, X_pool, n_instances=1, *, n_clusters=None,
     """
     net, X_pool, n_instances, n_clusters = _prepare(
         learner, X_pool, n_instances, n_clusters, max_dual, skip_top_quantile,
-        "ally_query_strategy")
+        cluster_components, "ally_query_strategy")
     _, scores, order = _ranked_pool(net, X_pool, n_instances, n_clusters, random_state,
                                     max_dual, skip_top_quantile, cluster_components)
     selected = order[:n_instances]
@@ -176,7 +185,7 @@ def ally_redundancy_aware_query_strategy(learner, X_pool, n_instances=1, *, delt
     """
     net, X_pool, n_instances, n_clusters = _prepare(
         learner, X_pool, n_instances, n_clusters, max_dual, skip_top_quantile,
-        "ally_redundancy_aware_query_strategy")
+        cluster_components, "ally_redundancy_aware_query_strategy")
     if isinstance(delta, str):
         if delta != "auto":
             raise ValueError(f"delta must be a number >= 0 or 'auto', got {delta!r}")

@@ -130,12 +130,11 @@ def pipeline(ActiveLearner, name):
     estimator = make_pipeline(StandardScaler(), PDCLNet(max_epochs=2, random_state=0))
     learner = ActiveLearner(estimator=estimator, query_strategy=STRATEGIES[name],
                             X_training=X0, y_training=y0)
-    kwargs = {} if name == "ally-redundancy" else {"random_state": 0}
-    idx = indices_of(learner.query(X_pool, n_instances=3, **kwargs))
+    idx = indices_of(learner.query(X_pool, n_instances=3, random_state=0))
     # the same query on the net alone, on the pool as the pipeline's scaler sees it
     net = learner.estimator[-1]
     direct = STRATEGIES[name](net, learner.estimator[:-1].transform(X_pool), n_instances=3,
-                              **kwargs)
+                              random_state=0)
     direct = np.asarray(direct[0] if isinstance(direct, tuple) else direct).ravel().tolist()
     learner.teach(X_pool[idx], y_pool[idx])
     return {"indices": idx, "direct": direct, "n_labeled": int(len(learner.y_training))}

@@ -48,8 +48,8 @@ def check_array(X, *, name: str = "X", n_features: tuple | None = None,
     X = as_numeric(X, name=name)
     if not (isinstance(X, np.ndarray) or is_tensor(X)):
         raise TypeError(
-            f"{name} must be a numpy array, a torch tensor, a list of rows or a pandas "
-            f"DataFrame of numbers, got {type(X).__name__}")
+            f"{name} must be a numpy array or a torch tensor (or a list of rows, or a "
+            f"pandas DataFrame of numbers), got {type(X).__name__}")
     if X.ndim < 2:
         raise ValueError(
             f"{name} must have at least 2 dimensions (n_samples, n_features...), "
@@ -129,8 +129,9 @@ def pdcl_needed_message(net, strategy: str) -> str:
         module = module.__name__ if isinstance(module, type) else type(module).__name__
         kind = "PDCLRegressor" if isinstance(net, NeuralNetRegressor) else "PDCLNet"
         return (
-            f"{strategy} needs the dual variables of primal-dual training, which a plain "
-            f"skorch {got} does not learn: replace it with {kind}(module={module}, ...) "
+            f"{strategy} needs a PDCLNet or PDCLRegressor (the dual variables of "
+            f"primal-dual training), which a plain skorch {got} does not learn: "
+            f"replace it with {kind}(module={module}, ...) "
             f"with the same skorch arguments (criterion, optimizer, lr, max_epochs, "
             f"batch_size, device, module__*); {kind} is a skorch {got} too, and your "
             "module is used as it is")

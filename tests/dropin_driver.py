@@ -34,20 +34,23 @@ STRATEGIES = {
 }
 
 
-class DigitsConvNet(nn.Module):
-    """Shaped like modAL's PyTorch example model (two ``nn.Sequential`` blocks, a
-    ``view`` in ``forward``, no backbone/head), sized for 1x8x8 digits."""
+class ModalStyleNet(nn.Module):
+    """Shaped like modAL's PyTorch example model: two ``nn.Sequential`` blocks, a
+    ``view`` in ``forward``, no backbone/head. The defaults are that example's sizes
+    (MNIST, 1x28x28); the driver uses a small one for 1x8x8 digits."""
 
-    def __init__(self):
+    def __init__(self, side=28, channels=(32, 64), hidden=128):
         super().__init__()
-        self.convs = nn.Sequential(nn.Conv2d(1, 8, 3), nn.ReLU(), nn.Conv2d(8, 16, 3),
-                                   nn.ReLU(), nn.MaxPool2d(2), nn.Dropout(0.25))
-        self.fcs = nn.Sequential(nn.Linear(16 * 2 * 2, 32), nn.ReLU(), nn.Dropout(0.5),
-                                 nn.Linear(32, 10))
+        self.flat = ((side - 4) // 2) ** 2 * channels[1]
+        self.convs = nn.Sequential(nn.Conv2d(1, channels[0], 3), nn.ReLU(),
+                                   nn.Conv2d(channels[0], channels[1], 3), nn.ReLU(),
+                                   nn.MaxPool2d(2), nn.Dropout(0.25))
+        self.fcs = nn.Sequential(nn.Linear(self.flat, hidden), nn.ReLU(), nn.Dropout(0.5),
+                                 nn.Linear(hidden, 10))
 
     def forward(self, x):
         out = self.convs(x)
-        out = out.view(-1, 16 * 2 * 2)
+        out = out.view(-1, self.flat)
         return self.fcs(out)
 
 
@@ -59,7 +62,8 @@ def data():
 
 def skorch_args():
     return dict(criterion=nn.CrossEntropyLoss, optimizer=torch.optim.Adam,
-                train_split=None, verbose=0, max_epochs=2)
+                train_split=None, verbose=0, max_epochs=2, module__side=8,
+                module__channels=(8, 16), module__hidden=32)
 
 
 def indices_of(result):
@@ -69,7 +73,7 @@ def indices_of(result):
 def own_module(ActiveLearner):
     X0, y0, X_pool, y_pool, _, _ = data()
     img = X_pool.reshape(-1, 1, 8, 8)
-    learner = ActiveLearner(estimator=PDCLNet(DigitsConvNet, random_state=0, **skorch_args()),
+    learner = ActiveLearner(estimator=PDCLNet(ModalStyleNet, random_state=0, **skorch_args()),
                             query_strategy=modal_ally.ally_query_strategy,
                             X_training=X0.reshape(-1, 1, 8, 8), y_training=y0)
     idx = indices_of(learner.query(img, n_instances=3))
@@ -82,7 +86,7 @@ def deep_own_module(DeepActiveLearner):
     X0, y0, X_pool, y_pool, _, _ = data()
     img = X_pool.reshape(-1, 1, 8, 8)
     learner = DeepActiveLearner(
-        estimator=PDCLNet(DigitsConvNet, random_state=0, **skorch_args()),
+        estimator=PDCLNet(ModalStyleNet, random_state=0, **skorch_args()),
         query_strategy=modal_ally.ally_query_strategy)
     learner.teach(X0.reshape(-1, 1, 8, 8), y0, warm_start=False)
     idx = indices_of(learner.query(img, n_instances=3))
@@ -93,7 +97,7 @@ def own_skorch_net(ActiveLearner):
     from skorch import NeuralNetClassifier
 
     X0, y0, X_pool, _, _, _ = data()
-    learner = ActiveLearner(estimator=NeuralNetClassifier(DigitsConvNet, **skorch_args()),
+    learner = ActiveLearner(estimator=NeuralNetClassifier(ModalStyleNet, **skorch_args()),
                             query_strategy=modal_ally.ally_query_strategy,
                             X_training=X0.reshape(-1, 1, 8, 8), y_training=y0)
     learner.query(X_pool.reshape(-1, 1, 8, 8), n_instances=3)

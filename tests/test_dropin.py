@@ -5,12 +5,6 @@ from the venv, 0.4.2.1 from .venv/modal-0.4.2.1, as in test_modal_compat.py); th
 checks the same behaviour in-process through the public API.
 """
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
 import torch
@@ -22,21 +16,10 @@ from sklearn.preprocessing import StandardScaler
 from torch import nn
 
 from modal_ally import PDCLNet, ally_query_strategy, badge_query_strategy
+from tests.dropin_driver import ModalStyleNet
+from tests.helpers import MODAL_0421, run_driver
 
-ROOT = Path(__file__).resolve().parents[1]
-MODAL_0421 = ROOT / ".venv" / "modal-0.4.2.1"
 STRATEGY_NAMES = ["ally", "ally-redundancy", "badge", "coreset", "random"]
-
-
-def run_driver(extra_path=None):
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(
-        ([str(extra_path)] if extra_path else []) + [str(ROOT), env.get("PYTHONPATH", "")])
-    env["PYTHONWARNINGS"] = "ignore"
-    done = subprocess.run([sys.executable, str(ROOT / "tests" / "dropin_driver.py")],
-                          env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout)
 
 
 @pytest.fixture(scope="module", params=["0.4.1", "0.4.2.1"])
@@ -44,10 +27,10 @@ def report(request):
     if request.param == "0.4.2.1":
         if not (MODAL_0421 / "modAL").is_dir():
             pytest.fail(f"modAL-python 0.4.2.1 is missing from {MODAL_0421}: run `make test`")
-        result = run_driver(MODAL_0421)
+        result = run_driver("dropin_driver.py", MODAL_0421)
         assert str(MODAL_0421) in result["modal_file"]
     else:
-        result = run_driver()
+        result = run_driver("dropin_driver.py")
     result["release"] = request.param
     return result
 
@@ -70,27 +53,11 @@ def test_modal_user_module_runs_unmodified(report):
     assert run["n_labeled"] == run["lambdas"] == 63
 
 
-class ModalTorchExample(nn.Module):
-    """The architecture of modAL's PyTorch example (MNIST, 1x28x28), written out."""
-
-    def __init__(self):
-        super().__init__()
-        self.convs = nn.Sequential(nn.Conv2d(1, 32, 3), nn.ReLU(), nn.Conv2d(32, 64, 3),
-                                   nn.ReLU(), nn.MaxPool2d(2), nn.Dropout(0.25))
-        self.fcs = nn.Sequential(nn.Linear(12 * 12 * 64, 128), nn.ReLU(), nn.Dropout(0.5),
-                                 nn.Linear(128, 10))
-
-    def forward(self, x):
-        out = self.convs(x)
-        out = out.view(-1, 12 * 12 * 64)
-        return self.fcs(out)
-
-
 def test_modal_pytorch_example_model_is_split_at_its_last_linear():
     rng = np.random.default_rng(0)
     X = rng.random((24, 1, 28, 28), dtype=np.float32)
     y = np.arange(24) % 10
-    net = PDCLNet(ModalTorchExample, criterion=nn.CrossEntropyLoss,
+    net = PDCLNet(ModalStyleNet, criterion=nn.CrossEntropyLoss,
                   optimizer=torch.optim.Adam, train_split=None, max_epochs=1,
                   batch_size=12, random_state=0)
     learner = ActiveLearner(estimator=net, query_strategy=ally_query_strategy,
@@ -100,7 +67,7 @@ def test_modal_pytorch_example_model_is_split_at_its_last_linear():
     assert net.embed(X[:3]).shape == (3, 128)  # the input of the last nn.Linear
     assert net.predict_dual(X[:3]).shape == (3,)
     # the user's module and its state_dict stay usable as they are
-    fresh = ModalTorchExample()
+    fresh = ModalStyleNet()
     assert set(net.module_.state_dict()) == set(fresh.state_dict())
     fresh.load_state_dict(net.module_.state_dict())
     fresh.eval()
@@ -191,7 +158,7 @@ def test_deep_active_learner_with_a_user_module(report):
 
 
 def test_initialize_before_data_for_every_module():
-    for module in (TwoStage, ModalTorchExample, None):
+    for module in (TwoStage, ModalStyleNet, None):
         net = PDCLNet(module)
         net.initialize()  # what DeepActiveLearner.__init__ does, before any data
 
@@ -200,7 +167,7 @@ def test_initialize_before_data_for_every_module():
 def test_plain_skorch_net_error_names_the_fix(report):
     run = report["own_skorch_net"]
     assert not run["ok"]
-    assert "PDCLNet(module=DigitsConvNet" in run["error"], run["error"]
+    assert "PDCLNet(module=ModalStyleNet" in run["error"], run["error"]
     assert "same" in run["error"] and "skorch" in run["error"]
 
 

@@ -5,40 +5,28 @@ problem, and a failed call leaves the estimator as it was."""
 import numpy as np
 import pytest
 import torch
-from sklearn.datasets import load_digits
 
 from modal_ally import (
     PDCLNet,
     PDCLRegressor,
     ally_query_strategy,
     ally_redundancy_aware_query_strategy,
-    badge_query_strategy,
-    coreset_query_strategy,
     generate_informative,
-    random_query_strategy,
 )
 from modal_ally.baselines import k_center_greedy, kmeans_pp_gradient_selection
-from tests.helpers import assert_unchanged, snapshot
-
-STRATEGIES = {
-    "ally": ally_query_strategy,
-    "ally-redundancy": ally_redundancy_aware_query_strategy,
-    "badge": badge_query_strategy,
-    "coreset": coreset_query_strategy,
-    "random": random_query_strategy,
-}
+from tests.helpers import STRATEGIES, assert_unchanged, snapshot
 
 
 @pytest.fixture(scope="module")
-def data():
-    X, y = load_digits(return_X_y=True)
-    return (X / 16).astype(np.float32), y
+def data(digits):
+    """Digits as one array: the first 200 rows are ``fitted_net``'s training set."""
+    return (np.concatenate([digits["X_train"], digits["X_pool"]]),
+            np.concatenate([digits["y_train"], digits["y_pool"]]))
 
 
 @pytest.fixture(scope="module")
-def net(data):
-    X, y = data
-    return PDCLNet(max_epochs=3, random_state=0).fit(X[:150], y[:150])
+def net(fitted_net):
+    return fitted_net
 
 
 def indices(result):

@@ -5,6 +5,9 @@ from the venv, 0.4.2.1 from .venv/modal-0.4.2.1, as in test_modal_compat.py); th
 checks the same behaviour in-process through the public API.
 """
 
+import gzip
+from pathlib import Path
+
 import numpy as np
 import pytest
 import torch
@@ -270,3 +273,39 @@ def test_callable_epsilon_checked_like_an_array(digits_small):
     net = PDCLNet(epsilon=lambda X, y: 0.5, max_epochs=1, random_state=0).fit(X[:40], y[:40])
     np.testing.assert_allclose(net.epsilon_, 0.5)
     assert callable(clone(net).epsilon)
+
+
+MNIST_RAW = Path("/work/shared/data/MNIST/raw")
+
+
+def read_idx(path, header):
+    with gzip.open(path, "rb") as infile:
+        return np.frombuffer(infile.read(), dtype=np.uint8, offset=header)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (MNIST_RAW / "train-images-idx3-ubyte.gz").exists(),
+                    reason=f"MNIST IDX files not found in {MNIST_RAW}")
+def test_modal_pytorch_example_converted_on_mnist():
+    """modAL's PyTorch example loop (its model, its skorch arguments, its ActiveLearner
+    loop on MNIST) with only the estimator class and the query strategy changed."""
+    images = read_idx(MNIST_RAW / "train-images-idx3-ubyte.gz", 16).reshape(-1, 1, 28, 28)
+    labels = read_idx(MNIST_RAW / "train-labels-idx1-ubyte.gz", 8).astype(np.int64)
+    X = images[:1700].astype(np.float32) / 255
+    y = labels[:1700]
+    X_initial, y_initial = X[:200], y[:200]
+    X_pool, y_pool = X[200:1200], y[200:1200]
+    classifier = PDCLNet(ModalStyleNet, criterion=nn.CrossEntropyLoss,
+                         optimizer=torch.optim.Adam, train_split=None, verbose=0,
+                         max_epochs=3, random_state=0)
+    learner = ActiveLearner(estimator=classifier, query_strategy=ally_query_strategy,
+                            X_training=X_initial, y_training=y_initial)
+    for _ in range(2):
+        query_idx, _ = learner.query(X_pool, n_instances=50)
+        assert len(set(np.asarray(query_idx).tolist())) == 50
+        learner.teach(X=X_pool[query_idx], y=y_pool[query_idx])
+        X_pool = np.delete(X_pool, query_idx, axis=0)
+        y_pool = np.delete(y_pool, query_idx, axis=0)
+    assert len(learner.y_training) == 300
+    assert learner.estimator.embed(X[:2]).shape == (2, 128)
+    assert learner.score(X[1200:], y[1200:]) > 0.6

@@ -178,6 +178,16 @@ class PDCLMixin:
             self._finalize_dual(X)
         return self
 
+    def set_params(self, **kwargs):
+        """skorch's ``set_params``; ``dual_head_lr`` and its siblings are parameters of
+        their own, which skorch would take for ``dual_head__*`` with a missing ``_``."""
+        own = {key: kwargs.pop(key) for key in
+               ("dual_head_epochs", "dual_head_lr", "dual_head_batch_size") if key in kwargs}
+        super().set_params(**kwargs)
+        for key, value in own.items():
+            setattr(self, key, value)
+        return self
+
     @property
     def _default_callbacks(self):
         return [*super()._default_callbacks, ("non_finite_guard", NonFiniteGuard())]

@@ -196,3 +196,13 @@ def test_cluster_components_checked(net, data, strategy, value, error):
     X, _ = data
     with pytest.raises(error, match="cluster_components"):
         strategy(net, X[200:300], n_instances=3, cluster_components=value)
+
+
+def test_dual_head_options_can_be_set_like_any_parameter(data):
+    X, y = data
+    net = PDCLNet(max_epochs=1, random_state=0)
+    net.set_params(dual_head_lr=1e-3, dual_head_epochs=5, dual_head_batch_size=32)
+    assert net.fit(X[:40], y[:40]).dual_head_lr == 1e-3
+    net.set_params(dual_head_lr=float("nan"))
+    with pytest.raises(ValueError, match="dual_head_lr"):
+        net.fit(X[:40], y[:40])

@@ -123,11 +123,11 @@ def test_float64_overflowing_float32_is_named(net, data):
     X, y = data
     pool = X[200:240].astype(np.float64)
     pool[5, 2] = 1e300
-    with pytest.raises(ValueError, match="overflows float32"):
+    with pytest.raises(ValueError, match="overflow float32"):
         ally_query_strategy(net, pool, n_instances=2)
-    with pytest.raises(ValueError, match="overflows float32"):
+    with pytest.raises(ValueError, match="overflow float32"):
         PDCLNet(max_epochs=1).fit(pool, y[:40])
-    with pytest.raises(ValueError, match="overflows float32"):
+    with pytest.raises(ValueError, match="overflow float32"):
         net.predict(pool)
 
 

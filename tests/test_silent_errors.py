@@ -206,3 +206,11 @@ def test_dual_head_options_can_be_set_like_any_parameter(data):
     net.set_params(dual_head_lr=float("nan"))
     with pytest.raises(ValueError, match="dual_head_lr"):
         net.fit(X[:40], y[:40])
+
+
+def test_a_repeated_index_is_never_handed_to_modal():
+    from modal_ally._compat import query_result
+
+    with pytest.raises(RuntimeError, match="more than once"):
+        query_result([3, 1, 3], [0.5, 0.4, 0.3])
+    assert indices(query_result([3, 1, 2], [0.5, 0.4, 0.3])).tolist() == [3, 1, 2]

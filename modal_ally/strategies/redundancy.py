@@ -141,7 +141,7 @@ def ally_redundancy_aware_query_strategy(learner, X_pool, n_instances=1, *, delt
         n_clusters=n_clusters, max_dual=max_dual, skip_top_quantile=skip_top_quantile,
         cluster_components=cluster_components)
     labeled = getattr(query.net, "train_embeddings_", None)
-    embeddings, scores, order = ranked_pool(query)
+    embeddings, scores, order = ranked_pool(query, keep_embeddings=True)
     delta = query.options["delta"]
     if delta == "auto":
         delta = query.options["delta_scale"] * median_pairwise_distance(

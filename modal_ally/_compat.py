@@ -38,8 +38,18 @@ def query_result(indices, scores):
         Positions in the pool, in the order the strategy picked them.
     scores : array of float, shape (n_instances,)
         The strategy's score of each picked sample.
+
+    Raises
+    ------
+    RuntimeError
+        If an index repeats: a strategy must never ask for a sample twice, so a
+        repeat is a defect to report, never an answer to hand to modAL.
     """
     indices = np.asarray(indices, dtype=np.int64)
+    if np.unique(indices).size != indices.size:
+        raise RuntimeError(
+            f"the strategy selected a pool index more than once ({indices.tolist()[:20]}); "
+            "this is a bug in modal_ally: please report it with the pool that caused it")
     if modal_returns_scores():
         return indices, np.asarray(scores, dtype=np.float64)
     return indices

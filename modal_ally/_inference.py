@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterator
 import torch
 
 from ._torch_utils import as_tensor, eval_mode
-from ._validation import as_finite_float32, check_array, check_fitted_net
+from ._validation import as_finite_float32, check_array, check_fitted_net, check_optional_int
 
 #: Rows per chunk for pool inference; a chunk of 4096 rows of 32x32x3 float32
 #: images is 50 MB, of 256 features 4 MB.
@@ -56,7 +56,9 @@ def map_chunks(fn: Callable[[torch.Tensor], torch.Tensor], X, *, chunk_size: int
 
 
 def chunk_size_of(net) -> int:
-    return int(getattr(net, "chunk_size", None) or DEFAULT_CHUNK_SIZE)
+    """The net's ``chunk_size``, checked where it is used (it may be set after fit)."""
+    value = getattr(net, "chunk_size", None)
+    return DEFAULT_CHUNK_SIZE if value is None else check_optional_int(value, "chunk_size")
 
 
 def feature_shape_of(net):

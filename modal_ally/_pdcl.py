@@ -24,11 +24,13 @@ from skorch.utils import is_dataset, to_device, to_numpy, to_tensor
 from torch import nn
 
 from ._dual_state import DualState, dual_summary
+from ._guard import restore_on_error
 from ._inference import chunk_size_of, embed, iter_chunks
-from ._pdcl_checks import check_pdcl_params
+from ._pdcl_checks import check_pdcl_params, per_row_epsilon
+from ._split import SplitModule, as_backbone_head
 from ._torch_utils import eval_mode
-from ._validation import as_finite_float32, check_array, numpy_random_state
-from .callbacks import DualHeadFit, DualStatistics
+from ._validation import as_finite_float32, as_numeric, check_array, numpy_random_state
+from .callbacks import DualHeadFit, DualStatistics, NonFiniteGuard
 from .data import RowDataset, collate_rows
 from .dual_head import DualScaling, fit_dual_head, predict_dual
 from .modules import MLP, DualHead
@@ -58,7 +60,7 @@ class PDCLMixin:
     def __init__(self, module=None, *, epsilon, dual_lr=0.05, dual_lr_schedule="constant",
                  constraint_loss=None, auto_epsilon_factor=1.1, dual_head=DualHead,
                  dual_head_epochs=100, dual_head_lr=5e-3, dual_head_batch_size=4096,
-                 chunk_size=4096, random_state=None, **kwargs):
+                 chunk_size=4096, embedding_layer=None, random_state=None, **kwargs):
         super().__init__(module, **{**_SKORCH_DEFAULTS, **kwargs})
         self.epsilon = epsilon
         self.dual_lr = dual_lr
@@ -70,6 +72,7 @@ class PDCLMixin:
         self.dual_head_lr = dual_head_lr
         self.dual_head_batch_size = dual_head_batch_size
         self.chunk_size = chunk_size
+        self.embedding_layer = embedding_layer
         self.random_state = random_state
 
     @property
@@ -78,7 +81,18 @@ class PDCLMixin:
         names = [name for name, _ in callbacks]
         at = names.index("print_log") if "print_log" in names else len(callbacks)
         return callbacks[:at] + [("dual_statistics", DualStatistics()),
+                                 ("non_finite_guard", NonFiniteGuard()),
                                  ("dual_head", DualHeadFit())] + callbacks[at:]
+
+    def set_params(self, **kwargs):
+        """skorch's; ``dual_head_lr`` and its siblings are parameters of their own,
+        which skorch would take for ``dual_head__*`` with a missing underscore."""
+        own = {key: kwargs.pop(key) for key in
+               ("dual_head_epochs", "dual_head_lr", "dual_head_batch_size") if key in kwargs}
+        super().set_params(**kwargs)
+        for key, value in own.items():
+            setattr(self, key, value)
+        return self
 
     # ------------------------------------------------------------------ set-up
     def initialize(self):
@@ -96,7 +110,8 @@ class PDCLMixin:
         return super().initialize()
 
     def initialize_module(self):
-        """Build the network (the default MLP sized from the data) and the dual head."""
+        """Build the network (the default MLP sized from the data; a plain module split
+        by ``as_backbone_head``); the dual head is built at the end of fit."""
         kwargs = self.get_params_for("module")
         module = MLP if self.module is None else self.module
         shape = getattr(self, "feature_shape_", None)
@@ -108,32 +123,14 @@ class PDCLMixin:
             for key, value in inferred.items():
                 if key in accepted and key not in kwargs:
                     kwargs[key] = value
-        self.module_ = self.initialized_instance(module, kwargs)
-        self.dual_head_ = self._build_dual_head()
+        self.module_ = as_backbone_head(self.initialized_instance(module, kwargs),
+                                        self.embedding_layer)
         return self
 
-    def _build_dual_head(self):
+    def _build_dual_head(self, embedding_dim):
         kwargs = self.get_params_for("dual_head")
-        if "input_dim" not in kwargs:
-            kwargs["input_dim"] = self._embedding_dim()
+        kwargs.setdefault("input_dim", int(embedding_dim))
         return self.initialized_instance(self.dual_head, kwargs).to(self.device)
-
-    def _embedding_dim(self):
-        dim = getattr(self.module_, "embedding_dim", None)
-        if dim is not None:
-            return int(dim)
-        if not hasattr(self.module_, "backbone"):
-            raise TypeError(
-                f"the module {type(self.module_).__name__} must expose a `backbone` "
-                "submodule (forward = head(backbone(x))): modal_ally regresses the "
-                "dual variables on its output")
-        shape = getattr(self, "feature_shape_", None)
-        if shape is None:
-            raise ValueError("cannot infer the embedding size before fit")
-        with torch.no_grad(), eval_mode(self.module_) as module:
-            device = next(module.parameters()).device
-            dummy = torch.zeros((2, *shape), dtype=torch.float32, device=device)
-            return int(module.backbone(dummy).reshape(2, -1).shape[1])
 
     def initialize_criterion(self):
         kwargs = self.get_params_for("criterion")
@@ -158,10 +155,11 @@ class PDCLMixin:
         row of ``X`` and the dual head is fitted on the training embeddings.
         Invalid input raises before anything is changed.
         """
-        X, y = self._validate_fit_data(X, y, reset=True)
-        if not self.warm_start or not self.initialized_:
-            self._initialize_checked()
-        return self._train(X, y, reset=True, routing="fit", **fit_params)
+        with restore_on_error(self):  # a failed fit leaves the estimator as it was
+            X, y = self._validate_fit_data(X, y, reset=True)
+            if not self.warm_start or not self.initialized_:
+                self._initialize_checked()
+            return self._train(X, y, reset=True, routing="fit", **fit_params)
 
     def partial_fit(self, X, y=None, classes=None, **fit_params):
         """Continue training (warm start).
@@ -170,10 +168,11 @@ class PDCLMixin:
         the last fit, and start again at 0 otherwise (a multiplier belongs to a row).
         """
         first = not self.initialized_
-        X, y = self._validate_fit_data(X, y, reset=first)
-        if first:
-            self._initialize_checked()
-        return self._train(X, y, reset=first, routing="partial_fit", **fit_params)
+        with restore_on_error(self):
+            X, y = self._validate_fit_data(X, y, reset=first)
+            if first:
+                self._initialize_checked()
+            return self._train(X, y, reset=first, routing="partial_fit", **fit_params)
 
     def _validate_fit_data(self, X, y, *, reset):
         check_pdcl_params(self)
@@ -184,14 +183,11 @@ class PDCLMixin:
         X = as_finite_float32(check_array(X, name="X", n_features=previous), name="X")
         if y is None:
             raise ValueError("y is required: PDCL learns from labeled rows")
-        y = to_numpy(y) if torch.is_tensor(y) else np.asarray(y)
+        y = to_numpy(y) if torch.is_tensor(y) else np.asarray(as_numeric(y, name="y"))
         if y.shape[0] != X.shape[0]:
             raise ValueError(f"X has {X.shape[0]} rows but y has {y.shape[0]}")
-        if not isinstance(self.epsilon, (str, numbers.Real)) \
-                and np.asarray(self.epsilon).shape != (X.shape[0],):
-            raise ValueError(
-                f"epsilon has {np.asarray(self.epsilon).shape[0]} values but X has "
-                f"{X.shape[0]} rows: a per-row epsilon needs one value per row")
+        self._epsilon_rows = None if isinstance(self.epsilon, str) \
+            else per_row_epsilon(self.epsilon, X, y)  # a callable is called once a fit
         targets = self._check_targets(y, reset=reset)
         # validated: from here on the estimator may change
         self.feature_shape_ = tuple(X.shape[1:])
@@ -208,6 +204,8 @@ class PDCLMixin:
         else:
             start = previous
         self.dual_state_ = DualState(start, self.epsilon_, self.device)
+        if isinstance(self.module_, SplitModule):  # is the last nn.Linear the head?
+            self.module_.check_split(torch.as_tensor(X[:2]).to(self.device))
         super().partial_fit(X, y, _routing_method=routing, **fit_params)
         return self
 
@@ -223,7 +221,9 @@ class PDCLMixin:
             self.auto_epsilon_fit_time_ = time.perf_counter() - start
             value = self.auto_epsilon_factor * self.auto_epsilon_reference_loss_
             return np.full(n, value, dtype=np.float32)
-        return np.broadcast_to(np.asarray(self.epsilon, dtype=np.float32), (n,)).copy()
+        rows = self.__dict__.pop("_epsilon_rows", None)
+        return rows if rows is not None and rows.shape[0] == n \
+            else per_row_epsilon(self.epsilon, X, y)
 
     def on_train_end(self, net, X=None, y=None, **kwargs):
         """Export the multipliers (``lambdas_``) before the callbacks' ``on_train_end``."""
@@ -318,7 +318,7 @@ class PDCLMixin:
     # ------------------------------------------------------------------ dual head
     def _fit_dual_head(self, embeddings, targets):
         """Fit a fresh dual head on ``(embeddings, targets)`` (see ``fit_dual_head``)."""
-        self.dual_head_ = self._build_dual_head()
+        self.dual_head_ = self._build_dual_head(embeddings.shape[1])
         scaling = fit_dual_head(
             self.dual_head_, embeddings, targets, epochs=self.dual_head_epochs,
             lr=self.dual_head_lr, batch_size=self.dual_head_batch_size,
@@ -384,6 +384,7 @@ class PDCLMixin:
     def forward_iter(self, X, training=False, device="cpu"):
         """skorch's ``forward_iter`` (each batch through ``evaluation_step``) with row
         slices of ``chunk_size`` for arrays and tensors instead of a DataLoader."""
+        X = as_numeric(X)  # lists and DataFrames of numbers as arrays
         if not (isinstance(X, np.ndarray) or torch.is_tensor(X)):
             yield from super().forward_iter(X, training=training, device=device)
             return

@@ -2,7 +2,8 @@
 
 - :func:`as_tensor`: the one array-to-tensor conversion;
 - :func:`eval_mode`: the one way to put modules in eval mode and restore them;
-- :func:`sq_distances`: the one Euclidean distance kernel, exact where it matters.
+- :func:`sq_distances`: the one Euclidean distance kernel, exact where it matters;
+- :func:`overflow_safe`: matrices in a precision where that kernel cannot overflow.
 """
 
 from __future__ import annotations
@@ -52,6 +53,27 @@ def eval_mode(*modules):
     finally:
         for module, mode in zip(modules, modes):
             module.train(mode)
+
+
+def overflow_safe(*matrices):
+    """The matrices in a precision where their squared row norms are finite.
+
+    float32 squared norms overflow beyond about 1.8e19 per coordinate, and distances
+    built from them become NaN (ties that would repeat picks). Such matrices are
+    computed in float64 instead, and divided by their largest magnitude when even
+    float64 overflows. Returns the matrices and that divisor (1.0 when unchanged):
+    distances computed from them are multiplied back by it.
+    """
+    def finite_norms(ms):
+        return all(bool(torch.isfinite((m * m).sum(dim=1)).all()) for m in ms)
+
+    if finite_norms(matrices):
+        return matrices, 1.0
+    matrices = tuple(m.double() for m in matrices)
+    if finite_norms(matrices):
+        return matrices, 1.0
+    scale = max(float(m.abs().max()) for m in matrices if m.numel())
+    return tuple(m / scale for m in matrices), scale
 
 
 def rounding_tolerance(width: int, dtype) -> float:

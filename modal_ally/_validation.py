@@ -29,13 +29,87 @@ def n_rows(X) -> int:
     return int(X.shape[0])
 
 
+def _is_dataframe(X) -> bool:
+    return type(X).__name__ == "DataFrame" and hasattr(X, "dtypes") and hasattr(X, "columns")
+
+
+_NULLABLE_NUMBERS = {"boolean", "Int8", "Int16", "Int32", "Int64", "UInt8", "UInt16",
+                     "UInt32", "UInt64", "Float32", "Float64"}
+
+
+def as_numeric(X, *, name: str = "X"):
+    """``X`` as a numpy array or a tensor, as scikit-learn reads it (arrays and
+    tensors as they are, never copied).
+
+    Lists and tuples of rows become arrays; a pandas DataFrame (or Series) of numbers
+    becomes its values, nullable columns with missing values as NaN (which the value
+    check then reports). Anything else is returned unchanged for the caller to refuse.
+
+    Raises
+    ------
+    TypeError
+        If a DataFrame has non-numeric columns (they are named).
+    """
+    if isinstance(X, np.ndarray) or is_tensor(X):
+        return X
+    if _is_dataframe(X):
+        bad = [column for column, dtype in zip(X.columns, X.dtypes)
+               if getattr(dtype, "kind", "O") not in "biuf"
+               and str(dtype) not in _NULLABLE_NUMBERS]
+        if bad:
+            more = f" and {len(bad) - 10} more" if len(bad) > 10 else ""
+            raise TypeError(
+                f"{name} is a DataFrame with non-numeric columns "
+                f"{', '.join(repr(c) for c in bad[:10])}{more}: encode them as numbers "
+                "(e.g. one-hot with pandas.get_dummies) or drop them")
+        return X.to_numpy(dtype=np.float64, na_value=np.nan)
+    if type(X).__name__ == "Series" and hasattr(X, "to_numpy"):
+        return X.to_numpy()
+    if isinstance(X, (list, tuple)):
+        try:
+            return np.asarray(X)
+        except ValueError as exc:
+            raise TypeError(f"{name} could not be read as a rectangular array of numbers "
+                            f"({exc})") from exc
+    return X
+
+
+def check_class_labels(y):
+    """Sorted unique class labels of a 1-d ``y``, with a clear error for bad labels.
+
+    Raises
+    ------
+    ValueError
+        If a label is missing (None or NaN): a missing label is not a class.
+    TypeError
+        If the labels cannot be sorted (e.g. numbers mixed with strings).
+    """
+    if y.dtype.kind == "f" and not np.isfinite(y).all():
+        raise ValueError("y contains NaN or infinity: every row needs a label")
+    if y.dtype != object:
+        return np.unique(y)
+    missing = [i for i, label in enumerate(y) if label is None
+               or (isinstance(label, numbers.Real) and label != label)]
+    if missing:
+        kind = "None" if y[missing[0]] is None else "NaN"
+        raise ValueError(
+            f"y contains missing labels ({kind}) in {len(missing)} rows, the first at row "
+            f"{missing[0]}: every row needs a label; drop the unlabeled rows")
+    try:
+        return np.unique(y)
+    except TypeError as exc:
+        kinds = sorted({type(label).__name__ for label in y})
+        raise TypeError(f"the labels in y cannot be sorted: they mix types {kinds}; use "
+                        "one type for all labels (e.g. y.astype(str))") from exc
+
+
 def check_array(X, *, name: str = "X", n_features: tuple | None = None,
                 allow_empty: bool = False):
     """Check the type, shape and dtype of ``X`` without reading its values.
 
     Parameters
     ----------
-    X : numpy.ndarray (a memmap too), torch.Tensor, list or tuple
+    X : numpy.ndarray (a memmap too), torch.Tensor, list of rows or DataFrame of numbers
         Rows of samples; any trailing shape (tabular or image data).
     name : str
         How the error messages name the array (``"X_pool"``, ``"X"``...).
@@ -47,17 +121,15 @@ def check_array(X, *, name: str = "X", n_features: tuple | None = None,
     Returns
     -------
     X : numpy.ndarray or torch.Tensor
-        ``X`` itself (lists and tuples as a numpy array): never copied, so that a
+        ``X`` itself (lists and DataFrames as a numpy array): never copied, so that a
         memory-mapped pool stays on disk. :func:`as_finite_float32` converts it, one
         chunk at a time.
     """
-    if isinstance(X, (list, tuple)):
-        X = np.asarray(X)
+    X = as_numeric(X, name=name)
     if not (isinstance(X, np.ndarray) or is_tensor(X)):
         raise TypeError(
-            f"{name} must be a numpy array or a torch tensor, got {type(X).__name__}; "
-            "pandas DataFrames are not supported (modAL's DataFrame handling is broken "
-            "on pandas 2): pass DataFrame.to_numpy()")
+            f"{name} must be a numpy array or a torch tensor (or a list of rows, or a "
+            f"pandas DataFrame of numbers), got {type(X).__name__}")
     if X.ndim < 2:
         raise ValueError(
             f"{name} must have at least 2 dimensions (n_samples, n_features...), "
@@ -223,9 +295,7 @@ def check_fitted_net(net, *, require_backbone: bool = True, require_pdcl: bool =
     from skorch import NeuralNet
 
     if require_pdcl and not getattr(type(net), "_pdcl", False):
-        raise TypeError(
-            f"{strategy} needs a learner whose estimator is a PDCLNet or PDCLRegressor "
-            f"(primal-dual trained), got {type(net).__name__}")
+        raise TypeError(pdcl_needed_message(net, strategy))
     if not isinstance(net, NeuralNet):
         raise TypeError(
             f"{strategy} needs a skorch net as the learner's estimator, "
@@ -238,5 +308,26 @@ def check_fitted_net(net, *, require_backbone: bool = True, require_pdcl: bool =
     if require_backbone and not hasattr(net.module_, "backbone"):
         raise TypeError(
             f"{strategy} needs the module to expose a `backbone` submodule "
-            f"(forward = head(backbone(x))); {type(net.module_).__name__} has none")
+            f"(forward = head(backbone(x))); {type(net.module_).__name__} has none: use "
+            f"PDCLNet(module={type(net.module_).__name__}, ...), which splits a plain "
+            "module at the input of its last nn.Linear")
     return net
+
+
+def pdcl_needed_message(net, strategy: str) -> str:
+    """The error for a strategy that needs dual variables but got another estimator."""
+    from skorch import NeuralNet, NeuralNetRegressor
+
+    got = type(net).__name__
+    if not isinstance(net, NeuralNet):
+        return (f"{strategy} needs a learner whose estimator is a PDCLNet or PDCLRegressor "
+                f"(primal-dual trained), or a Pipeline ending in one, got {got}; e.g. "
+                "PDCLNet(module=YourModule, ...)")
+    module = getattr(net, "module", None)
+    module = module.__name__ if isinstance(module, type) else type(module).__name__
+    kind = "PDCLRegressor" if isinstance(net, NeuralNetRegressor) else "PDCLNet"
+    return (f"{strategy} needs a PDCLNet or PDCLRegressor (the dual variables of "
+            f"primal-dual training), which a plain skorch {got} does not learn: replace "
+            f"it with {kind}(module={module}, ...) with the same skorch arguments "
+            "(criterion, optimizer, lr, max_epochs, batch_size, device, module__*); "
+            f"{kind} is a skorch {got} too, and your module is used as it is")

@@ -8,10 +8,15 @@ the net's default callbacks, so a user can replace or switch them off with
   in ``history``;
 - ``dual_head`` (:class:`DualHeadFit`): at the end of training, embed the training
   rows and fit the dual head on the multipliers (Elenter et al., NeurIPS 2022,
-  Algorithm 2, line 3). ``epsilon="auto"``'s reference fit switches it off.
+  Algorithm 2, line 3). ``epsilon="auto"``'s reference fit switches it off;
+- ``non_finite_guard`` (:class:`NonFiniteGuard`): stop a fit whose loss or
+  multipliers stop being finite (every multiplier NaN would otherwise rank the pool
+  by noise), naming the epoch and the likely cause.
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 import torch
@@ -20,7 +25,10 @@ from skorch.callbacks import Callback
 from ._dual_state import dual_summary
 from ._inference import embed
 
-__all__ = ["DualStatistics", "DualHeadFit"]
+__all__ = ["DualStatistics", "DualHeadFit", "NonFiniteGuard", "TrainingDivergedError"]
+
+#: Inputs above this magnitude are the first suspect when training diverges.
+_LARGE_INPUT = 1e6
 
 
 class DualStatistics(Callback):
@@ -57,5 +65,49 @@ class DualHeadFit(Callback):
         if X is None or not hasattr(net, "lambdas_"):
             return
         embeddings = embed(net, X, as_numpy=False, checked=True)
+        if not bool(torch.isfinite(embeddings).all()):
+            raise TrainingDivergedError(
+                "the backbone's embeddings of the training rows are NaN or infinite: the "
+                "inputs are too large for the network (standardize them) or the training "
+                "diverged; the estimator was left as it was before this fit")
         net.train_embeddings_ = embeddings.numpy()
         net._fit_dual_head(embeddings, torch.as_tensor(np.asarray(net.lambdas_)))
+
+
+class TrainingDivergedError(ValueError):
+    """The loss, a multiplier or an embedding became NaN or infinite during ``fit``."""
+
+
+class NonFiniteGuard(Callback):
+    """Raise :class:`TrainingDivergedError` at the end of the first epoch whose loss or
+    multipliers are not finite (after ``dual_statistics`` has recorded them).
+
+    The message names the epoch, the non-finite quantities and the likely cause:
+    inputs of very large magnitude (standardize them) or too large a step size
+    (``lr``, ``dual_lr``). The estimator's ``fit`` then puts it back as it was.
+    """
+
+    watched = ("train_loss", "primal_loss", "lagrangian", "lambda_max")
+
+    def on_train_begin(self, net, X=None, y=None, **kwargs):
+        self.input_scale_ = 0.0
+        if isinstance(X, (np.ndarray, torch.Tensor)) and X.shape[0]:
+            self.input_scale_ = max(float(X.max()), -float(X.min()))
+
+    def on_epoch_end(self, net, **kwargs):
+        row = net.history[-1]
+        bad = [key for key in self.watched if isinstance(row.get(key), (float, np.floating))
+               and not math.isfinite(row[key])]
+        if not bad:
+            return
+        if getattr(self, "input_scale_", 0.0) > _LARGE_INPUT:
+            cause = (f"the inputs hold values up to {self.input_scale_:.3g} in magnitude: "
+                     "standardize them (e.g. make_pipeline(StandardScaler(), PDCLNet()))")
+        else:
+            cause = (f"the step sizes may be too large (lr={net.lr!r}, "
+                     f"dual_lr={getattr(net, 'dual_lr', None)!r}), or the targets too "
+                     "large: lower them")
+        raise TrainingDivergedError(
+            f"training diverged at epoch {row.get('epoch', len(net.history))}: "
+            f"{', '.join(bad)} became NaN or infinite. Likely cause: {cause}. The "
+            "estimator was left as it was before this fit")

@@ -20,6 +20,7 @@ from skorch.utils import to_numpy
 from torch import nn
 
 from ._pdcl import PDCLMixin
+from ._validation import check_class_labels
 
 __all__ = ["PDCLNet", "PDCLRegressor"]
 
@@ -32,14 +33,19 @@ _PDCL_DOC = """
     Parameters
     ----------
     module : torch.nn.Module class or instance, default None
-        A module with ``backbone`` and ``head`` submodules,
-        ``forward(x) = head(backbone(x))``. None builds :class:`modal_ally.MLP`
-        (two hidden layers of 256, ReLU) from the data's shape at the first fit;
-        a class taking ``input_dim``/``output_dim`` gets them from the data too.
-    epsilon : float, array of shape (n_rows,), or "auto", default {eps}
-        Constraint level ``l'(f(x_i), y_i) <= epsilon_i``{eps_unit}. "auto" first
-        trains the same network without constraints (one extra fit: it doubles the
-        fit time) and sets ``epsilon = auto_epsilon_factor * mean loss``.
+        Any module. One with ``backbone`` and ``head`` submodules
+        (``forward(x) = head(backbone(x))``) is used as such; any other is used as
+        it is, its embedding taken at the input of its last ``nn.Linear`` (or at
+        ``embedding_layer``), and ``module_.module`` is the module itself. None
+        builds :class:`modal_ally.MLP` (two hidden layers of 256, ReLU) from the
+        data's shape at the first fit; a class taking ``input_dim``/``output_dim``
+        gets them from the data too.
+    epsilon : float, array of shape (n_rows,), callable or "auto", default {eps}
+        Constraint level ``l'(f(x_i), y_i) <= epsilon_i``{eps_unit}. A callable
+        ``epsilon(X, y)`` returns the levels of the rows being fitted, at every fit:
+        a per-row epsilon that follows modAL's ``teach``. "auto" first trains the
+        same network without constraints (one extra fit: it doubles the fit time)
+        and sets ``epsilon = auto_epsilon_factor * mean loss``.
     dual_lr : float, default 0.05
         Dual step size ``eta_d``.
     dual_lr_schedule : "constant", "sqrt" or callable, default "constant"
@@ -58,6 +64,10 @@ _PDCL_DOC = """
         ``dual_head_batch_size`` (full batch when the labeled set fits in one).
     chunk_size : int, default 4096
         Rows per chunk for inference (``predict``, ``embed``, ``predict_dual``).
+    embedding_layer : str or None, default None
+        For a module without ``backbone``: the name (as in ``named_modules()``) of
+        the submodule whose output is the embedding; None takes the input of the
+        last ``nn.Linear``.
     random_state : int, RandomState or None
         Seeds the initialization and the shuffling so a fit is reproducible.
     criterion, optimizer, lr, max_epochs, batch_size, train_split, device, ...
@@ -98,9 +108,7 @@ class PDCLNet(PDCLMixin, NeuralNetClassifier):
     def _check_targets(self, y, *, reset):
         if y.ndim != 1:
             raise ValueError(f"y must be 1-dimensional (one label per row), got shape {y.shape}")
-        if y.dtype.kind == "f" and not np.isfinite(y).all():
-            raise ValueError("y contains NaN or infinity")
-        labels = np.unique(y)
+        labels = check_class_labels(y)
         known = self.classes if self.classes is not None else (
             None if reset else getattr(self, "classes_inferred_", None))
         if known is not None:
@@ -132,7 +140,8 @@ class PDCLNet(PDCLMixin, NeuralNetClassifier):
 
     def predict(self, X):
         """Class labels (values of ``classes_``) of the rows of ``X``."""
-        return np.asarray(self.classes_)[self.predict_proba(X).argmax(axis=1)]
+        proba = self.predict_proba(X)  # first: it says so if the net is not fitted
+        return np.asarray(self.classes_)[proba.argmax(axis=1)]
 
 
 class PDCLRegressor(PDCLMixin, NeuralNetRegressor):

@@ -1,7 +1,45 @@
-"""Assertions shared by the test modules."""
+"""Assertions, strategies and the modAL driver runner shared by the test modules."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import numpy as np
 import torch
+
+from modal_ally import ally_query_strategy, ally_redundancy_aware_query_strategy
+from modal_ally.baselines import (
+    badge_query_strategy,
+    coreset_query_strategy,
+    random_query_strategy,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+MODAL_0421 = ROOT / ".venv" / "modal-0.4.2.1"
+
+STRATEGIES = {
+    "ally": ally_query_strategy,
+    "ally-redundancy": ally_redundancy_aware_query_strategy,
+    "badge": badge_query_strategy,
+    "coreset": coreset_query_strategy,
+    "random": random_query_strategy,
+}
+
+
+def run_driver(script, extra_path=None):
+    """Run ``tests/<script>`` in a subprocess (with modAL from ``extra_path`` ahead of
+    site-packages when given) and return the JSON report it prints."""
+    env = dict(os.environ)
+    paths = ([str(extra_path)] if extra_path else []) + [str(ROOT)]
+    env["PYTHONPATH"] = os.pathsep.join(paths + ([] if extra_path else
+                                                 [env.get("PYTHONPATH", "")]))
+    env["PYTHONWARNINGS"] = "ignore::FutureWarning"
+    done = subprocess.run([sys.executable, str(ROOT / "tests" / script)],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    return json.loads(done.stdout)
 
 
 def snapshot(net):

@@ -14,20 +14,8 @@ from sklearn.linear_model import LogisticRegression
 from skorch import NeuralNetClassifier
 
 from modal_ally import MLP, PDCLNet, ally_query_strategy, ally_redundancy_aware_query_strategy
-from modal_ally.baselines import (
-    badge_query_strategy,
-    coreset_query_strategy,
-    random_query_strategy,
-)
-from tests.helpers import assert_unchanged, snapshot
+from tests.helpers import STRATEGIES, assert_unchanged, snapshot
 
-STRATEGIES = {
-    "ally": ally_query_strategy,
-    "ally-redundancy": ally_redundancy_aware_query_strategy,
-    "badge": badge_query_strategy,
-    "coreset": coreset_query_strategy,
-    "random": random_query_strategy,
-}
 NEEDS_PDCL = {"ally", "ally-redundancy"}
 NEEDS_NET = {"ally", "ally-redundancy", "badge", "coreset"}
 

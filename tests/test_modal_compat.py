@@ -5,29 +5,9 @@ modAL-python 0.4.1 (what pip installs beside skorch>=1.0) and 0.4.2.1 (installed
 strategy returns; modal_ally must give each the right shape for n_instances 1, 2 and 3.
 """
 
-import json
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
-MODAL_0421 = ROOT / ".venv" / "modal-0.4.2.1"
-
-
-def run_driver(extra_path=None):
-    env = dict(os.environ)
-    paths = [str(ROOT)] + ([str(extra_path)] if extra_path else [])
-    env["PYTHONPATH"] = os.pathsep.join(paths + [env.get("PYTHONPATH", "")])
-    env["PYTHONWARNINGS"] = "ignore::FutureWarning"
-    if extra_path:  # put the 0.4.2.1 folder ahead of site-packages
-        env["PYTHONPATH"] = os.pathsep.join([str(extra_path), str(ROOT)])
-    done = subprocess.run([sys.executable, str(ROOT / "tests" / "modal_driver.py")],
-                          env=env, capture_output=True, text=True, timeout=600)
-    assert done.returncode == 0, done.stderr[-3000:]
-    return json.loads(done.stdout)
+from tests.helpers import MODAL_0421, run_driver
 
 
 @pytest.fixture(scope="module", params=["0.4.1", "0.4.2.1"])
@@ -36,11 +16,11 @@ def report(request):
         if not (MODAL_0421 / "modAL").is_dir():
             pytest.fail(f"modAL-python 0.4.2.1 is missing from {MODAL_0421}: run `make test`, "
                         "which installs it there (without its skorch==0.9.0 pin)")
-        result = run_driver(MODAL_0421)
+        result = run_driver("modal_driver.py", MODAL_0421)
         assert str(MODAL_0421) in result["modal_file"]
         assert result["returns_scores"] is True
     else:
-        result = run_driver()
+        result = run_driver("modal_driver.py")
         assert result["returns_scores"] is False
     result["release"] = request.param
     return result

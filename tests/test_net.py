@@ -262,7 +262,7 @@ def test_resnet18_backbone_on_32x32_images():
     assert net.predict_dual(X).shape == (24,)
 
 
-def test_user_module_must_follow_the_contract(digits):
+def test_user_module_without_backbone_is_split_at_its_last_linear(digits):
     class NoBackbone(nn.Module):
         def __init__(self):
             super().__init__()
@@ -271,8 +271,11 @@ def test_user_module_must_follow_the_contract(digits):
         def forward(self, X):
             return self.layer(X)
 
-    with pytest.raises(TypeError, match="backbone"):
-        PDCLNet(module=NoBackbone, max_epochs=1).fit(digits["X_train"], digits["y_train"])
+    net = PDCLNet(module=NoBackbone, max_epochs=1, random_state=0)
+    net.fit(digits["X_train"], digits["y_train"])
+    # the embedding is the input of the last nn.Linear: here the features themselves
+    np.testing.assert_array_equal(net.embed(digits["X_train"][:3]), digits["X_train"][:3])
+    assert net.module_.head is net.module_.module.layer
 
 
 def test_integer_inputs_are_cast(digits):

@@ -29,9 +29,9 @@ PACKAGE = Path(modal_ally.__file__).parent
 #: a new module here at the layer it belongs to.
 UNLISTED = 10
 LAYERS = {
-    "_validation": 0, "_torch_utils": 0, "_compat": 0,
+    "_validation": 0, "_torch_utils": 0, "_compat": 0, "_split": 0,
     "_inference": 1, "data": 1, "modules": 1, "clustering": 1,
-    "dual_head": 2, "_dual_state": 2, "_pdcl_checks": 2,
+    "dual_head": 2, "_dual_state": 2, "_pdcl_checks": 2, "_guard": 2,
     "callbacks": 3,
     "_pdcl": 4,
     "net": 5,

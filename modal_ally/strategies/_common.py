@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from sklearn.exceptions import NotFittedError
+from sklearn.pipeline import Pipeline
 
 from .._inference import DEFAULT_CHUNK_SIZE, embed, feature_shape_of
 from .._torch_utils import as_tensor
@@ -65,6 +67,7 @@ class Query:
     random_state : numpy.random.RandomState or torch.Generator
     options : the strategy's checked options
     shape_known : whether the pool's per-sample shape was checked against the net's
+    transform : a Pipeline's preprocessing (``transform(X, name)``), or None
     """
 
     learner: object
@@ -74,6 +77,33 @@ class Query:
     random_state: object
     options: dict = field(default_factory=dict)
     shape_known: bool = True
+    transform: object = None
+
+
+def resolve_pipeline(estimator, X_pool):
+    """The net at the end of a scikit-learn Pipeline, the pool passed through the
+    pipeline's other steps, and that transformation (None without a Pipeline).
+
+    modAL's own strategies call ``learner.predict_proba`` and so accept
+    ``make_pipeline(StandardScaler(), PDCLNet())``; these strategies need the net
+    itself, so they query it with the pool as it sees it.
+    """
+    if not isinstance(estimator, Pipeline):
+        return estimator, X_pool, None
+    if len(estimator.steps) == 1:
+        return estimator.steps[-1][1], X_pool, None
+    preprocessing = estimator[:-1]
+
+    def transform(X, name="X_pool"):
+        try:
+            return preprocessing.transform(X)
+        except NotFittedError:
+            raise
+        except (ValueError, TypeError) as exc:
+            raise type(exc)(f"{name} could not be passed through the pipeline's "
+                            f"preprocessing steps: {exc}") from exc
+
+    return estimator.steps[-1][1], transform(X_pool), transform
 
 
 def expected_feature_shape(learner, estimator):
@@ -96,7 +126,8 @@ def validate_query(learner, X_pool, n_instances, *, strategy: str, require_net=T
     ----------
     learner : modAL learner or estimator
     X_pool : array-like
-        Checked for type, shape and dtype (not for values: see :func:`embed_pool`).
+        Checked for type, shape and dtype (not for values: see :func:`embed_pool`);
+        with a Pipeline estimator, first passed through its preprocessing steps.
     n_instances : int
     strategy : str
         The strategy's name, for the error messages.
@@ -110,19 +141,20 @@ def validate_query(learner, X_pool, n_instances, *, strategy: str, require_net=T
     **options
         The strategy's options, checked by :data:`OPTION_CHECKS`.
     """
-    net = get_estimator(learner)
+    net, X_pool, transform = resolve_pipeline(get_estimator(learner), X_pool)
     if require_net or require_pdcl:
         check_fitted_net(net, require_pdcl=require_pdcl, strategy=strategy)
         if check_net is not None:
             check_net(net, strategy)
-    shape = expected_feature_shape(learner, net)
+    shape = expected_feature_shape(learner if transform is None else net, net)
     X_pool = check_array(X_pool, name="X_pool", n_features=shape)
     n_instances = check_n_instances(n_instances)
     checked = {name: OPTION_CHECKS[name](value) for name, value in options.items()}
     rng = check_random_state(random_state)
     return Query(learner=learner, net=net, X_pool=X_pool,
                  n_instances=clip_n_instances(n_instances, int(X_pool.shape[0])),
-                 random_state=rng, options=checked, shape_known=shape is not None)
+                 random_state=rng, options=checked, shape_known=shape is not None,
+                 transform=transform)
 
 
 def check_pool_values(query: Query, chunk_size: int = DEFAULT_CHUNK_SIZE) -> None:
@@ -163,6 +195,8 @@ def labeled_embeddings(query: Query, strategy: str) -> torch.Tensor:
     if stored is not None and (X_training is None or len(X_training) == len(stored)):
         return torch.as_tensor(np.asarray(stored))
     if X_training is not None:
+        if query.transform is not None:
+            X_training = query.transform(X_training, "X_training")
         return embed(net, X_training, name="X_training", as_numpy=False)
     raise ValueError(
         f"{strategy} needs the embeddings of the labeled set, but the estimator "

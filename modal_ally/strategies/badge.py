@@ -18,7 +18,7 @@ from skorch import NeuralNetRegressor
 
 from .._compat import query_result
 from .._inference import chunk_size_of, map_chunks
-from .._torch_utils import BLOCK_ROWS, eval_mode, rounding_tolerance
+from .._torch_utils import BLOCK_ROWS, eval_mode, overflow_safe, rounding_tolerance
 from .._validation import check_n_instances, check_random_state, clip_n_instances, uniform
 from ._common import as_matrix, embed_pool, validate_query
 
@@ -81,7 +81,9 @@ def _select(probs, embeddings, n_instances, rng):
     """:func:`kmeans_pp_gradient_selection` on checked tensors."""
     n = probs.shape[0]
     dtype = torch.promote_types(probs.dtype, embeddings.dtype)
-    a, e = _gradient_factors(probs.to(dtype)), embeddings.to(dtype)
+    # |a_i|^2 <= 2: only the embeddings can make the squared norms overflow
+    (e,), scale = overflow_safe(embeddings.to(dtype))
+    a = _gradient_factors(probs.to(e.dtype))
     a_sq, e_sq = (a * a).sum(dim=1), (e * e).sum(dim=1)
     g_sq = a_sq * e_sq
 
@@ -107,7 +109,8 @@ def _select(probs, embeddings, n_instances, rng):
         fill = rest[order[:n_instances - len(indices)]].tolist()
         indices += fill
         scores += [0.0] * len(fill)
-    return np.asarray(indices, dtype=np.int64), np.asarray(scores, dtype=np.float64)
+    return (np.asarray(indices, dtype=np.int64),
+            np.asarray(scores, dtype=np.float64) * scale ** 2)
 
 
 def kmeans_pp_gradient_selection(probs, embeddings, n_instances, *, random_state=None):

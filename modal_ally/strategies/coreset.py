@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from .._compat import query_result
-from .._torch_utils import min_sq_distances, sq_distances
+from .._torch_utils import min_sq_distances, overflow_safe, sq_distances
 from .._validation import check_n_instances, check_random_state, clip_n_instances, randint
 from ._common import as_matrix, embed_pool, labeled_embeddings, validate_query
 
@@ -22,8 +22,8 @@ __all__ = ["coreset_query_strategy", "k_center_greedy"]
 def _select(pool, labeled, n_instances, rng):
     """:func:`k_center_greedy` on checked tensors."""
     dtype = torch.promote_types(pool.dtype, labeled.dtype)
-    pool, labeled = pool.to(dtype), labeled.to(dtype)
-    n = pool.shape[0]
+    (pool, labeled), scale = overflow_safe(pool.to(dtype), labeled.to(dtype))
+    dtype, n = pool.dtype, pool.shape[0]
     pool_sq = (pool * pool).sum(dim=1)
     if labeled.shape[0]:
         min_d2 = min_sq_distances(pool, labeled)
@@ -36,7 +36,7 @@ def _select(pool, labeled, n_instances, rng):
         else:
             index = int(torch.argmax(min_d2))  # the first of equal maxima
         indices.append(index)
-        scores.append(float(min_d2[index].sqrt()))
+        scores.append(float(min_d2[index].sqrt()) * scale)
         to_pick = sq_distances(pool, pool[index:index + 1], X_sq=pool_sq,
                                Y_sq=pool_sq[index:index + 1])[:, 0]
         torch.minimum(min_d2, to_pick, out=min_d2)

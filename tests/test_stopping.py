@@ -376,8 +376,7 @@ def test_criteria_inside_a_modal_loop(release):
 def test_readme_section_example_runs(tmp_path):
     import re
 
-    text = (ROOT / "docs" / "readme" / "stop.md")
-    text = text.read_text() if text.exists() else (ROOT / "README.md").read_text()
+    text = (ROOT / "README.md").read_text()
     block = re.search(r"## When to stop labeling\n.*?```python\n(.*?)```", text, re.S).group(1)
     (tmp_path / "example.py").write_text(block)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}

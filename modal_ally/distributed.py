@@ -1,0 +1,208 @@
+"""Query strategies on Dask array pools: one pass over the blocks, summaries back.
+
+A ``dask.array.Array`` pool chunked along rows (from zarr, HDF5, memmaps...) is never
+gathered: the fitted net is shipped to every worker once, each block is embedded,
+scored and clustered where it lives, and only a small summary per block comes back
+(the candidates of the equitable selection of ALLY, Elenter et al., NeurIPS 2022).
+Without a ``distributed.Client`` the work runs on dask's default scheduler on this
+machine; with one, on its cluster. Nothing here starts a cluster.
+
+Dask is an optional dependency (``pip install modal_ally[dask]``): this module imports
+it only when a pool is a Dask array.
+"""
+
+from __future__ import annotations
+
+import copy
+import sys
+
+import numpy as np
+import torch
+
+from ._validation import check_array
+from .clustering import _assign, _kmeans_pp, _pca_projection, _sample_rows
+
+__all__ = ["is_dask_collection", "check_dask_pool", "require_dask", "current_client"]
+
+EXTRA = "pip install modal_ally[dask]"
+#: Summaries merged per task of the tree reduction.
+FAN_IN = 8
+
+
+def is_dask_collection(X) -> bool:
+    """Whether ``X`` is a Dask array (duck-typed: dask is not imported)."""
+    return callable(getattr(type(X), "__dask_graph__", None)) and hasattr(X, "chunks")
+
+
+def require_dask():
+    """Import ``dask.array``, or raise an ImportError naming the extra to install."""
+    try:
+        import dask
+        import dask.array  # noqa: F401
+    except ImportError as exc:
+        raise ImportError(
+            f"X_pool is a Dask array, but dask[array] cannot be imported ({exc}); install "
+            f"modal_ally's dask extra: {EXTRA}") from exc
+    return dask
+
+
+def check_dask_pool(X_pool, *, n_features=None, name="X_pool"):
+    """Check a Dask array pool without computing it; rechunk it along rows only.
+
+    The dtype, the number of dimensions and the per-sample shape are checked as for a
+    numpy pool (same messages); NaN and infinity are checked per chunk while the pool
+    is processed.
+    """
+    require_dask()
+    import dask.array as da
+
+    if not isinstance(X_pool, da.Array):
+        raise TypeError(f"{name} must be a dask.array.Array, got {type(X_pool).__name__}")
+    if any(np.isnan(size) for size in X_pool.shape):
+        raise ValueError(f"{name} has unknown chunk sizes {X_pool.shape}: call "
+                         f"{name}.compute_chunk_sizes() first")
+    check_array(np.empty((0, *X_pool.shape[1:]), dtype=X_pool.dtype), name=name,
+                n_features=n_features, allow_empty=True)
+    if X_pool.shape[0] == 0:
+        raise ValueError(f"{name} is empty: it has 0 rows")
+    if any(len(chunks) > 1 for chunks in X_pool.chunks[1:]):
+        X_pool = X_pool.rechunk({axis: -1 for axis in range(1, X_pool.ndim)})
+    return X_pool
+
+
+# ----------------------------------------------------------------------- plumbing
+def current_client():
+    """The default ``distributed.Client`` if the user made one, else None (no import)."""
+    distributed = sys.modules.get("distributed")
+    if distributed is None:
+        return None
+    try:
+        return distributed.default_client()
+    except ValueError:
+        return None
+
+
+def ship(obj):
+    """Send ``obj`` to the workers once: scattered to every worker with a Client, one
+    graph key shared by every task without one."""
+    dask = require_dask()
+    client = current_client()
+    if client is not None:
+        return client.scatter(obj, broadcast=True, hash=False)
+    return dask.delayed(obj, pure=True, traverse=False)
+
+
+def compute(*objects):
+    """Run task graphs on the current scheduler; everything the client receives
+    passes here."""
+    dask = require_dask()
+    return dask.compute(*objects)
+
+
+def block_tasks(function, X_pool, *args):
+    """One delayed ``function(block, offset, *args)`` per block of rows."""
+    dask = require_dask()
+    task = dask.delayed(function, pure=True)
+    offsets = np.r_[0, np.cumsum(X_pool.chunks[0])[:-1]].tolist()
+    return [task(block, int(offset), *args)
+            for block, offset in zip(X_pool.to_delayed().ravel(), offsets)]
+
+
+def tree_reduce(parts, merge, *args, fan_in=FAN_IN):
+    """Merge summaries ``fan_in`` at a time until one is left (on the workers)."""
+    dask = require_dask()
+    task = dask.delayed(merge, pure=True)
+    while len(parts) > 1:
+        parts = [task(parts[i:i + fan_in], *args) for i in range(0, len(parts), fan_in)]
+    return parts[0]
+
+
+def fetch_rows(X_pool, rows):
+    """The pool rows at the sorted positions ``rows``, as numpy (only they travel)."""
+    (out,) = compute(X_pool[np.asarray(rows, dtype=np.int64)])
+    return np.asarray(out)
+
+
+class LazyEmbeddings:
+    """The pool's embeddings as the clustering sees them, computed for requested rows.
+
+    Indexing with row positions embeds those rows (fetched from the pool) on the
+    client; rows asked for before are cached. ``prefetch`` gets many rows in one read.
+    """
+
+    def __init__(self, X_pool, block_net, dim):
+        self.X_pool, self.block_net = X_pool, block_net
+        self.shape = (int(X_pool.shape[0]), int(dim))
+        self.device, self.dtype = torch.device("cpu"), torch.float32
+        self._rows = np.empty(0, dtype=np.int64)
+        self._values = torch.empty((0, dim))
+
+    def float(self):
+        return self
+
+    def prefetch(self, rows):
+        rows = np.setdiff1d(np.asarray(rows, dtype=np.int64), self._rows)
+        if rows.shape[0]:
+            values = self.block_net.embed(fetch_rows(self.X_pool, rows)).cpu()
+            merged = np.concatenate([self._rows, rows])
+            order = np.argsort(merged, kind="stable")
+            self._rows = merged[order]
+            self._values = torch.cat([self._values, values])[torch.as_tensor(order)]
+
+    def __getitem__(self, rows):
+        rows = np.asarray(torch.as_tensor(rows).cpu(), dtype=np.int64)
+        self.prefetch(np.unique(rows))
+        return self._values[torch.as_tensor(np.searchsorted(self._rows, rows))]
+
+    def mean(self):
+        return self._values.mean(dim=0)
+
+
+def embedding_dim(block_net, feature_shape):
+    """Width of the backbone's output, from a forward pass of two zero samples."""
+    with torch.no_grad():
+        probe = torch.zeros((2, *feature_shape), device=block_net.placed())
+        return int(block_net.module.backbone(probe).reshape(2, -1).shape[1])
+
+
+# ----------------------------------------------------------------------- clustering
+def _lloyd(sample, centers, *, n_iter=10, tol=1e-3):
+    scale = float((sample - sample.mean(dim=0)).pow(2).sum(dim=1).mean()) or 1.0
+    for _ in range(n_iter):
+        labels, _ = _assign(sample, centers)
+        sums = torch.zeros_like(centers).index_add_(0, labels, sample)
+        counts = torch.bincount(labels, minlength=centers.shape[0]).to(sample.dtype)
+        filled = counts > 0
+        updated = centers.clone()
+        updated[filled] = sums[filled] / counts[filled, None]
+        moved = float((updated - centers).pow(2).sum(dim=1).mean())
+        centers = updated
+        if moved <= tol * scale:
+            break
+    return centers
+
+
+def fit_clustering(embeddings, n_clusters, rng, n_components):
+    """The centers ``clustering.kmeans`` would fit, from sampled rows of a lazy pool.
+
+    The same random draws in the same order (projection sample, center sample,
+    seeding) on the same rows give the same centers; both samples are fetched in one
+    read. Returns ``(centers, mean, components, n_nonempty)``, the last being how many
+    centers the sample itself uses.
+    """
+    n, dim = embeddings.shape
+    project = n_components is not None and dim > n_components
+    size = max(10 * n_clusters, 10_000)
+    probe = copy.deepcopy(rng)
+    wanted = [_sample_rows(n, 20000, probe, "cpu")] if project else []
+    wanted.append(_sample_rows(n, size, probe, "cpu"))
+    embeddings.prefetch(torch.unique(torch.cat(wanted)).numpy())
+    mean = components = None
+    if project:
+        mean, components = _pca_projection(embeddings, n_components, rng)
+    sample = embeddings[_sample_rows(n, size, rng, "cpu")]
+    if project:
+        sample = (sample - mean) @ components
+    centers = _lloyd(sample, _kmeans_pp(sample, n_clusters, rng, n_rounds=32))
+    n_nonempty = int(torch.unique(_assign(sample, centers)[0]).shape[0])
+    return centers, mean, components, n_nonempty

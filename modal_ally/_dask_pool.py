@@ -51,6 +51,9 @@ class BlockNet:
     worker's device: the net's device when the worker has it, the CPU otherwise.
     """
 
+    #: How many BlockNets this process has unpickled (a worker should do it once a query).
+    unpickled = 0
+
     def __init__(self, module, dual_head, *, dual_mean, dual_scale, chunk_size, device):
         self.module = module
         self.dual_head = dual_head
@@ -81,6 +84,7 @@ class BlockNet:
     def __setstate__(self, state):
         self.__dict__.update(state)
         self._lock = threading.Lock()
+        type(self).unpickled += 1
 
     def placed(self) -> torch.device:
         """The device this process runs the net on (modules moved there once)."""

@@ -34,6 +34,7 @@ from ._validation import (
     get_estimator,
     n_rows,
 )
+from .distributed import check_dask_pool, dask_query_result, is_dask_collection
 
 __all__ = [
     "badge_query_strategy",
@@ -340,6 +341,12 @@ def _expected_feature_shape(learner, estimator):
     return shape
 
 
+def _check_pool(X_pool, shape):
+    if is_dask_collection(X_pool):
+        return check_dask_pool(X_pool, n_features=shape)
+    return check_array(X_pool, name="X_pool", n_features=shape)
+
+
 def _embed_pool(net, X_pool, *, shape_known: bool) -> torch.Tensor:
     """Eval-mode backbone embeddings of the pool, on ``net.device``."""
     try:
@@ -425,10 +432,16 @@ def badge_query_strategy(learner, X_pool, n_instances=1, *, random_state=None):
         raise TypeError(f"{strategy} needs the module to expose a `head` submodule (the "
                         f"last linear layer); {type(net.module_).__name__} has none")
     shape = _expected_feature_shape(learner, net)
-    X_pool = check_array(X_pool, name="X_pool", n_features=shape)
+    X_pool = _check_pool(X_pool, shape)
     n_instances = check_n_instances(n_instances)
     rng = _check_random_state(random_state)
     n_instances = clip_n_instances(n_instances, n_rows(X_pool))
+    if is_dask_collection(X_pool):
+        from ._dask_baselines import dask_badge_query
+
+        indices, scores = dask_badge_query(net, X_pool, n_instances, rng=rng,
+                                           select=kmeans_pp_gradient_selection)
+        return dask_query_result(X_pool, indices, scores)
 
     embeddings = _embed_pool(net, X_pool, shape_known=shape is not None)
     probs = _class_probabilities(net, embeddings)
@@ -474,11 +487,17 @@ def coreset_query_strategy(learner, X_pool, n_instances=1, *, random_state=None)
     net = get_estimator(learner)
     check_fitted_net(net, strategy=strategy)
     shape = _expected_feature_shape(learner, net)
-    X_pool = check_array(X_pool, name="X_pool", n_features=shape)
+    X_pool = _check_pool(X_pool, shape)
     n_instances = check_n_instances(n_instances)
     rng = _check_random_state(random_state)
     labeled = _labeled_embeddings(learner, net, strategy)
     n_instances = clip_n_instances(n_instances, n_rows(X_pool))
+    if is_dask_collection(X_pool):
+        from ._dask_baselines import dask_coreset_query
+
+        indices, scores = dask_coreset_query(net, X_pool, n_instances, labeled=labeled,
+                                             rng=rng, select=k_center_greedy)
+        return dask_query_result(X_pool, indices, scores)
 
     embeddings = _embed_pool(net, X_pool, shape_known=shape is not None)
     indices, scores = k_center_greedy(embeddings, labeled, n_instances, random_state=rng)
@@ -509,12 +528,16 @@ def random_query_strategy(learner, X_pool, n_instances=1, *, random_state=None):
         ``(indices, scores)`` with ``scores`` all 0.
     """
     estimator = get_estimator(learner)
-    X_pool = check_array(X_pool, name="X_pool",
-                         n_features=_expected_feature_shape(learner, estimator))
+    X_pool = _check_pool(X_pool, _expected_feature_shape(learner, estimator))
     n_instances = check_n_instances(n_instances)
     rng = _check_random_state(random_state)
     n_pool = n_rows(X_pool)
     n_instances = clip_n_instances(n_instances, n_pool)
+    if is_dask_collection(X_pool):
+        from ._dask_baselines import dask_random_query
+
+        indices, scores = dask_random_query(X_pool, n_instances, rng=rng)
+        return dask_query_result(X_pool, indices, scores)
     if isinstance(rng, torch.Generator):
         indices = torch.randperm(n_pool, generator=rng, device=rng.device)[:n_instances]
         indices = indices.cpu().numpy()

@@ -19,6 +19,7 @@ import sys
 import numpy as np
 import torch
 
+from ._compat import modal_returns_scores, query_result
 from ._validation import check_array
 from .clustering import _assign, _kmeans_pp, _pca_projection, _sample_rows
 
@@ -117,10 +118,28 @@ def tree_reduce(parts, merge, *args, fan_in=FAN_IN):
     return parts[0]
 
 
+def _take(block, offset, rows):
+    return np.take(block, rows, axis=0)  # a copy: the block itself can go
+
+
 def fetch_rows(X_pool, rows):
-    """The pool rows at the sorted positions ``rows``, as numpy (only they travel)."""
-    (out,) = compute(X_pool[np.asarray(rows, dtype=np.int64)])
-    return np.asarray(out)
+    """The pool rows at positions ``rows`` (any order), as numpy; only they travel."""
+    dask = require_dask()
+    rows = np.asarray(rows, dtype=np.int64)
+    order = np.argsort(rows, kind="stable")
+    wanted = rows[order]
+    bounds = np.r_[0, np.cumsum(X_pool.chunks[0])]
+    task = dask.delayed(_take, pure=True)
+    parts = []
+    for block, lo, hi in zip(X_pool.to_delayed().ravel(), bounds[:-1], bounds[1:]):
+        inside = wanted[(wanted >= lo) & (wanted < hi)]
+        if inside.shape[0]:
+            parts.append(task(block, int(lo), inside - lo))
+    values = np.concatenate(compute(*parts)) if parts else \
+        np.empty((0, *X_pool.shape[1:]), dtype=X_pool.dtype)
+    out = np.empty_like(values)
+    out[order] = values
+    return out
 
 
 class LazyEmbeddings:
@@ -206,3 +225,17 @@ def fit_clustering(embeddings, n_clusters, rng, n_components):
     centers = _lloyd(sample, _kmeans_pp(sample, n_clusters, rng, n_rounds=32))
     n_nonempty = int(torch.unique(_assign(sample, centers)[0]).shape[0])
     return centers, mean, components, n_nonempty
+
+
+def dask_query_result(X_pool, indices, scores):
+    """A strategy's answer on a Dask pool, shaped for the installed modAL.
+
+    modAL 0.4.2.x takes ``(indices, scores)`` and indexes the pool itself (a lazy Dask
+    array of the rows). modAL 0.4.1 cannot index a Dask array (its ``retrieve_rows``
+    raises TypeError), but hands a tuple back as it is (with a DeprecationWarning): the
+    answer is ``(indices, rows)``, the rows computed as numpy.
+    """
+    indices = np.asarray(indices, dtype=np.int64)
+    if modal_returns_scores():
+        return query_result(indices, scores)
+    return indices, fetch_rows(X_pool, indices)

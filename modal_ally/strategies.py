@@ -26,6 +26,7 @@ from ._validation import (
     get_estimator,
 )
 from .clustering import kmeans
+from .distributed import check_dask_pool, dask_query_result, is_dask_collection
 from .selection import median_pairwise_distance, priority_order, select_with_exclusion
 
 __all__ = ["ally_query_strategy", "ally_redundancy_aware_query_strategy", "ally_scores"]
@@ -57,7 +58,13 @@ def _outliers(scores, max_dual, skip_top_quantile):
 def _prepare(learner, X_pool, n_instances, n_clusters, max_dual, skip_top_quantile, name):
     """Validate everything before any work; return the net, the pool and the budget."""
     net = check_fitted_net(get_estimator(learner), require_pdcl=True, strategy=name)
-    X_pool = check_array(X_pool, name="X_pool", n_features=net.feature_shape_)
+    if is_dask_collection(X_pool):
+        X_pool = check_dask_pool(X_pool, n_features=net.feature_shape_)
+        if skip_top_quantile is not None:
+            raise ValueError("skip_top_quantile needs the whole pool's scores; with a Dask "
+                             "pool use max_dual")
+    else:
+        X_pool = check_array(X_pool, name="X_pool", n_features=net.feature_shape_)
     n_instances = check_n_instances(n_instances)
     n_clusters = check_optional_int(n_clusters, "n_clusters")
     _check_guard(max_dual, skip_top_quantile)
@@ -140,6 +147,13 @@ def ally_query_strategy(learner, X_pool, n_instances=1, *, n_clusters=None,
     net, X_pool, n_instances, n_clusters = _prepare(
         learner, X_pool, n_instances, n_clusters, max_dual, skip_top_quantile,
         "ally_query_strategy")
+    if is_dask_collection(X_pool):
+        from ._dask_ally import dask_ally_query
+
+        indices, scores = dask_ally_query(
+            net, X_pool, n_instances, n_clusters=n_clusters, random_state=random_state,
+            max_dual=max_dual, cluster_components=cluster_components)
+        return dask_query_result(X_pool, indices, scores)
     _, scores, order = _ranked_pool(net, X_pool, n_instances, n_clusters, random_state,
                                     max_dual, skip_top_quantile, cluster_components)
     selected = order[:n_instances]
@@ -184,6 +198,14 @@ def ally_redundancy_aware_query_strategy(learner, X_pool, n_instances=1, *, delt
             raise ValueError(f"delta_scale must be a number > 0, got {delta_scale!r}")
     elif not isinstance(delta, numbers.Real) or not delta >= 0:
         raise ValueError(f"delta must be a number >= 0 or 'auto', got {delta!r}")
+    if is_dask_collection(X_pool):
+        from ._dask_ally import dask_ally_query
+
+        indices, scores = dask_ally_query(
+            net, X_pool, n_instances, n_clusters=n_clusters, random_state=random_state,
+            max_dual=max_dual, cluster_components=cluster_components, delta=delta,
+            delta_scale=delta_scale)
+        return dask_query_result(X_pool, indices, scores)
     labeled = getattr(net, "train_embeddings_", None)
     embeddings, scores, order = _ranked_pool(
         net, X_pool, n_instances, n_clusters, random_state, max_dual, skip_top_quantile,

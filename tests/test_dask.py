@@ -1,8 +1,11 @@
 """Dask array pools: same indices as in memory, errors, one pass, no hidden cluster."""
 
+import json
+import os
 import subprocess
 import sys
 import weakref
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -216,6 +219,33 @@ def test_pool_never_materialized(monkeypatch, fitted_net, digits, name):
     assert sum(summaries) < 8 * 10 * per_candidate, summaries
     sampled = {"ally": 900, "ally-redundancy": 900, "coreset": 0, "badge": 0, "random": 0}
     assert sum(rows) <= sampled[name] + 10, rows  # + the queried rows (modAL 0.4.1)
+
+
+# ------------------------------------------------------------------- modAL
+@pytest.mark.slow
+@pytest.mark.parametrize("release", ["0.4.1", "0.4.2.1"])
+def test_modal_round_trip(release):
+    """``learner.query(dask_pool)`` returns indices and their rows; ``teach`` takes them."""
+    root = Path(__file__).resolve().parents[1]
+    extra = root / ".venv" / "modal-0.4.2.1"
+    if release == "0.4.2.1" and not (extra / "modAL").is_dir():
+        pytest.fail(f"modAL-python 0.4.2.1 is missing from {extra}: run `make test`")
+    paths = ([str(extra)] if release == "0.4.2.1" else []) + [str(root)]
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(paths),
+               PYTHONWARNINGS="ignore::FutureWarning")
+    done = subprocess.run([sys.executable, str(root / "tests" / "modal_dask_driver.py")],
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    assert report["returns_scores"] is (release == "0.4.2.1")
+    assert (str(extra) in report["modal_file"]) is (release == "0.4.2.1")
+    assert len(report["runs"]) == 15
+    for run in report["runs"]:
+        assert len(run["indices"]) == len(set(run["indices"])) == run["n_instances"], run
+        assert run["rows_match"], run
+    taught = [run["n_labeled_after_teach"] for run in report["runs"]
+              if "n_labeled_after_teach" in run]
+    assert taught == [83] * 5
 
 
 # ------------------------------------------------------------------- schedulers

@@ -15,36 +15,35 @@ import warnings
 
 import numpy as np
 import torch
-from sklearn.utils import check_random_state
 
 from ._dask_pool import AllyPlan, BlockNet, ally_block, equitable_order, merge_candidates
 from .distributed import (
     LazyEmbeddings,
     block_tasks,
     compute,
+    dask_query_result,
     embedding_dim,
     fit_clustering,
     ship,
     tree_reduce,
 )
-from .selection import median_pairwise_distance, select_with_exclusion
 
-__all__ = ["dask_ally_query"]
+__all__ = ["dask_ally_query", "dask_ally_result"]
 
 
-def _plan(net, block_net, embeddings, n_instances, n_clusters, random_state,
-          cluster_components):
+def _plan(net, embeddings, n_instances, n_clusters, rng, cluster_components, priority):
     """Fit the clustering on sampled rows; the plan every block follows."""
     n = embeddings.shape[0]
     k = int(min(n_clusters or n_instances, n))
     fitted = bool(getattr(net, "dual_head_fitted_", False))
     if k == n:  # every row its own cluster, as clustering.kmeans does
-        return AllyPlan(n_instances, n_instances, n_instances, k, None, None, None, fitted)
-    rng = check_random_state(random_state)
+        return AllyPlan(priority, n_instances, n_instances, n_instances, k, None, None,
+                        None, fitted)
     centers, mean, components, n_nonempty = fit_clustering(embeddings, k, rng,
                                                            cluster_components)
     quota = n_instances // max(n_nonempty, 1)
-    return AllyPlan(n_instances, quota, n_instances, k, centers, mean, components, fitted)
+    return AllyPlan(priority, n_instances, quota, n_instances, k, centers, mean,
+                    components, fitted)
 
 
 def _run(X_pool, block_net, plan):
@@ -55,29 +54,33 @@ def _run(X_pool, block_net, plan):
     return root
 
 
-def _final_order(root, n_instances, n_pool):
+def _final_order(root, n_instances, n_pool, priority):
     """The equitable order of the candidates with the exact quota, guarded ones last."""
     if root.counts is None:
         quota = n_instances // n_pool
     else:
         quota = n_instances // max(int(np.count_nonzero(root.counts)), 1)
-    order, _ = equitable_order(root.records, quota)
+    order, _ = equitable_order(root.records, quota, priority)
     skip = root.records["skip"][order]
     return quota, np.concatenate([order[~skip], order[skip]])
 
 
-def _auto_delta(embeddings, random_state, delta_scale):
-    """``delta_scale`` times the median distance of random pairs (as in memory)."""
-    rng = random_state if isinstance(random_state, np.random.RandomState) \
-        else np.random.RandomState(random_state)
-    probe = copy.deepcopy(rng)
+def _auto_delta(embeddings, rng, delta_scale, n_pairs=4096):
+    """``delta_scale`` times the median distance of random pairs of pool embeddings:
+    the same pairs (same draws of ``rng``) as in memory, fetched in one read."""
     n = embeddings.shape[0]
-    embeddings.prefetch(np.unique(np.r_[probe.randint(n, size=4096),
-                                        probe.randint(n, size=4096)]))
-    return delta_scale * median_pairwise_distance(embeddings, random_state=rng)
+    if n < 2:
+        return 0.0
+    probe = copy.deepcopy(rng)
+    embeddings.prefetch(np.unique(np.r_[probe.randint(n, size=n_pairs),
+                                        probe.randint(n, size=n_pairs)]))
+    first, second = rng.randint(n, size=n_pairs), rng.randint(n, size=n_pairs)
+    keep = first != second
+    gaps = embeddings[first[keep]] - embeddings[second[keep]]
+    return delta_scale * float(torch.linalg.vector_norm(gaps, dim=1).median())
 
 
-def _walk(root, order, plan, labeled):
+def _walk(root, order, plan, labeled, select):
     """Redundancy-aware selection over the candidates; None if a block kept too few.
 
     Blocks keep ``plan.depth`` candidates per category besides the quota points; past
@@ -87,8 +90,8 @@ def _walk(root, order, plan, labeled):
     records = root.records
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        picked, _ = select_with_exclusion(order, root.embeddings, plan.n_instances,
-                                          plan.delta, labeled_embeddings=labeled)
+        picked, _ = select(order, root.embeddings, plan.n_instances, plan.delta,
+                           labeled_embeddings=labeled)
     filled = [w for w in caught if "delta-balls" in str(w.message)]
     position = np.empty(records.shape[0], dtype=np.int64)
     position[order] = np.arange(order.shape[0])
@@ -105,13 +108,15 @@ def _walk(root, order, plan, labeled):
     return picked
 
 
-def dask_ally_query(net, X_pool, n_instances, *, n_clusters=None, random_state=None,
-                    max_dual=None, cluster_components=32, delta=None, delta_scale=0.1):
+def dask_ally_query(net, X_pool, n_instances, *, rng, priority, n_clusters=None,
+                    max_dual=None, cluster_components=32, delta=None, delta_scale=0.1,
+                    select=None):
     """Indices and predicted lambdas of an ALLY batch from a Dask array pool.
 
-    ``delta=None`` is plain ALLY; a number or "auto" is the redundancy-aware variant
-    (delta-balls around the labeled embeddings and the picks). Arguments are checked
-    by the caller; see :func:`modal_ally.ally_query_strategy`.
+    Arguments are checked by the caller (see :func:`modal_ally.ally_query_strategy`);
+    ``rng`` is a ``numpy.random.RandomState``, ``priority`` the equitable rule
+    (``priority_order``). ``delta=None`` is plain ALLY; a number or "auto" is the
+    redundancy-aware variant, ``select`` its walk (``select_with_exclusion``).
 
     Returns
     -------
@@ -121,20 +126,15 @@ def dask_ally_query(net, X_pool, n_instances, *, n_clusters=None, random_state=N
     block_net = BlockNet.from_net(net)
     embeddings = LazyEmbeddings(X_pool, block_net,
                                 embedding_dim(block_net, X_pool.shape[1:]))
-    plan = _plan(net, block_net, embeddings, n_instances, n_clusters, random_state,
-                 cluster_components)
+    plan = _plan(net, embeddings, n_instances, n_clusters, rng, cluster_components,
+                 priority)
     plan.max_dual = None if max_dual is None else float(max_dual)
     labeled = getattr(net, "train_embeddings_", None)
     if delta is not None:
-        if delta == "auto":
-            delta = _auto_delta(embeddings, random_state, delta_scale)
-        plan.delta, plan.keep_embeddings, plan.depth = float(delta), True, 4 * n_instances
-        if labeled is not None and len(labeled):
-            plan.center = embeddings.mean()
-            plan.labeled = torch.as_tensor(labeled).float() - plan.center
+        _add_exclusion(plan, embeddings, labeled, rng, delta, delta_scale)
     while True:
         root = _run(X_pool, block_net, plan)
-        quota, order = _final_order(root, n_instances, X_pool.shape[0])
+        quota, order = _final_order(root, n_instances, X_pool.shape[0], priority)
         if quota > plan.quota:  # the sample used fewer clusters than the pool
             plan.quota = quota
             continue
@@ -142,7 +142,7 @@ def dask_ally_query(net, X_pool, n_instances, *, n_clusters=None, random_state=N
             picked = order[:n_instances]
             break
         picked = _walk(root, order, plan, None if labeled is None
-                       else torch.as_tensor(labeled))
+                       else torch.as_tensor(labeled), select)
         if picked is not None:
             break
         plan.depth *= 4
@@ -151,9 +151,32 @@ def dask_ally_query(net, X_pool, n_instances, *, n_clusters=None, random_state=N
     return records["index"].astype(np.int64), records["score"]
 
 
+def _add_exclusion(plan, embeddings, labeled, rng, delta, delta_scale):
+    """Set the redundancy-aware part of the plan (delta, the labeled embeddings)."""
+    if delta == "auto":
+        delta = _auto_delta(embeddings, rng, delta_scale)
+    plan.delta, plan.keep_embeddings, plan.depth = float(delta), True, 4 * plan.n_instances
+    if labeled is not None and len(labeled):
+        plan.center = embeddings.mean()
+        plan.labeled = torch.as_tensor(labeled).float() - plan.center
+
+
 def _warn_guard(root, n_instances, n_pool):
     kept = n_pool - root.n_skipped
     if root.n_skipped and kept < n_instances:
         warnings.warn(
             f"the outlier guard leaves {kept} candidates for {n_instances} queries; the "
             "batch is filled with guarded points", UserWarning, stacklevel=4)
+
+
+def dask_ally_result(query, priority, *, select=None):
+    """A validated ALLY query (``strategies._common.Query``) on a Dask pool, answered in
+    the shape the installed modAL expects; ``select`` makes it redundancy-aware."""
+    options = query.options
+    indices, scores = dask_ally_query(
+        query.net, query.X_pool, query.n_instances, rng=query.random_state,
+        priority=priority, n_clusters=options["n_clusters"], max_dual=options["max_dual"],
+        cluster_components=options["cluster_components"],
+        delta=options.get("delta") if select is not None else None,
+        delta_scale=options.get("delta_scale", 0.1), select=select)
+    return dask_query_result(query.X_pool, indices, scores)

@@ -10,11 +10,21 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._dask_pool import BlockNet, checked_chunks
+from ._dask_pool import BlockNet
 from ._dask_select import badge_block, coreset_block, merge_badge, merge_coreset
-from .distributed import block_tasks, compute, embedding_dim, fetch_rows, ship, tree_reduce
+from ._validation import as_finite_float32
+from .distributed import (
+    block_tasks,
+    compute,
+    dask_query_result,
+    embedding_dim,
+    fetch_rows,
+    ship,
+    tree_reduce,
+)
 
-__all__ = ["dask_badge_query", "dask_coreset_query", "dask_random_query"]
+__all__ = ["dask_badge_query", "dask_coreset_query", "dask_random_query",
+           "dask_badge_result", "dask_coreset_result", "dask_random_result"]
 
 
 def _seed(rng) -> int:
@@ -68,8 +78,8 @@ def dask_coreset_query(net, X_pool, n_instances, *, labeled, rng, select):
 
 def _check_block(block, offset, chunk_size):
     """Read one block chunk by chunk and check it (NaN, infinity); its row count."""
-    for _ in checked_chunks(block, chunk_size):
-        pass
+    for start in range(0, block.shape[0], chunk_size):
+        as_finite_float32(block[start:start + chunk_size], name="X_pool")
     return int(block.shape[0])
 
 
@@ -81,3 +91,24 @@ def dask_random_query(X_pool, n_instances, *, rng, chunk_size=4096):
         indices = torch.randperm(n_pool, generator=rng, device=rng.device)[:n_instances]
         return indices.cpu().numpy().astype(np.int64), np.zeros(n_instances)
     return rng.choice(n_pool, size=n_instances, replace=False), np.zeros(n_instances)
+
+
+# The strategies' entry points: a validated query (``strategies._common.Query``) on a
+# Dask pool, answered in the shape the installed modAL expects.
+def dask_badge_result(query, select):
+    indices, scores = dask_badge_query(query.net, query.X_pool, query.n_instances,
+                                       rng=query.random_state, select=select)
+    return dask_query_result(query.X_pool, indices, scores)
+
+
+def dask_coreset_result(query, labeled, select):
+    indices, scores = dask_coreset_query(query.net, query.X_pool, query.n_instances,
+                                         labeled=labeled, rng=query.random_state,
+                                         select=select)
+    return dask_query_result(query.X_pool, indices, scores)
+
+
+def dask_random_result(query):
+    indices, scores = dask_random_query(query.X_pool, query.n_instances,
+                                        rng=query.random_state)
+    return dask_query_result(query.X_pool, indices, scores)

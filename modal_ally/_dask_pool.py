@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ._inference import DEFAULT_CHUNK_SIZE
+from ._inference import DEFAULT_CHUNK_SIZE, iter_chunks
+from ._torch_utils import min_sq_distances
 from .clustering import _assign
-from .selection import _distances, priority_order
 
 #: One candidate of the equitable selection: its pool row, the value it is ranked by
 #: (predicted lambda, or minus the distance to its center when the dual head learned
@@ -28,19 +28,6 @@ CANDIDATE = np.dtype([("index", "i8"), ("rank", "f8"), ("score", "f8"), ("label"
                       ("skip", "?"), ("blocked", "?")])
 
 _PROJECT_CHUNK = 8192
-
-
-def checked_chunks(block, chunk_size, *, name="X_pool"):
-    """Consecutive row chunks of a numpy ``block`` as float32 tensors, each checked.
-
-    The conversion to float32 and the NaN/infinity check happen per chunk, so a block
-    is never copied whole.
-    """
-    for start in range(0, block.shape[0], chunk_size):
-        chunk = np.asarray(block[start:start + chunk_size])
-        if np.issubdtype(chunk.dtype, np.floating) and not np.isfinite(chunk).all():
-            raise ValueError(f"{name} contains NaN or infinity")
-        yield torch.from_numpy(np.ascontiguousarray(chunk, dtype=np.float32))
 
 
 class BlockNet:
@@ -103,8 +90,8 @@ class BlockNet:
     def embed(self, block, *, name="X_pool") -> torch.Tensor:
         """Backbone embeddings of a numpy block, float32, on :meth:`placed`."""
         device = self.placed()
-        parts = [self.module.backbone(chunk.to(device)).float()
-                 for chunk in checked_chunks(block, self.chunk_size, name=name)]
+        parts = [self.module.backbone(chunk).float()
+                 for chunk in iter_chunks(block, self.chunk_size, device, name=name)]
         out = torch.cat(parts) if parts else torch.empty((0, 0), device=device)
         return out.reshape(out.shape[0], -1)
 
@@ -136,6 +123,7 @@ class AllyPlan:
     per category (more for the redundancy-aware walk, which skips some).
     """
 
+    priority: object  # the equitable rule: priority_order(scores, labels, n_instances)
     n_instances: int
     quota: int
     depth: int
@@ -169,9 +157,8 @@ class AllyPlan:
             return np.zeros(embeddings.shape[0], dtype=bool)
         E = embeddings - self.center.to(embeddings.device)
         L = self.labeled.to(embeddings.device)
-        near = [(_distances(E[s:s + 4096], L, self.delta).min(dim=1).values <= self.delta)
-                for s in range(0, E.shape[0], 4096)]
-        return torch.cat(near).cpu().numpy()
+        d2 = min_sq_distances(E, L, radius=self.delta)
+        return (d2 <= self.delta * self.delta).cpu().numpy()
 
 
 @dataclass
@@ -189,11 +176,11 @@ class Candidates:
         return self.records.nbytes + extra + (0 if self.counts is None else self.counts.nbytes)
 
 
-def equitable_order(records, quota):
-    """Positions of ``records`` in the order of :func:`priority_order` with this quota,
-    and how many of them are quota points (the head of the order)."""
+def equitable_order(records, quota, priority):
+    """Positions of ``records`` in the order of the equitable rule ``priority`` with
+    this quota, and how many of them are quota points (the head of the order)."""
     labels, inverse = np.unique(records["label"], return_inverse=True)
-    order = priority_order(records["rank"], inverse, quota * labels.shape[0])
+    order = priority(records["rank"], inverse, quota * labels.shape[0])
     n_quota = int(np.minimum(np.bincount(inverse, minlength=labels.shape[0]), quota).sum())
     return order, n_quota
 
@@ -207,7 +194,7 @@ def keep_candidates(records, plan):
     applying the rule again to their union keeps the same records as applying it to
     the whole pool, so the rule runs per block and again on merged summaries.
     """
-    order, n_quota = equitable_order(records, plan.quota)
+    order, n_quota = equitable_order(records, plan.quota, plan.priority)
     keep = np.zeros(records.shape[0], dtype=bool)
     keep[order[:n_quota]] = True
     rest = order[n_quota:]

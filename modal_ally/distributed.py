@@ -21,7 +21,7 @@ import torch
 
 from ._compat import modal_returns_scores, query_result
 from ._validation import check_array
-from .clustering import _assign, _kmeans_pp, _pca_projection, _sample_rows
+from .clustering import _assign, _kmeans_pp, _pca_projection, _sample_rows, lloyd
 
 __all__ = ["is_dask_collection", "check_dask_pool", "require_dask", "current_client"]
 
@@ -185,22 +185,6 @@ def embedding_dim(block_net, feature_shape):
 
 
 # ----------------------------------------------------------------------- clustering
-def _lloyd(sample, centers, *, n_iter=10, tol=1e-3):
-    scale = float((sample - sample.mean(dim=0)).pow(2).sum(dim=1).mean()) or 1.0
-    for _ in range(n_iter):
-        labels, _ = _assign(sample, centers)
-        sums = torch.zeros_like(centers).index_add_(0, labels, sample)
-        counts = torch.bincount(labels, minlength=centers.shape[0]).to(sample.dtype)
-        filled = counts > 0
-        updated = centers.clone()
-        updated[filled] = sums[filled] / counts[filled, None]
-        moved = float((updated - centers).pow(2).sum(dim=1).mean())
-        centers = updated
-        if moved <= tol * scale:
-            break
-    return centers
-
-
 def fit_clustering(embeddings, n_clusters, rng, n_components):
     """The centers ``clustering.kmeans`` would fit, from sampled rows of a lazy pool.
 
@@ -222,7 +206,7 @@ def fit_clustering(embeddings, n_clusters, rng, n_components):
     sample = embeddings[_sample_rows(n, size, rng, "cpu")]
     if project:
         sample = (sample - mean) @ components
-    centers = _lloyd(sample, _kmeans_pp(sample, n_clusters, rng, n_rounds=32))
+    centers = lloyd(sample, _kmeans_pp(sample, n_clusters, rng, n_rounds=32))
     n_nonempty = int(torch.unique(_assign(sample, centers)[0]).shape[0])
     return centers, mean, components, n_nonempty
 

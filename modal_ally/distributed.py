@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ._compat import modal_returns_scores, query_result
-from ._validation import check_array
+from ._validation import check_array, is_dask_collection
 from .clustering import _assign, _kmeans_pp, _pca_projection, _sample_rows, lloyd
 
 __all__ = ["is_dask_collection", "check_dask_pool", "require_dask", "current_client"]
@@ -28,11 +28,6 @@ __all__ = ["is_dask_collection", "check_dask_pool", "require_dask", "current_cli
 EXTRA = "pip install modal_ally[dask]"
 #: Summaries merged per task of the tree reduction.
 FAN_IN = 8
-
-
-def is_dask_collection(X) -> bool:
-    """Whether ``X`` is a Dask array (duck-typed: dask is not imported)."""
-    return callable(getattr(type(X), "__dask_graph__", None)) and hasattr(X, "chunks")
 
 
 def require_dask():

@@ -248,6 +248,28 @@ def test_modal_round_trip(release):
     assert taught == [83] * 5
 
 
+@pytest.mark.slow
+def test_readme_zarr_example_runs(tmp_path):
+    """The zarr pool example (README section, or docs/readme/dask.md before it is
+    spliced in) runs as written and the labeled set grows by 50 a round."""
+    import re
+
+    root = Path(__file__).resolve().parents[1]
+    pattern = r"## Pools past memory: Dask arrays\n.*?```python\n(.*?)```"
+    found = [re.search(pattern, path.read_text(), re.S)
+             for path in (root / "README.md", root / "docs" / "readme" / "dask.md")
+             if path.exists()]
+    block = next(match.group(1) for match in found if match)
+    assert len([line for line in block.splitlines() if line.strip()]) <= 15
+    (tmp_path / "example.py").write_text(block)
+    env = dict(os.environ, PYTHONPATH=str(root))
+    done = subprocess.run([sys.executable, "-W", "ignore", "example.py"], cwd=tmp_path,
+                          env=env, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr[-3000:]
+    sizes = [int(line.split()[0]) for line in done.stdout.splitlines()]
+    assert sizes == [250, 300, 350]
+
+
 # ------------------------------------------------------------------- schedulers
 def test_no_cluster_started_without_a_client():
     code = """

@@ -16,9 +16,11 @@ Parts (``--parts``, default all):
     ``ratio`` = dask time / in-memory time.
 ``memmap``
     ``--memmap-sizes`` rows written to a float32 ``numpy.memmap`` and queried through
-    the single-machine path: the peak anonymous memory (``RssAnon``, sampled every
-    20 ms; the mapped file's pages are not anonymous) above the baseline, beside the
-    size of the file.
+    the single-machine path (``--memmap-strategies``; a name ending in ``-dask``
+    queries the same file wrapped by ``dask.array.from_array``, on dask's default
+    threaded scheduler): the peak anonymous memory (``RssAnon``, sampled every 20 ms;
+    the mapped file's pages are not anonymous) above the baseline, beside the size
+    of the file.
 ``quality``
     BADGE and Core-Set on a Dask pool select in two rounds (per block, then on the
     union; see ``modal_ally._dask_select``). On a pool of ``--quality-rows`` rows in
@@ -283,10 +285,17 @@ def run_memmap_part(args, learners) -> list[dict]:
             row = {"part": "memmap", "n_rows": n_rows, "strategy": name,
                    "file_mib": mib(path.stat().st_size / 1024), "write_s": write_s,
                    "load": load_average()}
+            pool = X_pool
+            if name.endswith("-dask"):  # the same file as a Dask array, default scheduler
+                import dask.array as da
+
+                name = name[:-len("-dask")]
+                pool = da.from_array(X_pool, chunks=(args.chunk_rows, X_pool.shape[1]))
+                row["strategy"] = f"{name} (Dask array, threads)"
             try:
                 with AnonPeak() as anon:
                     start = time.perf_counter()
-                    learners[name].query(X_pool, n_instances=args.budget)
+                    learners[name].query(pool, n_instances=args.budget)
                     row["seconds"] = round(time.perf_counter() - start, 2)
                 row["anon_above_base_mib"] = mib(anon.peak - anon.base)
                 row["status"] = "ok"

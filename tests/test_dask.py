@@ -149,7 +149,29 @@ def test_coreset_and_badge_within_bounds(fitted_net, digits):
     assert np.mean(costs) <= 1.25, costs
 
 
+@pytest.mark.parametrize("name", sorted(ALLY))
+def test_tiny_integer_pool_every_row_its_own_cluster(fitted_net, digits, name):
+    """uint8 rows converted chunk by chunk; n_instances above the pool: all of it."""
+    X_pool = (digits["X_pool"][:8] * 16).astype(np.uint8)
+    with pytest.warns(UserWarning, match="larger than the pool"):
+        expected = _indices(ALLY[name](fitted_net, X_pool, 10, random_state=0))
+    with pytest.warns(UserWarning, match="larger than the pool"):
+        got = _indices(ALLY[name](fitted_net, da.from_array(X_pool, chunks=3), 10,
+                                  random_state=0))
+    np.testing.assert_array_equal(got, expected)
+
+
 # ------------------------------------------------------------------- errors
+def test_float32_overflow_and_quantile_guard_refused(fitted_net, digits):
+    X_pool = digits["X_pool"].astype(np.float64)
+    X_pool[123, 4] = 1e300
+    with pytest.raises(ValueError, match="overflow float32"):
+        ally_query_strategy(fitted_net, da.from_array(X_pool, chunks=100), 5)
+    with pytest.raises(ValueError, match="use max_dual"):
+        ally_query_strategy(fitted_net, da.from_array(digits["X_pool"], chunks=100), 5,
+                            skip_top_quantile=0.1)
+
+
 STRATEGIES = {**ALLY, "badge": badge_query_strategy, "coreset": coreset_query_strategy,
               "random": random_query_strategy}
 

@@ -243,8 +243,10 @@ def run_dask_part(args, net, learners) -> list[dict]:
                 row.update(measure_dask(client, learners[name], pool, args.budget))
                 print(row, flush=True)
                 rows.append(row)
+                args.save(rows)
             if n_rows in args.compare:
                 rows += compare_in_memory(args, pool, learners, rows, torch)
+                args.save(rows)
             if path is not None and not args.keep:
                 shutil.rmtree(path, ignore_errors=True)
     finally:
@@ -439,6 +441,7 @@ def main(argv=None) -> None:
     if "memmap" in args.parts:
         write_table(run_memmap_part(args, learners), out, "memmap")
     if "dask" in args.parts:
+        args.save = lambda rows: write_table(rows, out, "scale")  # after every row
         write_table(run_dask_part(args, net, learners), out, "scale")
 
 

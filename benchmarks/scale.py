@@ -28,9 +28,15 @@ Parts (``--parts``, default all):
     covering radius of the Dask batch over the exact batch, per seed; random batches
     as a reference.
 
+``block``
+    CPU seconds of one block's work (``--chunk-rows`` rows) per strategy in one
+    process with one torch thread: rows per CPU-second, a worker's throughput on an
+    idle core whatever the machine's load (the projection of the README's "Scaling
+    out").
+
 Outputs in ``--out`` (default ``docs/results/scale``): ``scale.csv``/``scale.md``,
-``memmap.csv``/``memmap.md`` and ``quality.csv``/``quality.md``. The machine's load
-average is recorded with every row: timings depend on it.
+``memmap.csv``/``memmap.md``, ``quality.csv``/``quality.md`` and ``block.csv``/``block.md``.
+The machine's load average is recorded with every row: timings depend on it.
 """
 
 from __future__ import annotations
@@ -378,6 +384,43 @@ def run_quality_part(args, net) -> list[dict]:
     return rows
 
 
+# ============================================================================ block part
+def run_block_part(args, net) -> list[dict]:
+    """CPU seconds of one block's work per strategy, in this process (one torch
+    thread): rows per CPU-second is a worker's throughput on an idle core, whatever
+    the machine's load."""
+    import dask.array as da
+
+    from modal_ally import _dask_ally, _dask_baselines
+
+    pool = da.from_array(make_rows(0, args.chunk_rows, n_features=args.features),
+                         chunks=args.chunk_rows)
+    targets = {"ally": (_dask_ally, "ally_block"), "badge": (_dask_baselines, "badge_block"),
+               "coreset": (_dask_baselines, "coreset_block")}
+    calls, rows = {}, []
+    for name, (module, attribute) in targets.items():
+        original = getattr(module, attribute)
+
+        def recorder(*a, _name=name, _original=original, **k):
+            calls[_name] = (_original, a, k)
+            return _original(*a, **k)
+
+        setattr(module, attribute, recorder)
+        try:
+            strategies()[name](net, pool, args.budget, random_state=0)
+        finally:
+            setattr(module, attribute, original)
+        function, a, k = calls[name]
+        start = time.process_time()
+        function(*a, **k)
+        cpu = time.process_time() - start
+        rows.append({"part": "block", "strategy": name, "block_rows": args.chunk_rows,
+                     "budget": args.budget, "cpu_s": round(cpu, 3),
+                     "rows_per_cpu_s": round(args.chunk_rows / cpu), "load": load_average()})
+        print(rows[-1], flush=True)
+    return rows
+
+
 # ============================================================================ output
 def write_table(rows: list[dict], out: Path, name: str) -> None:
     if not rows:
@@ -398,7 +441,7 @@ def _sizes(text: str) -> list[int]:
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--parts", default="dask,memmap,quality")
+    parser.add_argument("--parts", default="dask,memmap,quality,block")
     parser.add_argument("--sizes", type=_sizes, default=_sizes("1e5,1e6,1e7"))
     parser.add_argument("--compare", type=_sizes, default=_sizes("1e6"))
     parser.add_argument("--memmap-sizes", type=_sizes, default=_sizes("1e6,1e7"))
@@ -438,6 +481,8 @@ def main(argv=None) -> None:
                 for name, strategy in strategies().items()}
     if "quality" in args.parts:
         write_table(run_quality_part(args, net), out, "quality")
+    if "block" in args.parts:
+        write_table(run_block_part(args, net), out, "block")
     if "memmap" in args.parts:
         write_table(run_memmap_part(args, learners), out, "memmap")
     if "dask" in args.parts:

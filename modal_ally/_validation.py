@@ -25,6 +25,11 @@ def is_tensor(X) -> bool:
     return isinstance(X, torch.Tensor)
 
 
+def is_dask_collection(X) -> bool:
+    """Whether ``X`` is a Dask array (duck-typed: dask is not imported)."""
+    return callable(getattr(type(X), "__dask_graph__", None)) and hasattr(X, "chunks")
+
+
 def n_rows(X) -> int:
     return int(X.shape[0])
 
@@ -109,8 +114,12 @@ def check_array(X, *, name: str = "X", n_features: tuple | None = None,
 
     Parameters
     ----------
-    X : numpy.ndarray (a memmap too), torch.Tensor, list of rows or DataFrame of numbers
-        Rows of samples; any trailing shape (tabular or image data).
+    X : numpy.ndarray (a memmap too), torch.Tensor, list of rows, DataFrame of numbers
+        or Dask array
+        Rows of samples; any trailing shape (tabular or image data). A Dask array is
+        computed here (a labeled set, or rows queried from a Dask pool, which modAL
+        0.4.2.x stacks onto the labeled set); query strategies never pass their Dask
+        pools here.
     name : str
         How the error messages name the array (``"X_pool"``, ``"X"``...).
     n_features : tuple or None
@@ -125,6 +134,8 @@ def check_array(X, *, name: str = "X", n_features: tuple | None = None,
         memory-mapped pool stays on disk. :func:`as_finite_float32` converts it, one
         chunk at a time.
     """
+    if is_dask_collection(X):
+        X = np.asarray(X)
     X = as_numeric(X, name=name)
     if not (isinstance(X, np.ndarray) or is_tensor(X)):
         raise TypeError(

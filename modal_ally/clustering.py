@@ -56,8 +56,6 @@ def sample_rows(n, size, rng, device):
     return torch.as_tensor(np.sort(rng.choice(n, size, replace=False)), device=device)
 
 
-_sample_rows = sample_rows  # the name used before (the dask helper imports it)
-
 
 def _kmeans_pp(X, k, rng, n_rounds=32):
     """D^2 seeding (k-means++, Arthur & Vassilvitskii 2007), in batches.
@@ -105,6 +103,25 @@ def _assign(X, centers):
         dists[start:start + _ASSIGN_CHUNK] = (best.values + (block * block).sum(dim=1)
                                               ).clamp_min_(0)
     return labels, dists
+
+
+def lloyd(sample, centers, *, n_iter=10, tol=1e-3):
+    """Lloyd iterations on ``sample`` from ``centers``; an empty cluster keeps its
+    center. Stops after ``n_iter`` or when the mean squared center shift falls below
+    ``tol`` times the sample's variance."""
+    scale = float((sample - sample.mean(dim=0)).pow(2).sum(dim=1).mean()) or 1.0
+    for _ in range(n_iter):
+        labels, _ = _assign(sample, centers)
+        sums = torch.zeros_like(centers).index_add_(0, labels, sample)
+        counts = torch.bincount(labels, minlength=centers.shape[0]).to(sample.dtype)
+        filled = counts > 0
+        updated = centers.clone()
+        updated[filled] = sums[filled] / counts[filled, None]
+        shift = float((updated - centers).pow(2).sum(dim=1).mean())
+        centers = updated
+        if shift <= tol * scale:
+            break
+    return centers
 
 
 def kmeans(embeddings, n_clusters, *, random_state=None, n_iter=10, n_components=32,
@@ -155,18 +172,7 @@ def kmeans(embeddings, n_clusters, *, random_state=None, n_iter=10, n_components
                        for s in range(0, n, _ASSIGN_CHUNK)])
     size = max_samples or max(10 * k, 10_000)
     sample = X[sample_rows(n, size, rng, X.device)]
-    centers = _kmeans_pp(sample, k, rng, n_rounds=seeding_rounds)
-    scale = float((sample - sample.mean(dim=0)).pow(2).sum(dim=1).mean()) or 1.0
-    for _ in range(n_iter):
-        labels, _ = _assign(sample, centers)
-        sums = torch.zeros_like(centers).index_add_(0, labels, sample)
-        counts = torch.bincount(labels, minlength=k).to(sample.dtype)
-        filled = counts > 0
-        updated = centers.clone()
-        updated[filled] = sums[filled] / counts[filled, None]
-        shift = float((updated - centers).pow(2).sum(dim=1).mean())
-        centers = updated  # an empty cluster keeps its previous center
-        if shift <= tol * scale:
-            break
+    centers = lloyd(sample, _kmeans_pp(sample, k, rng, n_rounds=seeding_rounds),
+                    n_iter=n_iter, tol=tol)
     labels, dists = _assign(X, centers)
     return labels.cpu().numpy(), dists.float().cpu().numpy()

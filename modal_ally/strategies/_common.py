@@ -29,6 +29,7 @@ from .._validation import (
     clip_n_instances,
     get_estimator,
 )
+from ..distributed import check_dask_pool, is_dask_collection
 
 
 def _check_delta(delta):
@@ -125,9 +126,10 @@ def validate_query(learner, X_pool, n_instances, *, strategy: str, require_net=T
     Parameters
     ----------
     learner : modAL learner or estimator
-    X_pool : array-like
+    X_pool : array-like or dask.array.Array
         Checked for type, shape and dtype (not for values: see :func:`embed_pool`);
-        with a Pipeline estimator, first passed through its preprocessing steps.
+        with a Pipeline estimator, first passed through its preprocessing steps; a
+        Dask array is checked without being computed.
     n_instances : int
     strategy : str
         The strategy's name, for the error messages.
@@ -147,9 +149,16 @@ def validate_query(learner, X_pool, n_instances, *, strategy: str, require_net=T
         if check_net is not None:
             check_net(net, strategy)
     shape = expected_feature_shape(learner if transform is None else net, net)
-    X_pool = check_array(X_pool, name="X_pool", n_features=shape)
+    if is_dask_collection(X_pool):  # checked without computing it (dtype, shape, chunks)
+        X_pool = check_dask_pool(X_pool, n_features=shape)
+    else:
+        X_pool = check_array(X_pool, name="X_pool", n_features=shape)
     n_instances = check_n_instances(n_instances)
     checked = {name: OPTION_CHECKS[name](value) for name, value in options.items()}
+    if checked.get("skip_top_quantile") is not None and is_dask_collection(X_pool):
+        raise ValueError("skip_top_quantile needs the scores of the whole pool at once; "
+                         "with a Dask pool use max_dual (an upper bound on the predicted "
+                         "lambda) instead")
     rng = check_random_state(random_state)
     return Query(learner=learner, net=net, X_pool=X_pool,
                  n_instances=clip_n_instances(n_instances, int(X_pool.shape[0])),

@@ -16,10 +16,12 @@ import numpy as np
 import torch
 
 from .._compat import query_result
+from .._dask_ally import dask_ally_result
 from .._inference import chunk_size_of, embed, iter_chunks
 from .._torch_utils import as_tensor, eval_mode
 from .._validation import numpy_random_state
 from ..clustering import PCA_SAMPLE, kmeans, pca_fit, sample_rows
+from ..distributed import is_dask_collection
 from ._common import Query, embed_pool, validate_query
 
 __all__ = ["ally_query_strategy", "ally_scores", "priority_order", "equitable_selection"]
@@ -206,8 +208,10 @@ def ally_query_strategy(learner, X_pool, n_instances=1, *, n_clusters=None,
     ----------
     learner : modAL learner or PDCLNet/PDCLRegressor
         Its ``estimator`` must be a fitted PDCL net.
-    X_pool : numpy.ndarray (a memmap too) or torch.Tensor
-        The unlabeled pool; read chunk by chunk, never converted whole.
+    X_pool : numpy.ndarray (a memmap too), torch.Tensor or dask.array.Array
+        The unlabeled pool; read chunk by chunk, never converted whole. A Dask array
+        (chunked along rows) is processed block by block where it lives, with the same
+        result as the numpy array (see :mod:`modal_ally.distributed`).
     n_instances : int, default 1
         Batch size b.
     n_clusters : int or None, default None
@@ -234,6 +238,8 @@ def ally_query_strategy(learner, X_pool, n_instances=1, *, n_clusters=None,
         learner, X_pool, n_instances, strategy="ally_query_strategy",
         random_state=random_state, n_clusters=n_clusters, max_dual=max_dual,
         skip_top_quantile=skip_top_quantile, cluster_components=cluster_components)
+    if is_dask_collection(query.X_pool):
+        return dask_ally_result(query, priority_order)
     _, scores, order = ranked_pool(query)
     selected = order[:query.n_instances]
     return query_result(selected, scores[selected])

@@ -17,9 +17,11 @@ import torch
 from skorch import NeuralNetRegressor
 
 from .._compat import query_result
+from .._dask_baselines import dask_badge_result
 from .._inference import chunk_size_of, map_chunks
 from .._torch_utils import BLOCK_ROWS, eval_mode, overflow_safe, rounding_tolerance
 from .._validation import check_n_instances, check_random_state, clip_n_instances, uniform
+from ..distributed import is_dask_collection
 from ._common import as_matrix, embed_pool, validate_query
 
 __all__ = ["badge_query_strategy", "kmeans_pp_gradient_selection"]
@@ -219,6 +221,8 @@ def badge_query_strategy(learner, X_pool, n_instances=1, *, random_state=None):
     """
     query = validate_query(learner, X_pool, n_instances, strategy="badge_query_strategy",
                            check_net=_check_classifier_with_head, random_state=random_state)
+    if is_dask_collection(query.X_pool):
+        return dask_badge_result(query, kmeans_pp_gradient_selection)
     embeddings = embed_pool(query)
     probs = _class_probabilities(query.net, embeddings)
     indices, scores = _select(probs, embeddings, query.n_instances, query.random_state)

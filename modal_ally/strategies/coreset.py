@@ -12,8 +12,10 @@ import numpy as np
 import torch
 
 from .._compat import query_result
+from .._dask_baselines import dask_coreset_result
 from .._torch_utils import min_sq_distances, overflow_safe, sq_distances
 from .._validation import check_n_instances, check_random_state, clip_n_instances, randint
+from ..distributed import is_dask_collection
 from ._common import as_matrix, embed_pool, labeled_embeddings, validate_query
 
 __all__ = ["coreset_query_strategy", "k_center_greedy"]
@@ -124,6 +126,8 @@ def coreset_query_strategy(learner, X_pool, n_instances=1, *, random_state=None)
     query = validate_query(learner, X_pool, n_instances, strategy=strategy,
                            random_state=random_state)
     labeled = labeled_embeddings(query, strategy)
+    if is_dask_collection(query.X_pool):
+        return dask_coreset_result(query, labeled, k_center_greedy)
     embeddings = embed_pool(query)
     indices, scores = _select(embeddings, labeled.to(embeddings.device),
                               query.n_instances, query.random_state)

@@ -6,6 +6,8 @@ import numpy as np
 import torch
 
 from .._compat import query_result
+from .._dask_baselines import dask_random_result
+from ..distributed import is_dask_collection
 from ._common import check_pool_values, validate_query
 
 __all__ = ["random_query_strategy"]
@@ -36,6 +38,8 @@ def random_query_strategy(learner, X_pool, n_instances=1, *, random_state=None):
     """
     query = validate_query(learner, X_pool, n_instances, strategy="random_query_strategy",
                            require_net=False, random_state=random_state)
+    if is_dask_collection(query.X_pool):
+        return dask_random_result(query)
     check_pool_values(query)
     rng, n_pool = query.random_state, int(query.X_pool.shape[0])
     if isinstance(rng, torch.Generator):

@@ -10,9 +10,11 @@ import numpy as np
 import torch
 
 from .._compat import query_result
+from .._dask_ally import dask_ally_result
 from .._torch_utils import as_tensor, min_sq_distances, sq_distances
 from .._validation import numpy_random_state
-from .ally import ranked_pool, validate_ally_query
+from ..distributed import is_dask_collection
+from .ally import priority_order, ranked_pool, validate_ally_query
 
 __all__ = ["ally_redundancy_aware_query_strategy", "select_with_exclusion",
            "median_pairwise_distance"]
@@ -140,6 +142,8 @@ def ally_redundancy_aware_query_strategy(learner, X_pool, n_instances=1, *, delt
         random_state=random_state, delta=delta, delta_scale=delta_scale,
         n_clusters=n_clusters, max_dual=max_dual, skip_top_quantile=skip_top_quantile,
         cluster_components=cluster_components)
+    if is_dask_collection(query.X_pool):
+        return dask_ally_result(query, priority_order, select=select_with_exclusion)
     labeled = getattr(query.net, "train_embeddings_", None)
     embeddings, scores, order = ranked_pool(query, keep_embeddings=True)
     delta = query.options["delta"]

@@ -1,0 +1,494 @@
+"""Query strategies on pools past memory: Dask arrays on a LocalCluster, and memmaps.
+
+Parts (``--parts``, default all):
+
+``dask``
+    Synthetic pools of ``--features`` (256) features and ``--sizes`` rows (default
+    10^5, 10^6, 10^7), ten Gaussian classes (the data of ``benchmarks/speed.py``),
+    generated chunk by chunk on the workers; pools of ``--zarr-from`` rows or more
+    (10^7: about 10 GB) are first written once to disk as zarr (``--data-dir``) and
+    read back from there, and removed afterwards unless ``--keep``. A LocalCluster of
+    ``--workers`` processes (1 thread each, ``--worker-memory`` limit) runs one
+    ``learner.query(pool, n_instances=--budget)`` of every strategy per size: query
+    time, rows per second, peak resident memory of each worker and of the client.
+    At the sizes in ``--compare`` (10^6) the same pool, gathered into one numpy array,
+    runs through the in-memory path in this process (``--workers`` torch threads):
+    ``ratio`` = dask time / in-memory time.
+``memmap``
+    ``--memmap-sizes`` rows written to a float32 ``numpy.memmap`` and queried through
+    the single-machine path (``--memmap-strategies``; a name ending in ``-dask``
+    queries the same file wrapped by ``dask.array.from_array``, on dask's default
+    threaded scheduler): the peak anonymous memory (``RssAnon``, sampled every 20 ms;
+    the mapped file's pages are not anonymous) above the baseline, beside the size
+    of the file.
+``quality``
+    BADGE and Core-Set on a Dask pool select in two rounds (per block, then on the
+    union; see ``modal_ally._dask_select``). On a pool of ``--quality-rows`` rows in
+    ``--quality-blocks`` blocks: BADGE's k-means cost in gradient space and Core-Set's
+    covering radius of the Dask batch over the exact batch, per seed; random batches
+    as a reference.
+
+``block``
+    CPU seconds of one block's work (``--chunk-rows`` rows) per strategy in one
+    process with one torch thread: rows per CPU-second, a worker's throughput on an
+    idle core whatever the machine's load (the projection of the README's "Scaling
+    out").
+
+Outputs in ``--out`` (default ``docs/results/scale``): ``scale.csv``/``scale.md``,
+``memmap.csv``/``memmap.md``, ``quality.csv``/``quality.md`` and ``block.csv``/``block.md``.
+The machine's load average is recorded with every row: timings depend on it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import re
+import shutil
+import threading
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+N_CLASSES = 10
+GEN_ROWS = 50_000  # rows generated per piece: the data do not depend on the chunking
+STRATEGY_NAMES = ("ally", "ally-redundancy", "badge", "coreset", "random")
+
+
+# ============================================================================ data
+def make_rows(start: int, stop: int, *, n_features: int, seed: int = 0) -> np.ndarray:
+    """Rows ``start:stop`` of the synthetic pool (Gaussian classes, float32)."""
+    centers = 2.0 * np.random.default_rng(12345).standard_normal(
+        (N_CLASSES, n_features), dtype=np.float32)
+    parts = []
+    for piece in range(start // GEN_ROWS, (stop - 1) // GEN_ROWS + 1):
+        rng = np.random.default_rng([seed, piece])
+        y = rng.integers(N_CLASSES, size=GEN_ROWS)
+        X = rng.standard_normal((GEN_ROWS, n_features), dtype=np.float32)
+        X += centers[y]
+        lo, hi = max(start, piece * GEN_ROWS), min(stop, (piece + 1) * GEN_ROWS)
+        parts.append(X[lo - piece * GEN_ROWS:hi - piece * GEN_ROWS])
+    return np.concatenate(parts)
+
+
+def labeled_rows(n_rows: int, *, n_features: int):
+    centers = 2.0 * np.random.default_rng(12345).standard_normal(
+        (N_CLASSES, n_features), dtype=np.float32)
+    rng = np.random.default_rng(999)
+    y = rng.integers(N_CLASSES, size=n_rows)
+    return (rng.standard_normal((n_rows, n_features), dtype=np.float32) + centers[y]), y
+
+
+def dask_pool(n_rows: int, *, chunk_rows: int, n_features: int):
+    """The synthetic pool as a Dask array, each chunk generated where it is used."""
+    import dask
+    import dask.array as da
+
+    parts = []
+    for start in range(0, n_rows, chunk_rows):
+        stop = min(start + chunk_rows, n_rows)
+        rows = dask.delayed(make_rows, pure=True)(start, stop, n_features=n_features)
+        parts.append(da.from_delayed(rows, shape=(stop - start, n_features),
+                                     dtype=np.float32))
+    return da.concatenate(parts)
+
+
+def write_zarr(pool, path: Path):
+    """Write the pool once to an uncompressed zarr array; the pool read back from it."""
+    import dask.array as da
+    import zarr
+
+    store = zarr.create_array(store=str(path), shape=pool.shape, dtype=pool.dtype,
+                              chunks=(pool.chunks[0][0], pool.shape[1]), compressors=None,
+                              overwrite=True)
+    da.store(pool, store, lock=False)
+    return da.from_zarr(str(path))
+
+
+def write_memmap(n_rows: int, path: Path, *, n_features: int):
+    pool = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32,
+                                     shape=(n_rows, n_features))
+    for start in range(0, n_rows, GEN_ROWS):
+        stop = min(start + GEN_ROWS, n_rows)
+        pool[start:stop] = make_rows(start, stop, n_features=n_features)
+    pool.flush()
+    del pool
+    return np.load(path, mmap_mode="r")
+
+
+def fitted_net(*, n_features: int, epochs: int):
+    from modal_ally import PDCLNet
+
+    X, y = labeled_rows(1000, n_features=n_features)
+    net = PDCLNet(module__hidden_units=(256, 256), max_epochs=epochs, random_state=0)
+    return net.fit(X, y)
+
+
+def strategies():
+    import modal_ally as ma
+
+    return {"ally": ma.ally_query_strategy,
+            "ally-redundancy": ma.ally_redundancy_aware_query_strategy,
+            "badge": ma.badge_query_strategy, "coreset": ma.coreset_query_strategy,
+            "random": ma.random_query_strategy}
+
+
+# ============================================================================ memory
+def status_kib(field: str) -> int:
+    with open("/proc/self/status") as handle:
+        match = re.search(rf"^{field}:\s+(\d+)\s+kB", handle.read(), re.MULTILINE)
+    return int(match.group(1)) if match else 0
+
+
+def reset_peak() -> int:
+    """Reset VmHWM to the current RSS; the current RSS in KiB."""
+    with open("/proc/self/clear_refs", "w") as handle:
+        handle.write("5")
+    return status_kib("VmRSS")
+
+
+def read_peak() -> int:
+    return status_kib("VmHWM")
+
+
+class AnonPeak:
+    """Peak ``RssAnon`` of this process, sampled in a thread (file pages excluded)."""
+
+    def __init__(self, every_s: float = 0.02):
+        self.every_s, self.peak, self._stop = every_s, 0, threading.Event()
+
+    def __enter__(self):
+        self.base = status_kib("RssAnon")
+        self.peak = self.base
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        return self
+
+    def _run(self):
+        while not self._stop.wait(self.every_s):
+            self.peak = max(self.peak, status_kib("RssAnon"))
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        self._thread.join()
+        self.peak = max(self.peak, status_kib("RssAnon"))
+        return False
+
+
+def load_average() -> str:
+    return " ".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def mib(kib) -> float:
+    return round(kib / 1024.0, 1)
+
+
+# ============================================================================ dask part
+def start_cluster(args):
+    from distributed import Client, LocalCluster
+
+    cluster = LocalCluster(n_workers=args.workers, threads_per_worker=1, processes=True,
+                           memory_limit=args.worker_memory, dashboard_address=None)
+    client = Client(cluster)
+    client.run(_one_torch_thread)
+    return cluster, client
+
+
+def _one_torch_thread():
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def measure_dask(client, learner, pool, budget: int) -> dict:
+    bases = client.run(reset_peak)
+    client_base = reset_peak()
+    start = time.perf_counter()
+    learner.query(pool, n_instances=budget)
+    seconds = time.perf_counter() - start
+    peaks = client.run(read_peak)
+    return {"seconds": round(seconds, 2), "rows_per_s": round(pool.shape[0] / seconds),
+            "worker_peak_mib": " / ".join(str(mib(peaks[w])) for w in sorted(peaks)),
+            "worker_base_mib": " / ".join(str(mib(bases[w])) for w in sorted(bases)),
+            "client_peak_mib": mib(read_peak()), "client_above_base_mib":
+                mib(read_peak() - client_base)}
+
+
+def measure_in_memory(learner, X_pool, budget: int) -> dict:
+    client_base = reset_peak()
+    start = time.perf_counter()
+    learner.query(X_pool, n_instances=budget)
+    seconds = time.perf_counter() - start
+    return {"seconds": round(seconds, 2), "rows_per_s": round(X_pool.shape[0] / seconds),
+            "client_peak_mib": mib(read_peak()),
+            "client_above_base_mib": mib(read_peak() - client_base)}
+
+
+def run_dask_part(args, net, learners) -> list[dict]:
+    import torch
+
+    cluster, client = start_cluster(args)
+    rows = []
+    try:
+        for n_rows in args.sizes:
+            pool = dask_pool(n_rows, chunk_rows=args.chunk_rows, n_features=args.features)
+            source, path, write_s = "generated on the workers", None, None
+            if n_rows >= args.zarr_from:
+                path = Path(args.data_dir) / f"pool_{n_rows}.zarr"
+                start = time.perf_counter()
+                pool = write_zarr(pool, path)
+                write_s = round(time.perf_counter() - start, 1)
+                source = f"zarr on disk (written in {write_s} s)"
+            for name in args.strategies:
+                row = {"part": "dask", "n_rows": n_rows, "strategy": name,
+                       "path": f"dask, {args.workers} workers", "source": source,
+                       "load": load_average()}
+                row.update(measure_dask(client, learners[name], pool, args.budget))
+                print(row, flush=True)
+                rows.append(row)
+                args.save(rows)
+            if n_rows in args.compare:
+                rows += compare_in_memory(args, pool, learners, rows, torch)
+                args.save(rows)
+            if path is not None and not args.keep:
+                shutil.rmtree(path, ignore_errors=True)
+    finally:
+        client.close()
+        cluster.close()
+    return rows
+
+
+def compare_in_memory(args, pool, learners, rows, torch) -> list[dict]:
+    X_pool = pool.compute(scheduler="threads")
+    torch.set_num_threads(args.workers)
+    out = []
+    for name in args.strategies:
+        row = {"part": "in-memory", "n_rows": X_pool.shape[0], "strategy": name,
+               "path": f"numpy, {args.workers} torch threads", "source": "numpy array",
+               "load": load_average()}
+        row.update(measure_in_memory(learners[name], X_pool, args.budget))
+        dask_row = next(r for r in rows if r["part"] == "dask" and r["strategy"] == name
+                        and r["n_rows"] == X_pool.shape[0])
+        dask_row["ratio"] = row["ratio"] = round(dask_row["seconds"] / row["seconds"], 2)
+        print(row, flush=True)
+        out.append(row)
+    torch.set_num_threads(1)
+    del X_pool
+    return out
+
+
+# ============================================================================ memmap part
+def run_memmap_part(args, learners) -> list[dict]:
+    rows = []
+    for n_rows in args.memmap_sizes:
+        path = Path(args.data_dir) / f"pool_{n_rows}.npy"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        start = time.perf_counter()
+        X_pool = write_memmap(n_rows, path, n_features=args.features)
+        write_s = round(time.perf_counter() - start, 1)
+        for name in args.memmap_strategies:
+            row = {"part": "memmap", "n_rows": n_rows, "strategy": name,
+                   "file_mib": mib(path.stat().st_size / 1024), "write_s": write_s,
+                   "load": load_average()}
+            pool = X_pool
+            if name.endswith("-dask"):  # the same file as a Dask array, default scheduler
+                import dask.array as da
+
+                name = name[:-len("-dask")]
+                pool = da.from_array(X_pool, chunks=(args.chunk_rows, X_pool.shape[1]))
+                row["strategy"] = f"{name} (Dask array, threads)"
+            try:
+                with AnonPeak() as anon:
+                    start = time.perf_counter()
+                    learners[name].query(pool, n_instances=args.budget)
+                    row["seconds"] = round(time.perf_counter() - start, 2)
+                row["anon_above_base_mib"] = mib(anon.peak - anon.base)
+                row["status"] = "ok"
+            except MemoryError as exc:
+                row["status"] = f"MemoryError: {exc}"
+            print(row, flush=True)
+            rows.append(row)
+        del X_pool
+        if not args.keep:
+            path.unlink()
+    return rows
+
+
+# ============================================================================ quality part
+def gradient_cost(a, e, picks, rows=2048):
+    """BADGE's k-means cost: sum over the pool of the squared gradient-space distance
+    to the nearest pick (factored form, no gradient embedding formed)."""
+    import torch
+
+    a_c, e_c = a[picks], e[picks]
+    c_sq = (a_c * a_c).sum(1) * (e_c * e_c).sum(1)
+    total = 0.0
+    for s in range(0, a.shape[0], rows):
+        ab, eb = a[s:s + rows], e[s:s + rows]
+        d2 = ((ab * ab).sum(1) * (eb * eb).sum(1))[:, None] + c_sq[None, :] \
+            - 2.0 * (ab @ a_c.T) * (eb @ e_c.T)
+        total += float(torch.clamp_min(d2.min(dim=1).values, 0).double().sum())
+    return total
+
+
+def run_quality_part(args, net) -> list[dict]:
+    import dask.array as da
+    import torch
+
+    from modal_ally import badge_query_strategy, coreset_query_strategy
+    from modal_ally._dask_select import gradient_factors, sq_distances_to_set
+
+    X_pool = make_rows(0, args.quality_rows, n_features=args.features)
+    pool = da.from_array(X_pool, chunks=-(-args.quality_rows // args.quality_blocks))
+    embeddings = torch.as_tensor(net.embed(X_pool))
+    labeled = torch.as_tensor(net.train_embeddings_)
+    with torch.no_grad():
+        a = gradient_factors(torch.softmax(net.module_.head(embeddings), dim=1))
+
+    def radius(picks):
+        centers = torch.cat([labeled, embeddings[torch.as_tensor(picks)]])
+        return float(sq_distances_to_set(embeddings, centers).max().sqrt())
+
+    def first(result):
+        return np.asarray(result[0] if isinstance(result, tuple) else result)
+
+    rows = []
+    for seed in range(args.quality_seeds):
+        random_picks = np.random.RandomState(seed).choice(X_pool.shape[0], args.budget,
+                                                          replace=False)
+        timings, picks = {}, {}
+        for label, strategy, X in (("badge exact", badge_query_strategy, X_pool),
+                                   ("badge dask", badge_query_strategy, pool),
+                                   ("coreset exact", coreset_query_strategy, X_pool),
+                                   ("coreset dask", coreset_query_strategy, pool)):
+            start = time.perf_counter()
+            picks[label] = first(strategy(net, X, args.budget, random_state=seed))
+            timings[label] = time.perf_counter() - start
+        exact_cost = gradient_cost(a, embeddings, picks["badge exact"])
+        exact_radius = radius(picks["coreset exact"])
+        rows.append({
+            "seed": seed, "n_rows": X_pool.shape[0], "blocks": args.quality_blocks,
+            "budget": args.budget,
+            "badge_cost_ratio": round(gradient_cost(a, embeddings, picks["badge dask"])
+                                      / exact_cost, 4),
+            "badge_random_cost_ratio": round(gradient_cost(a, embeddings, random_picks)
+                                             / exact_cost, 4),
+            "coreset_radius_ratio": round(radius(picks["coreset dask"]) / exact_radius, 4),
+            "coreset_random_radius_ratio": round(radius(random_picks) / exact_radius, 4),
+            "coreset_overlap": len(set(picks["coreset dask"]) & set(picks["coreset exact"])),
+            **{f"{k.replace(' ', '_')}_s": round(v, 2) for k, v in timings.items()}})
+        print(rows[-1], flush=True)
+    return rows
+
+
+# ============================================================================ block part
+def run_block_part(args, net) -> list[dict]:
+    """CPU seconds of one block's work per strategy, in this process (one torch
+    thread): rows per CPU-second is a worker's throughput on an idle core, whatever
+    the machine's load."""
+    import dask.array as da
+
+    from modal_ally import _dask_ally, _dask_baselines
+
+    pool = da.from_array(make_rows(0, args.chunk_rows, n_features=args.features),
+                         chunks=args.chunk_rows)
+    targets = {"ally": (_dask_ally, "ally_block"), "badge": (_dask_baselines, "badge_block"),
+               "coreset": (_dask_baselines, "coreset_block")}
+    calls, rows = {}, []
+    for name, (module, attribute) in targets.items():
+        original = getattr(module, attribute)
+
+        def recorder(*a, _name=name, _original=original, **k):
+            calls[_name] = (_original, a, k)
+            return _original(*a, **k)
+
+        setattr(module, attribute, recorder)
+        try:
+            strategies()[name](net, pool, args.budget, random_state=0)
+        finally:
+            setattr(module, attribute, original)
+        function, a, k = calls[name]
+        start = time.process_time()
+        function(*a, **k)
+        cpu = time.process_time() - start
+        rows.append({"part": "block", "strategy": name, "block_rows": args.chunk_rows,
+                     "budget": args.budget, "cpu_s": round(cpu, 3),
+                     "rows_per_cpu_s": round(args.chunk_rows / cpu), "load": load_average()})
+        print(rows[-1], flush=True)
+    return rows
+
+
+# ============================================================================ output
+def write_table(rows: list[dict], out: Path, name: str) -> None:
+    if not rows:
+        return
+    fields = list(dict.fromkeys(k for row in rows for k in row))
+    with open(out / f"{name}.csv", "w", newline="") as handle:
+        writer = csv.DictWriter(handle, fieldnames=fields)
+        writer.writeheader()
+        writer.writerows(rows)
+    lines = ["| " + " | ".join(fields) + " |", "|" + "---|" * len(fields)]
+    lines += ["| " + " | ".join(str(row.get(f, "")) for f in fields) + " |" for row in rows]
+    (out / f"{name}.md").write_text("\n".join(lines) + "\n")
+
+
+def _sizes(text: str) -> list[int]:
+    return [int(float(x)) for x in text.split(",") if x]
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--parts", default="dask,memmap,quality,block")
+    parser.add_argument("--sizes", type=_sizes, default=_sizes("1e5,1e6,1e7"))
+    parser.add_argument("--compare", type=_sizes, default=_sizes("1e6"))
+    parser.add_argument("--memmap-sizes", type=_sizes, default=_sizes("1e6,1e7"))
+    parser.add_argument("--memmap-strategies", default="ally,random")
+    parser.add_argument("--strategies", default=",".join(STRATEGY_NAMES))
+    parser.add_argument("--budget", type=int, default=100)
+    parser.add_argument("--features", type=int, default=256)
+    parser.add_argument("--workers", type=int, default=2)
+    parser.add_argument("--worker-memory", default="2GiB")
+    parser.add_argument("--chunk-rows", type=int, default=50_000)
+    parser.add_argument("--zarr-from", type=int, default=10**7)
+    parser.add_argument("--data-dir", default="/tmp/modal_ally_scale")
+    parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--epochs", type=int, default=5)
+    parser.add_argument("--quality-rows", type=int, default=20_000)
+    parser.add_argument("--quality-blocks", type=int, default=8)
+    parser.add_argument("--quality-seeds", type=int, default=5)
+    parser.add_argument("--out", default="docs/results/scale")
+    args = parser.parse_args(argv)
+    args.parts = args.parts.split(",")
+    args.strategies = args.strategies.split(",")
+    args.memmap_strategies = args.memmap_strategies.split(",")
+    return args
+
+
+def main(argv=None) -> None:
+    import torch
+    from modAL.models import ActiveLearner
+
+    args = parse_args(argv)
+    torch.set_num_threads(1)
+    warnings.filterwarnings("ignore", category=DeprecationWarning)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    net = fitted_net(n_features=args.features, epochs=args.epochs)
+    learners = {name: ActiveLearner(estimator=net, query_strategy=strategy)
+                for name, strategy in strategies().items()}
+    if "quality" in args.parts:
+        write_table(run_quality_part(args, net), out, "quality")
+    if "block" in args.parts:
+        write_table(run_block_part(args, net), out, "block")
+    if "memmap" in args.parts:
+        write_table(run_memmap_part(args, learners), out, "memmap")
+    if "dask" in args.parts:
+        args.save = lambda rows: write_table(rows, out, "scale")  # after every row
+        write_table(run_dask_part(args, net, learners), out, "scale")
+
+
+if __name__ == "__main__":
+    main()

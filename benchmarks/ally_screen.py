@@ -1,0 +1,158 @@
+"""Screen ALLY selection rules against the baselines (issue 7), paired per seed.
+
+Runs named arms through the shared modAL loop (``benchmarks/common.py``: the same
+initial labeled set, test set and network per seed for every arm; ALLY arms train a
+PDCLNet, the others the same module without constraints) and writes, besides the usual
+``rounds.csv`` / ``summary.md`` / plot, ``paired.md`` and ``paired.csv``: per arm the area
+under the learning curve (mean +- std over seeds), on how many seeds it is the best arm,
+and its paired difference to ``random`` and to the paper's ALLY (mean +- std of the
+per-seed differences, seeds won).
+
+Example::
+
+    python -m benchmarks.ally_screen --dataset digits --arms paper,d2,random,badge
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from benchmarks import common
+
+_CANDIDATES = "benchmarks.ally_candidates"
+for _name, _fn in (("ally-d2", "ally_d2"), ("ally-gradient", "ally_gradient"),
+                   ("ally-uncertain", "ally_uncertain")):
+    common.STRATEGIES.setdefault(_name, common.StrategySpec(
+        _name, f"{_CANDIDATES}:{_fn}", pdcl=True, accepts_random_state=True))
+
+#: name -> (strategy, estimator parameters, query parameters)
+ARMS = {
+    "paper": ("ally", {}, {}),
+    "d2": ("ally-d2", {}, {}),
+    "d2-nolambda": ("ally-d2", {}, {"weight": "none"}),
+    "d2-sq": ("ally-d2", {}, {"power": 2.0}),
+    "d2-labeled": ("ally-d2", {}, {"labeled": True}),
+    "grad": ("ally-gradient", {}, {}),
+    "grad-nolambda": ("ally-gradient", {}, {"weight": "none"}),
+    "unc": ("ally-uncertain", {}, {}),
+    "paper-eps-auto": ("ally", {"epsilon": "auto"}, {}),
+    "random": ("random", {}, {}),
+    "uncertainty": ("uncertainty", {}, {}),
+    "margin": ("margin", {}, {}),
+    "entropy": ("entropy", {}, {}),
+    "badge": ("badge", {}, {}),
+    "coreset": ("coreset", {}, {}),
+}
+
+
+def make_arms(names):
+    unknown = [n for n in names if n not in ARMS]
+    if unknown:
+        raise ValueError(f"unknown arms {unknown}; choose from {', '.join(ARMS)}")
+    return [common.Arm(n, ARMS[n][0], ARMS[n][1], ARMS[n][2]) for n in names]
+
+
+def per_seed_aulc(rows):
+    """{arm: {seed: AULC}}."""
+    out = {}
+    for name, per_seed in common._curves(rows).items():
+        out[name] = {seed: common.learning_curve_area(n, m) for seed, (n, m) in per_seed.items()}
+    return out
+
+
+def paired_table(rows, task, references=("random", "paper")):
+    """Rows of the paired comparison (see the module docstring)."""
+    _, higher = common.metric_info(task)
+    aulc = per_seed_aulc(rows)
+    seeds = sorted(set.intersection(*(set(v) for v in aulc.values())))
+    names = list(aulc)
+    matrix = np.array([[aulc[n][s] for s in seeds] for n in names])
+    best = matrix.argmax(axis=0) if higher else matrix.argmin(axis=0)
+    table = []
+    for i, name in enumerate(names):
+        row = {"arm": name, "n_seeds": len(seeds), "aulc_mean": matrix[i].mean(),
+               "aulc_std": matrix[i].std(ddof=1) if len(seeds) > 1 else 0.0,
+               "best_on": int((best == i).sum())}
+        for ref in references:
+            if ref in aulc and ref != name:
+                diff = matrix[i] - matrix[names.index(ref)]
+                row[f"vs_{ref}_mean"] = diff.mean()
+                row[f"vs_{ref}_std"] = diff.std(ddof=1) if len(seeds) > 1 else 0.0
+                row[f"vs_{ref}_wins"] = int((diff > 0).sum() if higher else (diff < 0).sum())
+        table.append(row)
+    return table, seeds
+
+
+def paired_markdown(table, seeds, *, task, title, references=("random", "paper")):
+    metric, higher = common.metric_info(task)
+    lines = [f"# {title}", "",
+             f"AULC of test {metric} ({'higher' if higher else 'lower'} is better), mean ± std "
+             f"over {len(seeds)} seeds (ddof=1); *best on*: seeds on which the arm has the "
+             "best AULC of all arms; *vs X*: paired per-seed difference (arm - X), mean ± std, "
+             "and the seeds on which the arm beats X.", "",
+             "| arm | AULC | best on | " + " | ".join(f"vs {r}" for r in references) + " |",
+             "|---|---|---|" + "---|" * len(references)]
+    digits = 4 if higher else 2
+    for row in table:
+        cells = []
+        for ref in references:
+            if f"vs_{ref}_mean" in row:
+                cells.append(f"{row[f'vs_{ref}_mean']:+.{digits}f} ± "
+                             f"{row[f'vs_{ref}_std']:.{digits}f} "
+                             f"({row[f'vs_{ref}_wins']}/{row['n_seeds']})")
+            else:
+                cells.append("—")
+        lines.append(f"| {row['arm']} | {row['aulc_mean']:.{digits}f} ± "
+                     f"{row['aulc_std']:.{digits}f} | {row['best_on']}/{row['n_seeds']} | "
+                     + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.ally_screen",
+                                     description=__doc__.splitlines()[0])
+    common.add_loop_arguments(parser)
+    parser.add_argument("--arms", default="paper,d2,d2-nolambda,random",
+                        help="comma-separated arms: " + ", ".join(ARMS))
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    common.check_loop_arguments(parser, args)
+    torch.set_num_threads(args.threads)
+    try:
+        data = common.load_benchmark_data(args)
+        arms = make_arms(common.parse_names(args.arms))
+    except (ValueError, FileNotFoundError) as exc:
+        parser.error(str(exc))
+    if data.task == "regression":
+        arms = [a for a in arms if not common.STRATEGIES[a.strategy].needs_proba
+                and a.strategy != "ally-gradient" and a.strategy != "ally-uncertain"]
+    out = Path(args.out or Path("results", "ally_screen", args.dataset))
+    title = (f"{args.dataset} (pool {data.n_pool}, test {data.n_test}): initial {args.initial}, "
+             f"b = {args.budget}, {args.rounds} rounds, {args.epochs} epochs, "
+             f"{args.seeds} seeds")
+    start = time.perf_counter()
+    result = common.run_benchmark(parser, args, data, arms, out, title=title,
+                                  print_report=False)
+    table, seeds = paired_table(result["rows"], data.task)
+    markdown = paired_markdown(table, seeds, task=data.task, title=title)
+    (out / "paired.md").write_text(markdown)
+    common._write_csv(out / "paired.csv", list(dict.fromkeys(k for r in table for k in r)), table)
+    print(markdown)
+    print(f"wall {time.perf_counter() - start:.0f} s, torch threads {torch.get_num_threads()}, "
+          f"pid {os.getpid()}")
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -26,8 +26,11 @@ import torch
 from sklearn.utils import check_random_state
 
 from modal_ally._compat import query_result
-from modal_ally.baselines import _class_probabilities, _sample_proportional, \
-    kmeans_pp_gradient_selection
+from modal_ally.baselines import (
+    _class_probabilities,
+    _sample_proportional,
+    kmeans_pp_gradient_selection,
+)
 from modal_ally.clustering import kmeans
 from modal_ally.selection import priority_order
 from modal_ally.strategies import ally_scores

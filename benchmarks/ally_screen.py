@@ -1,6 +1,6 @@
 """Screen ALLY selection rules against the baselines (issue 7), paired per seed.
 
-Runs named arms through the shared modAL loop (``benchmarks/common.py``: the same
+Runs named arms through the shared modAL loop (``benchmarks/loop.py``: the same
 initial labeled set, test set and network per seed for every arm; ALLY arms train a
 PDCLNet, the others the same module without constraints) and writes, besides the usual
 ``rounds.csv`` / ``summary.md`` / plot, ``paired.md`` and ``paired.csv``: per arm the area
@@ -15,20 +15,20 @@ Example::
 
 from __future__ import annotations
 
-import argparse
 import os
 import time
 from pathlib import Path
 
 import numpy as np
-import torch
 
-from benchmarks import common
+from benchmarks import cli, registry
+from benchmarks.metrics import curves, learning_curve_area, metric_info
+from benchmarks.reporting import write_csv
 
 _CANDIDATES = "benchmarks.ally_candidates"
 for _name, _fn in (("ally-d2", "ally_d2"), ("ally-gradient", "ally_gradient"),
                    ("ally-uncertain", "ally_uncertain")):
-    common.STRATEGIES.setdefault(_name, common.StrategySpec(
+    registry.STRATEGIES.setdefault(_name, registry.StrategySpec(
         _name, f"{_CANDIDATES}:{_fn}", pdcl=True, accepts_random_state=True))
 
 #: name -> (strategy, estimator parameters, query parameters)
@@ -55,20 +55,20 @@ def make_arms(names):
     unknown = [n for n in names if n not in ARMS]
     if unknown:
         raise ValueError(f"unknown arms {unknown}; choose from {', '.join(ARMS)}")
-    return [common.Arm(n, ARMS[n][0], ARMS[n][1], ARMS[n][2]) for n in names]
+    return [registry.Arm(n, ARMS[n][0], ARMS[n][1], ARMS[n][2]) for n in names]
 
 
 def per_seed_aulc(rows):
     """{arm: {seed: AULC}}."""
     out = {}
-    for name, per_seed in common._curves(rows).items():
-        out[name] = {seed: common.learning_curve_area(n, m) for seed, (n, m) in per_seed.items()}
+    for name, per_seed in curves(rows).items():
+        out[name] = {seed: learning_curve_area(n, m) for seed, (n, m) in per_seed.items()}
     return out
 
 
 def paired_table(rows, task, references=("random", "paper")):
     """Rows of the paired comparison (see the module docstring)."""
-    _, higher = common.metric_info(task)
+    _, higher = metric_info(task)
     aulc = per_seed_aulc(rows)
     seeds = sorted(set.intersection(*(set(v) for v in aulc.values())))
     names = list(aulc)
@@ -90,7 +90,7 @@ def paired_table(rows, task, references=("random", "paper")):
 
 
 def paired_markdown(table, seeds, *, task, title, references=("random", "paper")):
-    metric, higher = common.metric_info(task)
+    metric, higher = metric_info(task)
     lines = [f"# {title}", "",
              f"AULC of test {metric} ({'higher' if higher else 'lower'} is better), mean ± std "
              f"over {len(seeds)} seeds (ddof=1); *best on*: seeds on which the arm has the "
@@ -115,41 +115,36 @@ def paired_markdown(table, seeds, *, task, title, references=("random", "paper")
 
 
 def build_parser():
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.ally_screen",
-                                     description=__doc__.splitlines()[0])
-    common.add_loop_arguments(parser)
+    parser = cli.loop_parser("python -m benchmarks.ally_screen", __doc__.splitlines()[0])
     parser.add_argument("--arms", default="paper,d2,d2-nolambda,random",
                         help="comma-separated arms: " + ", ".join(ARMS))
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (default 1)")
     return parser
 
 
 def main(argv=None):
     parser = build_parser()
-    args = parser.parse_args(argv)
-    common.check_loop_arguments(parser, args)
-    torch.set_num_threads(args.threads)
+    args = cli.parse_loop_args(parser, argv)
     try:
-        data = common.load_benchmark_data(args)
-        arms = make_arms(common.parse_names(args.arms))
+        data = cli.load_benchmark_data(args)
+        arms = make_arms(registry.parse_names(args.arms))
     except (ValueError, FileNotFoundError) as exc:
         parser.error(str(exc))
     if data.task == "regression":
-        arms = [a for a in arms if not common.STRATEGIES[a.strategy].needs_proba
+        arms = [a for a in arms if not registry.STRATEGIES[a.strategy].needs_proba
                 and a.strategy != "ally-gradient" and a.strategy != "ally-uncertain"]
     out = Path(args.out or Path("results", "ally_screen", args.dataset))
     title = (f"{args.dataset} (pool {data.n_pool}, test {data.n_test}): initial {args.initial}, "
              f"b = {args.budget}, {args.rounds} rounds, {args.epochs} epochs, "
              f"{args.seeds} seeds")
     start = time.perf_counter()
-    result = common.run_benchmark(parser, args, data, arms, out, title=title,
+    result = cli.run_benchmark(parser, args, data, arms, out, title=title,
                                   print_report=False)
     table, seeds = paired_table(result["rows"], data.task)
     markdown = paired_markdown(table, seeds, task=data.task, title=title)
     (out / "paired.md").write_text(markdown)
-    common._write_csv(out / "paired.csv", list(dict.fromkeys(k for r in table for k in r)), table)
+    write_csv(out / "paired.csv", list(dict.fromkeys(k for r in table for k in r)), table)
     print(markdown)
-    print(f"wall {time.perf_counter() - start:.0f} s, torch threads {torch.get_num_threads()}, "
+    print(f"wall {time.perf_counter() - start:.0f} s, torch threads {args.threads}, "
           f"pid {os.getpid()}")
     return result
 

@@ -43,9 +43,12 @@ import pandas as pd
 import torch
 from scipy.stats import spearmanr
 
-from benchmarks import common
 from benchmarks.ally_candidates import weighted_d2_seeding
 from benchmarks.datasets import load_dataset
+from benchmarks.estimators import BATCH_SIZE, build_estimator
+from benchmarks.loop import initial_indices
+from benchmarks.metrics import evaluate
+from benchmarks.registry import parse_names
 from modal_ally.baselines import _class_probabilities, kmeans_pp_gradient_selection
 from modal_ally.clustering import kmeans
 from modal_ally.selection import priority_order
@@ -61,7 +64,7 @@ BATCH = 100
 def _epochs(budget, n):
     if budget == "epochs50":
         return 50
-    return max(50, math.ceil(500 / math.ceil(n / common.BATCH_SIZE)))
+    return max(50, math.ceil(500 / math.ceil(n / BATCH_SIZE)))
 
 
 def _class_entropy(labels, n_classes):
@@ -91,10 +94,10 @@ def _batches(net, X_rest, embeddings, scores, probs, rng_seed):
 
 
 def measure(data, seed, n, budget):
-    labeled = common.initial_indices(data.n_pool, n, seed)
+    labeled = initial_indices(data.n_pool, n, seed)
     rest = np.setdiff1d(np.arange(data.n_pool), labeled)
     epochs = _epochs(budget, n)
-    net = common.build_estimator("ally", data, epochs=epochs, seed=seed)
+    net = build_estimator("ally", data, epochs=epochs, seed=seed)
     start = time.perf_counter()
     net.fit(data.X_pool[labeled], data.y_pool[labeled])
     fit_s = time.perf_counter() - start
@@ -109,13 +112,14 @@ def measure(data, seed, n, budget):
     a[np.arange(len(a)), a.argmax(axis=1)] -= 1
     grad_norm = np.linalg.norm(a, axis=1) * embeddings.norm(dim=1).cpu().numpy()
     row = {"task": data.name, "seed": seed, "n_labels": n, "budget": budget, "epochs": epochs,
-           "steps": epochs * math.ceil(n / common.BATCH_SIZE), "fit_s": fit_s,
-           "test_acc": common.evaluate(net, data.X_test, data.y_test, data.task),
+           "steps": epochs * math.ceil(n / BATCH_SIZE), "fit_s": fit_s,
+           "test_acc": evaluate(net, data.X_test, data.y_test, data.task),
            "active_fraction": float((net.lambdas_ > 0).mean()),
            "lambda_mean": float(net.lambdas_.mean()),
            "train_spearman_head": _spearman(
                net.predict_dual_from_embeddings(net.train_embeddings_).numpy(), net.lambdas_),
-           "rho_lambda": _spearman(scores, loss), "rho_margin": _spearman(top2[:, 0] - top2[:, 1], loss),
+           "rho_lambda": _spearman(scores, loss),
+           "rho_margin": _spearman(top2[:, 0] - top2[:, 1], loss),
            "rho_entropy": _spearman(entropy, loss), "rho_gradnorm": _spearman(grad_norm, loss)}
     batches, pct = _batches(net, X_rest, embeddings, scores, probs, seed)
     row["paper_pick_distance_pct"] = pct
@@ -177,7 +181,7 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     start = time.perf_counter()
-    for task in common.parse_names(args.tasks):
+    for task in parse_names(args.tasks):
         data = load_dataset(task, data_dir=args.data_dir, random_state=0, **TASKS[task])
         for seed in range(args.seeds):
             for n in SIZES:

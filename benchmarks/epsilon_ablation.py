@@ -17,9 +17,10 @@ Example
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from benchmarks import common
+from benchmarks import cli
+from benchmarks.metrics import metric_info
+from benchmarks.registry import Arm, parse_names
 
 DEFAULT_EPSILONS = "0.05,0.1,0.2,0.5,1.0,auto"
 
@@ -27,7 +28,7 @@ DEFAULT_EPSILONS = "0.05,0.1,0.2,0.5,1.0,auto"
 def parse_epsilons(text: str) -> list:
     """``"0.1,auto"`` -> ``[0.1, "auto"]``; rejects negative or unknown values."""
     values = []
-    for item in common.parse_names(text):
+    for item in parse_names(text):
         if item == "auto":
             values.append("auto")
             continue
@@ -45,16 +46,15 @@ def parse_epsilons(text: str) -> list:
 
 def build_arms(epsilons, *, with_random: bool = True) -> list:
     """One ALLY arm per epsilon (``"ally eps=0.2"``), plus random sampling."""
-    arms = [common.Arm(f"ally eps={eps}", "ally", {"epsilon": eps}) for eps in epsilons]
+    arms = [Arm(f"ally eps={eps}", "ally", {"epsilon": eps}) for eps in epsilons]
     if with_random:
-        arms.append(common.Arm("random", "random"))
+        arms.append(Arm("random", "random"))
     return arms
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.epsilon_ablation",
-                                     description=__doc__.splitlines()[0])
-    common.add_loop_arguments(parser, seeds=3)
+    parser = cli.loop_parser("python -m benchmarks.epsilon_ablation",
+                             __doc__.splitlines()[0], seeds=3)
     parser.add_argument("--epsilons", default=DEFAULT_EPSILONS,
                         help="comma-separated epsilon values and/or 'auto' "
                              "(default: %(default)s)")
@@ -66,18 +66,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> dict:
     """Run the ablation; returns ``rows``, ``summary`` and ``paths`` as learning_curves."""
     parser = build_parser()
-    args = parser.parse_args(argv)
-    common.check_loop_arguments(parser, args)
+    args = cli.parse_loop_args(parser, argv)
     try:
         epsilons = parse_epsilons(args.epsilons)
-        data = common.load_benchmark_data(args)
+        data = cli.load_benchmark_data(args)
     except (ValueError, FileNotFoundError) as exc:
         parser.error(str(exc))
-    out = Path(args.out) if args.out else Path("results", "epsilon_ablation", args.dataset)
-    metric_name, _ = common.metric_info(data.task)
+    out = cli.out_dir(args, "epsilon_ablation", args.dataset)
+    metric_name, _ = metric_info(data.task)
     title = (f"epsilon ablation, {args.dataset}: test {metric_name}, initial {args.initial}, "
              f"budget {args.budget}/round, {args.seeds} seed(s)")
-    return common.run_benchmark(parser, args, data,
+    return cli.run_benchmark(parser, args, data,
                                 build_arms(epsilons, with_random=not args.no_random), out,
                                 title=title)
 

@@ -6,13 +6,14 @@ then ``learner.teach(...)`` (a refit from scratch), for ``--rounds`` rounds. The
 strategies train :class:`modal_ally.PDCLNet` (:class:`modal_ally.PDCLRegressor` for
 regression); the others train the same module without constraints (a plain skorch net:
 same optimizer, learning rate, batch size, epochs and seeding; see
-``benchmarks/common.py``).
+``benchmarks/estimators.py``).
 
 Outputs in ``--out`` (default ``results/learning_curves/<dataset>``):
 
 ``rounds.csv``
     One row per (strategy, seed, round): ``strategy, seed, round, n_labels, metric,
-    fit_s, query_s`` (round 0 is the initial fit: no query).
+    fit_s, query_s`` (round 0 is the initial fit: no query), then one column per value
+    of the observers, if any (rewritten after every round while the run lasts).
 ``summary.csv``, ``summary.md``
     Per strategy, mean and std over seeds of the area under the learning curve, the
     final metric and the labels needed to reach 97 % of the final metric (definitions in
@@ -21,8 +22,12 @@ Outputs in ``--out`` (default ``results/learning_curves/<dataset>``):
     Mean curve and ± std band per strategy.
 ``state.json``
     The labeled pool indices and the rows of every (strategy, seed) after its last
-    finished round: rerunning with the same ``--out`` resumes (more ``--rounds``,
-    ``--seeds`` or ``--strategies`` compute only what is missing).
+    finished round, with torch's thread count and version: rerunning with the same
+    ``--out`` resumes (more ``--rounds``, ``--seeds`` or ``--strategies`` compute only
+    what is missing; another thread count is refused unless ``--allow-thread-change``).
+``run.lock``
+    The pid, host and start time of the run using the folder; a second run on the same
+    ``--out`` stops at once and names them.
 
 Examples
 --------
@@ -35,31 +40,33 @@ Examples
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
 
-from benchmarks import common
+from benchmarks import cli, registry
+from benchmarks.metrics import metric_info
 
 
 def build_parser() -> argparse.ArgumentParser:
     """The command-line interface."""
-    parser = argparse.ArgumentParser(
-        prog="python -m benchmarks.learning_curves",
-        description="Active-learning curves (test metric vs labels) of ALLY and baselines.")
-    common.add_loop_arguments(parser)
+    parser = cli.loop_parser(
+        "python -m benchmarks.learning_curves",
+        "Active-learning curves (test metric vs labels) of ALLY and baselines.")
     parser.add_argument(
         "--strategies", default="all",
         help="comma-separated strategies, or 'all' (default): "
-             + ", ".join(common.ALL_STRATEGIES))
+             + ", ".join(registry.ALL_STRATEGIES))
     return parser
 
 
-def main(argv=None) -> dict:
+def main(argv=None, *, observers=None) -> dict:
     """Run the benchmark.
 
     Parameters
     ----------
     argv : list of str or None
         Command-line arguments (``sys.argv[1:]`` when None).
+    observers : sequence of callables or None
+        Called after every round's fit; their values become extra columns of
+        ``rounds.csv`` (see :mod:`benchmarks.loop`).
 
     Returns
     -------
@@ -68,23 +75,22 @@ def main(argv=None) -> dict:
         ``summary.csv``) and ``paths`` (the files written).
     """
     parser = build_parser()
-    args = parser.parse_args(argv)
-    common.check_loop_arguments(parser, args)
+    args = cli.parse_loop_args(parser, argv)
     try:
-        data = common.load_benchmark_data(args)
-        names, notes = common.resolve_strategies(args.strategies, data.task)
+        data = cli.load_benchmark_data(args)
+        names, notes = registry.resolve_strategies(args.strategies, data.task)
     except (ValueError, FileNotFoundError) as exc:
         parser.error(str(exc))
     for note in notes:
         print(f"note: {note}")
     if not names:
         parser.error("no strategy left to run")
-    out = Path(args.out) if args.out else Path("results", "learning_curves", args.dataset)
-    metric_name, _ = common.metric_info(data.task)
+    out = cli.out_dir(args, "learning_curves", args.dataset)
+    metric_name, _ = metric_info(data.task)
     title = (f"{args.dataset}: test {metric_name}, initial {args.initial}, "
              f"budget {args.budget}/round, {args.seeds} seed(s)")
-    return common.run_benchmark(parser, args, data, common.arms_from_names(names), out,
-                                title=title)
+    return cli.run_benchmark(parser, args, data, registry.arms_from_names(names), out,
+                                title=title, observers=observers)
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ then spend their budget on copies of the same sample. For each r in ``--redundan
 ``benchmarks.learning_curves``:
 
 - ``entropy``: modAL's entropy sampling (informativeness only),
-- ``ally``: ALLY with k = b clusters,
+- ``ally``: ALLY with k = b clusters (``--budget``),
 - ``ally-lowdiv``: ALLY with k = ``--low-clusters`` < b (little diversity),
 - ``ally-redundancy``: the redundancy-aware variant (delta-ball exclusion),
 
@@ -15,7 +15,8 @@ and reports the test accuracy after ``--rounds`` rounds against r.
 Outputs in ``--out`` (default ``results/redundancy``): ``redundancy.csv`` and
 ``redundancy.md`` (mean and std of the final accuracy and of the number of distinct
 original samples labeled, per strategy and r), ``redundancy.png``, and one
-learning-curve report per r in ``r<r>/`` (resumable like the other benchmarks).
+learning-curve report per r in ``r<r>/`` (resumable like the other benchmarks; its
+``rounds.csv`` has a ``distinct_labeled`` column, written by an observer).
 
 Example
 -------
@@ -27,39 +28,39 @@ Example
 from __future__ import annotations
 
 import argparse
-import csv
-import sys
 from pathlib import Path
 
 import numpy as np
 
-from benchmarks import common
+from benchmarks import cli
+from benchmarks.metrics import mean_std
+from benchmarks.registry import Arm
+from benchmarks.reporting import figure, markdown_table, write_atomic, write_csv
 
 FIELDS = ("strategy", "redundancy", "n_seeds", "n_labels", "final_mean", "final_std",
           "distinct_mean", "distinct_std")
 
 
 def build_arms(budget: int, low_clusters: int) -> list:
-    return [common.Arm("entropy", "entropy"),
-            common.Arm("ally", "ally"),
-            common.Arm(f"ally-lowdiv (k={low_clusters})", "ally",
-                       query_params={"n_clusters": low_clusters}),
-            common.Arm("ally-redundancy", "ally-redundancy")]
+    """The four arms: entropy, ALLY with k = ``budget`` clusters, ALLY with
+    k = ``low_clusters`` < ``budget``, and the redundancy-aware ALLY."""
+    if not 1 <= low_clusters < budget:
+        raise ValueError(f"--low-clusters must be in [1, budget={budget}), got {low_clusters}")
+    return [Arm("entropy", "entropy"),
+            Arm("ally", "ally"),  # n_clusters defaults to n_instances = budget
+            Arm(f"ally-lowdiv (k={low_clusters})", "ally",
+                query_params={"n_clusters": low_clusters}),
+            Arm("ally-redundancy", "ally-redundancy")]
 
 
-def _distinct_labeled(out_dir: Path, arm: str, seed: int, X_pool) -> int:
-    """Distinct samples (by content: the copies are exact) among an arm's labeled rows."""
-    import json
-
-    state = json.loads((out_dir / common.STATE_FILE).read_text())
-    labeled = state["runs"][common._run_key(arm, seed)]["labeled"]
-    return len(np.unique(X_pool[np.asarray(labeled, dtype=np.int64)], axis=0))
+def distinct_labeled(learner, X_pool_remaining, n_labels) -> dict:
+    """Observer: distinct samples among the labeled rows (by content: copies are exact)."""
+    return {"distinct_labeled": int(len(np.unique(learner.X_training, axis=0)))}
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.redundancy",
-                                     description=__doc__.splitlines()[0])
-    common.add_loop_arguments(parser, dataset="digits-redundant", seeds=3)
+    parser = cli.loop_parser("python -m benchmarks.redundancy", __doc__.splitlines()[0],
+                             dataset="digits-redundant", seeds=3)
     parser.add_argument("--redundancies", default="1,2,4,8",
                         help="values of r (default: %(default)s)")
     parser.add_argument("--low-clusters", type=int, default=10,
@@ -70,91 +71,71 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv=None) -> dict:
     """Run the experiment; returns ``table`` (rows of redundancy.csv) and ``paths``."""
     parser = build_parser()
-    args = parser.parse_args(argv)
-    common.check_loop_arguments(parser, args)
+    args = cli.parse_loop_args(parser, argv)
     if args.dataset != "digits-redundant":
         parser.error("--dataset must be digits-redundant")
     try:
-        redundancies = common.parse_int_list(args.redundancies, name="--redundancies")
+        redundancies = cli.parse_int_list(args.redundancies, name="--redundancies")
+        arms = build_arms(args.budget, args.low_clusters)
     except ValueError as exc:
         parser.error(str(exc))
-    if not 1 <= args.low_clusters < args.budget:
-        parser.error(f"--low-clusters must be in [1, budget), got {args.low_clusters}")
-    out = Path(args.out) if args.out else Path("results", "redundancy")
-    arms = build_arms(args.budget, args.low_clusters)
+    out = cli.out_dir(args, "redundancy")
     table = []
     for redundancy in redundancies:
         args.redundancy = redundancy
-        data = common.load_benchmark_data(args)
-        out_r = out / f"r{redundancy}"
-        rows = common.run_benchmark(parser, args, data, arms, out_r, print_report=False,
-                                    title=f"digits-redundant r={redundancy}")["rows"]
-        for arm in arms:
-            last = [r for r in rows if r["strategy"] == arm.name and r["round"] == args.rounds]
-            finals = np.array([r["metric"] for r in last], dtype=float)
-            distinct = np.array([_distinct_labeled(out_r, arm.name, r["seed"], data.X_pool)
-                                 for r in last], dtype=float)
-            table.append({
-                "strategy": arm.name, "redundancy": redundancy, "n_seeds": len(last),
-                "n_labels": last[0]["n_labels"] if last else None,
-                "final_mean": finals.mean(), "final_std": finals.std(ddof=1) if len(last) > 1
-                else 0.0, "distinct_mean": distinct.mean(),
-                "distinct_std": distinct.std(ddof=1) if len(last) > 1 else 0.0})
+        rows = cli.run_benchmark(parser, args, cli.load_benchmark_data(args), arms,
+                                 out / f"r{redundancy}", print_report=False,
+                                 title=f"digits-redundant r={redundancy}",
+                                 observers=[distinct_labeled])["rows"]
+        table += [_table_row(arm.name, redundancy, rows, args.rounds) for arm in arms]
     paths = write_outputs(table, out, redundancies=redundancies, args=args)
     print(paths["markdown"])
-    print(f"table: {paths['csv']} and {paths['md']}\nplot:  {paths['png']}")
-    sys.stdout.flush()
+    print(f"table: {paths['csv']} and {paths['md']}\nplot:  {paths['png']}", flush=True)
     return {"table": table, "paths": paths}
+
+
+def _table_row(name, redundancy, rows, rounds) -> dict:
+    last = [r for r in rows if r["strategy"] == name and r["round"] == rounds]
+    final = mean_std([r["metric"] for r in last])
+    distinct = mean_std([r.get("distinct_labeled") for r in last])
+    return {"strategy": name, "redundancy": redundancy, "n_seeds": len(last),
+            "n_labels": last[0]["n_labels"] if last else None,
+            "final_mean": final[0], "final_std": final[1],
+            "distinct_mean": distinct[0], "distinct_std": distinct[1]}
 
 
 def write_outputs(table, out: Path, *, redundancies, args) -> dict:
     """Write redundancy.csv, redundancy.md and redundancy.png."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
     out.mkdir(parents=True, exist_ok=True)
-    csv_path, md_path, png_path = (out / "redundancy.csv", out / "redundancy.md",
-                                   out / "redundancy.png")
-    with csv_path.open("w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=FIELDS)
-        writer.writeheader()
-        writer.writerows(table)
+    paths = {"csv": out / "redundancy.csv", "md": out / "redundancy.md",
+             "png": out / "redundancy.png"}
+    write_csv(paths["csv"], FIELDS, table)
     strategies = list(dict.fromkeys(row["strategy"] for row in table))
-    lines = [f"# Redundancy: test accuracy after {args.rounds} rounds of {args.budget} "
-             f"queries (initial {args.initial}, {args.seeds} seed(s), mean ± std)", "",
-             "| strategy | " + " | ".join(f"r={r}" for r in redundancies) + " |",
-             "|---|" + "---|" * len(redundancies)]
     cell = {(row["strategy"], row["redundancy"]): row for row in table}
-    for name in strategies:
-        lines.append(f"| {name} | " + " | ".join(
-            f"{cell[name, r]['final_mean']:.4f} ± {cell[name, r]['final_std']:.4f}"
-            for r in redundancies) + " |")
+    header = ["strategy", *(f"r={r}" for r in redundancies)]
+    lines = [f"# Redundancy: test accuracy after {args.rounds} rounds of {args.budget} "
+             f"queries (initial {args.initial}, {args.seeds} seed(s), mean ± std)", ""]
+    lines += markdown_table(header, [[name, *(
+        f"{cell[name, r]['final_mean']:.4f} ± {cell[name, r]['final_std']:.4f}"
+        for r in redundancies)] for name in strategies])
     lines += ["", "Distinct original samples among the labeled rows (out of "
-              f"{table[0]['n_labels'] if table else '?'}):", "",
-              "| strategy | " + " | ".join(f"r={r}" for r in redundancies) + " |",
-              "|---|" + "---|" * len(redundancies)]
-    for name in strategies:
-        lines.append(f"| {name} | " + " | ".join(
-            f"{cell[name, r]['distinct_mean']:.1f}" for r in redundancies) + " |")
-    markdown = "\n".join(lines) + "\n"
-    md_path.write_text(markdown)
-    fig, ax = plt.subplots(figsize=(6, 4))
-    for name in strategies:
-        means = np.array([cell[name, r]["final_mean"] for r in redundancies])
-        stds = np.array([cell[name, r]["final_std"] for r in redundancies])
-        ax.errorbar(redundancies, means, yerr=stds, marker="o", capsize=3, label=name)
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(redundancies, [str(r) for r in redundancies])
-    ax.set_xlabel("redundancy r (copies of each pool sample)")
-    ax.set_ylabel(f"test accuracy after {args.rounds} rounds")
-    ax.grid(alpha=0.3)
-    ax.legend()
-    fig.tight_layout()
-    fig.savefig(png_path, dpi=120)
-    plt.close(fig)
-    return {"csv": csv_path, "md": md_path, "png": png_path, "markdown": markdown}
+              f"{table[0]['n_labels'] if table else '?'}):", ""]
+    lines += markdown_table(header, [[name, *(
+        f"{cell[name, r]['distinct_mean']:.1f}" for r in redundancies)]
+        for name in strategies])
+    paths["markdown"] = "\n".join(lines) + "\n"
+    write_atomic(paths["md"], paths["markdown"])
+    with figure(paths["png"], figsize=(6, 4)) as (_, ax):
+        for name in strategies:
+            ax.errorbar(redundancies, [cell[name, r]["final_mean"] for r in redundancies],
+                        yerr=[cell[name, r]["final_std"] for r in redundancies],
+                        marker="o", capsize=3, label=name)
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(redundancies, [str(r) for r in redundancies])
+        ax.set_xlabel("redundancy r (copies of each pool sample)")
+        ax.set_ylabel(f"test accuracy after {args.rounds} rounds")
+        ax.legend()
+    return paths
 
 
 if __name__ == "__main__":

@@ -17,8 +17,8 @@ Two parts (``--parts``, default both):
     256; MLP 256 -> 256 -> 256, so the embedding is 256-d), for every ``b`` in
     ``--budgets``, with a learner
     fitted on ``--labeled`` labeled rows; ``ratio`` is relative to one forward pass of the
-    backbone over the same pool (``modal_ally._inference.embed(net, X_pool)``, measured
-    the same way: section ``forward``).
+    backbone over the same pool (``PDCLNet.embed(X_pool)``, measured the same way:
+    section ``forward``).
 
 Each query (and forward) measurement runs in a fresh process (multiprocessing "spawn"):
 it builds the data and the learner, records its resident memory (VmRSS) as the baseline,
@@ -38,7 +38,6 @@ Timings depend on the machine and its load; compare ratios taken in one run.
 from __future__ import annotations
 
 import argparse
-import csv
 import gc
 import math
 import multiprocessing
@@ -52,7 +51,10 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import common
+from benchmarks.cli import parse_int_list
+from benchmarks.estimators import BATCH_SIZE, build_estimator
+from benchmarks.registry import ALL_STRATEGIES, STRATEGIES, parse_names, resolve_strategies
+from benchmarks.reporting import format_cell, markdown_table, write_atomic, write_csv
 
 FIT_FEATURES = 64  # digits-sized rows for the fit part
 POOL_FEATURES = 256  # DESIGN 2.3: pools of 10^5-10^6 x 256
@@ -88,14 +90,14 @@ def synthetic_data(n_rows: int, *, seed: int = 0, n_features: int = FIT_FEATURES
 
 
 def _data_spec(n_features):
-    """What :func:`benchmarks.common.build_estimator` needs to know of the data."""
+    """What :func:`benchmarks.estimators.build_estimator` needs to know of the data."""
     return types.SimpleNamespace(task="classification", n_classes=N_CLASSES, module="mlp",
                                  feature_shape=(n_features,))
 
 
 def _estimator(strategy, *, epochs, device, n_features=FIT_FEATURES, **params):
     params.setdefault("module__hidden_units", HIDDEN)
-    return common.build_estimator(strategy, _data_spec(n_features), epochs=epochs, seed=0,
+    return build_estimator(strategy, _data_spec(n_features), epochs=epochs, seed=0,
                                   device=device, **params)
 
 
@@ -109,7 +111,7 @@ def _plain_default_dataset_params():
 
 
 def measure_fit(n_rows: int, *, epochs: int, repeats: int, device: str,
-                batch_size: int = common.BATCH_SIZE) -> list[dict]:
+                batch_size: int = BATCH_SIZE) -> list[dict]:
     """Best-of-``repeats`` fit times of the three nets on ``n_rows`` synthetic rows."""
     X, y = synthetic_data(n_rows, seed=1)
     factories = {
@@ -173,67 +175,75 @@ def _reset_peak_rss() -> bool:
     return True
 
 
+def _measured_call(job: dict):
+    """Build the data and a fitted learner; return the call to measure (no argument).
+
+    The forward pass runs on a PDCLNet's backbone (``PDCLNet.embed``): the same MLP
+    backbone as the plain net's.
+    """
+    from modAL.models import ActiveLearner
+
+    n_features = job.get("n_features", POOL_FEATURES)
+    X_pool, _ = synthetic_data(job["n_rows"], seed=0, n_features=n_features)
+    X_lab, y_lab = synthetic_data(job["labeled"], seed=1, n_features=n_features)
+    name = "ally" if job["strategy"] is None else job["strategy"]
+    spec = STRATEGIES[name]
+    learner = ActiveLearner(
+        estimator=_estimator(name, epochs=job["fit_epochs"], device=job["device"],
+                             n_features=n_features),
+        query_strategy=spec.load(), X_training=X_lab, y_training=y_lab)
+    if job["strategy"] is None:
+        return lambda: learner.estimator.embed(X_pool)
+    kwargs = {"random_state": 0} if spec.accepts_random_state else {}
+    return lambda: learner.query(X_pool, n_instances=job["budget"], **kwargs)
+
+
+def _profile(call, repeats: int, cuda: bool, conn) -> dict:
+    """Best-of-``repeats`` time, peak RSS, traced and CUDA peaks of ``call()``.
+
+    Sends ``{"ready": True}`` once the baseline memory is read.
+    """
+    import torch
+
+    gc.collect()
+    if cuda:
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    baseline = _proc_status_kib("VmRSS")
+    reset = _reset_peak_rss()
+    conn.send({"ready": True})
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        result = call()
+        if cuda:
+            torch.cuda.synchronize()
+        times.append(time.perf_counter() - start)
+        del result
+    peak = _proc_status_kib("VmHWM")
+    cuda_peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else None
+    tracemalloc.start()
+    result = call()
+    _, traced = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    del result
+    return {"seconds": min(times),
+            "peak_rss_mib": None if peak is None or baseline is None
+            else max(peak - baseline, 0) / 1024,
+            "peak_traced_mib": traced / 2**20, "peak_cuda_mib": cuda_peak,
+            "rss_reset": reset}
+
+
 def _measure_worker(job: dict, conn) -> None:
     """Child process: set up one learner, then time and profile its queries.
 
     Sends ``{"ready": True}`` once set up, then the result dict (or ``{"error": ...}``).
     """
     try:
-        import torch
-        from modAL.models import ActiveLearner
-
-        from modal_ally._inference import embed
-
         warnings.filterwarnings("ignore")
-        device = job["device"]
-        n_features = job.get("n_features", POOL_FEATURES)
-        X_pool, _ = synthetic_data(job["n_rows"], seed=0, n_features=n_features)
-        X_lab, y_lab = synthetic_data(job["labeled"], seed=1, n_features=n_features)
-        strategy = job["strategy"]
-        # the forward pass runs on the plain net: the same MLP backbone as PDCLNet's
-        name = "random" if strategy is None else strategy
-        spec = common.STRATEGIES[name]
-        learner = ActiveLearner(
-            estimator=_estimator(name, epochs=job["fit_epochs"], device=device,
-                                 n_features=n_features),
-            query_strategy=spec.load(), X_training=X_lab, y_training=y_lab)
-        if strategy is None:
-            def call():
-                return embed(learner.estimator, X_pool)
-        else:
-            kwargs = {"random_state": 0} if spec.accepts_random_state else {}
-
-            def call():
-                return learner.query(X_pool, n_instances=job["budget"], **kwargs)
-        gc.collect()
-        cuda = str(device).startswith("cuda")
-        if cuda:
-            torch.cuda.synchronize()
-            torch.cuda.reset_peak_memory_stats()
-        baseline = _proc_status_kib("VmRSS")
-        reset = _reset_peak_rss()
-        conn.send({"ready": True})
-        times = []
-        for _ in range(job["repeats"]):
-            start = time.perf_counter()
-            result = call()
-            if cuda:
-                torch.cuda.synchronize()
-            times.append(time.perf_counter() - start)
-            del result
-        peak = _proc_status_kib("VmHWM")
-        cuda_peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else None
-        tracemalloc.start()
-        del_result = call()
-        _, traced = tracemalloc.get_traced_memory()
-        tracemalloc.stop()
-        del del_result
-        conn.send({
-            "seconds": min(times),
-            "peak_rss_mib": None if peak is None or baseline is None
-            else max(peak - baseline, 0) / 1024,
-            "peak_traced_mib": traced / 2**20, "peak_cuda_mib": cuda_peak,
-            "rss_reset": reset})
+        call = _measured_call(job)
+        conn.send(_profile(call, job["repeats"], str(job["device"]).startswith("cuda"),
+                           conn))
     except BaseException as exc:  # reported to the parent, whatever it is
         conn.send({"error": f"{type(exc).__name__}: {exc}",
                    "traceback": traceback.format_exc()})
@@ -331,7 +341,7 @@ def _query_row(section, method, n_rows, budget, repeats, result):
 
 # ============================================================================ output
 def _cell(value, digits=3):
-    return common.format_cell(value, digits)
+    return format_cell(value, digits)
 
 
 def write_outputs(rows, out_dir, *, header: str):
@@ -339,42 +349,37 @@ def write_outputs(rows, out_dir, *, header: str):
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     csv_path, md_path = out_dir / "speed.csv", out_dir / "speed.md"
-    with open(csv_path, "w", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(FIELDS))
-        writer.writeheader()
-        for row in rows:
-            writer.writerow({key: _cell(row.get(key), 6) if isinstance(row.get(key), float)
-                             else ("" if row.get(key) is None else row.get(key))
-                             for key in FIELDS})
+    write_csv(csv_path, FIELDS, rows)
     lines = [header, ""]
     fit = [r for r in rows if r["section"] == "fit"]
     if fit:
         lines += ["## Fit time (best of repeats)", "",
                   f"ratio: seconds / {FIT_REFERENCE}; train loop: sum of skorch's epoch "
-                  "durations (PDCLNet's fit also embeds the rows and fits the dual head).",
-                  "", "| rows | net | seconds | train loop s | ratio |", "|---|---|---|---|---|"]
-        lines += [f"| {r['n_rows']} | {r['method']} | {_cell(r['seconds'])} | "
-                  f"{_cell(r['train_loop_s'])} | {_cell(r['ratio'], 2)} |" for r in fit]
+                  "durations (PDCLNet's fit also embeds the rows and fits the dual head).", ""]
+        lines += markdown_table(
+            ["rows", "net", "seconds", "train loop s", "ratio"],
+            [[r["n_rows"], r["method"], _cell(r["seconds"]), _cell(r["train_loop_s"]),
+              _cell(r["ratio"], 2)] for r in fit])
         lines.append("")
     query = [r for r in rows if r["section"] in ("forward", "query")]
     if query:
         lines += ["## Query time and peak memory", "",
                   "ratio: seconds / one backbone forward pass over the same pool; "
                   "peak RSS: resident high-water mark minus the baseline after set-up; "
-                  "traced: tracemalloc peak (numpy/Python).", "",
-                  "| pool | method | b | seconds | ratio to forward | peak RSS MiB | "
-                  "traced MiB | status |", "|---|---|---|---|---|---|---|---|"]
-        lines += [f"| {r['n_rows']} | {r['method']} | {_cell(r['budget'])} | "
-                  f"{_cell(r['seconds'])} | {_cell(r['ratio'], 1)} | "
-                  f"{_cell(r['peak_rss_mib'], 1)} | {_cell(r['peak_traced_mib'], 1)} | "
-                  f"{r['status']} |" for r in query]
+                  "traced: tracemalloc peak (numpy/Python).", ""]
+        lines += markdown_table(
+            ["pool", "method", "b", "seconds", "ratio to forward", "peak RSS MiB",
+             "traced MiB", "status"],
+            [[r["n_rows"], r["method"], _cell(r["budget"]), _cell(r["seconds"]),
+              _cell(r["ratio"], 1), _cell(r["peak_rss_mib"], 1),
+              _cell(r["peak_traced_mib"], 1), r["status"]] for r in query])
         if any(r.get("peak_cuda_mib") is not None for r in query):
             lines += ["", "CUDA peak (MiB): " + ", ".join(
                 f"{r['method']} N={r['n_rows']} b={_cell(r['budget'])}: "
                 f"{_cell(r['peak_cuda_mib'], 1)}" for r in query
                 if r.get("peak_cuda_mib") is not None)]
     markdown = "\n".join(lines) + "\n"
-    md_path.write_text(markdown)
+    write_atomic(md_path, markdown)
     return {"csv": csv_path, "md": md_path}, markdown
 
 
@@ -389,7 +394,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="comma-separated: fit, query (default: %(default)s)")
     parser.add_argument("--fit-sizes", default="1000,5000",
                         help="training rows for the fit part (default: %(default)s)")
-    parser.add_argument("--fit-batch-size", type=int, default=common.BATCH_SIZE,
+    parser.add_argument("--fit-batch-size", type=int, default=BATCH_SIZE,
                         help="minibatch size of the fit part (default: %(default)s)")
     parser.add_argument("--epochs", type=int, default=20,
                         help="epochs of the fit part (default: %(default)s)")
@@ -399,7 +404,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="batch sizes b of the query part (default: %(default)s)")
     parser.add_argument("--strategies", default="all",
                         help="comma-separated strategies or 'all' (default): "
-                             + ", ".join(common.ALL_STRATEGIES))
+                             + ", ".join(ALL_STRATEGIES))
     parser.add_argument("--pool-features", type=int, default=POOL_FEATURES,
                         help="features of the synthetic pool rows (default: 256, as the "
                              "10^5 x 256 pools of DESIGN 2.3)")
@@ -438,13 +443,13 @@ def main(argv=None) -> dict:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        parts = common.parse_names(args.parts)
+        parts = parse_names(args.parts)
         if not parts or set(parts) - {"fit", "query"}:
             raise ValueError(f"--parts: expected fit and/or query, got {args.parts!r}")
-        fit_sizes = common.parse_int_list(args.fit_sizes, name="--fit-sizes")
-        pool_sizes = common.parse_int_list(args.pool_sizes, name="--pool-sizes")
-        budgets = common.parse_int_list(args.budgets, name="--budgets")
-        strategies, _ = common.resolve_strategies(args.strategies, "classification")
+        fit_sizes = parse_int_list(args.fit_sizes, name="--fit-sizes")
+        pool_sizes = parse_int_list(args.pool_sizes, name="--pool-sizes")
+        budgets = parse_int_list(args.budgets, name="--budgets")
+        strategies, _ = resolve_strategies(args.strategies, "classification")
     except ValueError as exc:
         parser.error(str(exc))
     for name in ("epochs", "labeled", "fit_epochs", "repeats"):

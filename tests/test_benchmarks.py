@@ -1,4 +1,5 @@
-"""Tests for the benchmark scripts: benchmarks/common.py, learning_curves.py and speed.py.
+"""Tests for the benchmark scripts (learning_curves.py, speed.py) and the modules they share
+(registry, estimators, loop, metrics, reporting).
 
 The scripts run in-process with tiny settings (digits, a few labels, 1-2 epochs); the
 speed benchmark spawns its measurement processes as it does for real.
@@ -13,7 +14,7 @@ import math
 import numpy as np
 import pytest
 
-from benchmarks import common, learning_curves, speed
+from benchmarks import estimators, learning_curves, loop, metrics, registry, reporting, speed
 from tests.test_datasets import cifar_dir, mnist_dir  # noqa: F401  (fixtures)
 
 TINY = ["--initial", "30", "--budget", "10", "--epochs", "2", "--no-progress"]
@@ -43,7 +44,7 @@ def two_round_run(tmp_path_factory):
 def test_learning_curves_writes_tables_and_plot(two_round_run):
     out, result = two_round_run
     fields, rows = read_csv(out / "rounds.csv")
-    assert tuple(fields) == common.ROW_FIELDS
+    assert tuple(fields) == reporting.ROW_FIELDS
     assert len(rows) == 2 * 1 * 3  # strategies x seeds x rounds 0..2
     assert [r["strategy"] for r in rows] == ["ally"] * 3 + ["random"] * 3
     assert [int(r["n_labels"]) for r in rows] == [30, 40, 50] * 2
@@ -58,7 +59,7 @@ def test_learning_curves_writes_tables_and_plot(two_round_run):
     assert initial[0] == initial[1]
 
     fields, summary = read_csv(out / "summary.csv")
-    assert tuple(fields) == common.SUMMARY_FIELDS
+    assert tuple(fields) == reporting.SUMMARY_FIELDS
     assert [r["strategy"] for r in summary] == ["ally", "random"]
     for row in summary:
         assert row["metric_name"] == "accuracy"
@@ -139,13 +140,13 @@ def test_regression_refuses_probability_strategies(tmp_path, capsys):
 
 
 def test_regression_all_skips_probability_strategies():
-    names, notes = common.resolve_strategies("all", "regression")
+    names, notes = registry.resolve_strategies("all", "regression")
     assert names == ["ally", "ally-redundancy", "random", "coreset"]
     assert len(notes) == 5 and all("class probabilities" in note for note in notes)
-    names, notes = common.resolve_strategies("all", "classification")
-    assert names == list(common.ALL_STRATEGIES) and notes == []
+    names, notes = registry.resolve_strategies("all", "classification")
+    assert names == list(registry.ALL_STRATEGIES) and notes == []
     with pytest.raises(ValueError, match="unknown strategies"):
-        common.resolve_strategies("ally,bald", "classification")
+        registry.resolve_strategies("ally,bald", "classification")
 
 
 def test_regression_curve_is_mse(tmp_path):
@@ -162,9 +163,9 @@ def test_plain_regressor_standardizes_like_pdcl():
 
     data = type("Data", (), {"task": "regression", "n_classes": None, "module": "mlp",
                              "feature_shape": (5,)})()
-    plain = common.build_estimator("coreset", data, epochs=1, seed=0)
-    assert isinstance(plain, common.PlainNetRegressor)
-    assert isinstance(common.build_estimator("ally", data, epochs=1, seed=0), PDCLRegressor)
+    plain = estimators.build_estimator("coreset", data, epochs=1, seed=0)
+    assert isinstance(plain, estimators.PlainNetRegressor)
+    assert isinstance(estimators.build_estimator("ally", data, epochs=1, seed=0), PDCLRegressor)
     rng = np.random.default_rng(0)
     X = rng.normal(size=(50, 5)).astype(np.float32)
     y = (1000 + 50 * X[:, 0]).astype(np.float32)
@@ -186,8 +187,8 @@ def test_plain_net_is_pdcl_without_constraints(task):
     X = rng.normal(size=(150, 6)).astype(np.float32)
     y = rng.integers(4, size=150) if task == "classification" else \
         (300 + 40 * X[:, 0]).astype(np.float32)
-    pdcl = common.build_estimator("ally", data, epochs=1, seed=5).fit(X, y)
-    plain = common.build_estimator("random", data, epochs=1, seed=5).fit(X, y)
+    pdcl = estimators.build_estimator("ally", data, epochs=1, seed=5).fit(X, y)
+    plain = estimators.build_estimator("random", data, epochs=1, seed=5).fit(X, y)
     np.testing.assert_allclose(plain.predict_proba(X) if task == "classification" else
                                plain.predict(X),
                                pdcl.predict_proba(X) if task == "classification" else
@@ -200,7 +201,7 @@ def test_plain_fits_are_reproducible():
     rng = np.random.default_rng(0)
     X = rng.normal(size=(40, 4)).astype(np.float32)
     y = rng.integers(2, size=40)  # class 2 absent: still three outputs
-    probas = [common.build_estimator("random", data, epochs=2, seed=3).fit(X, y)
+    probas = [estimators.build_estimator("random", data, epochs=2, seed=3).fit(X, y)
               .predict_proba(X) for _ in range(2)]
     assert probas[0].shape == (40, 3)
     np.testing.assert_array_equal(probas[0], probas[1])
@@ -208,18 +209,18 @@ def test_plain_fits_are_reproducible():
 
 # ---------------------------------------------------------------- summaries
 def test_summary_definitions():
-    assert common.learning_curve_area([0, 10, 20], [0.0, 1.0, 1.0]) == pytest.approx(0.75)
-    assert common.learning_curve_area([5], [0.3]) == 0.3
-    assert common.labels_to_reach([10, 20, 30], [0.5, 0.9, 0.95], 0.97 * 0.92) == 20
-    assert math.isnan(common.labels_to_reach([10, 20], [0.5, 0.6], 0.9))
-    assert common.labels_to_reach([10, 20], [50.0, 9.0], 10.0, higher_is_better=False) == 20
+    assert metrics.learning_curve_area([0, 10, 20], [0.0, 1.0, 1.0]) == pytest.approx(0.75)
+    assert metrics.learning_curve_area([5], [0.3]) == 0.3
+    assert metrics.labels_to_reach([10, 20, 30], [0.5, 0.9, 0.95], 0.97 * 0.92) == 20
+    assert math.isnan(metrics.labels_to_reach([10, 20], [0.5, 0.6], 0.9))
+    assert metrics.labels_to_reach([10, 20], [50.0, 9.0], 10.0, higher_is_better=False) == 20
 
     rows = [{"strategy": s, "seed": seed, "round": r, "n_labels": 10 * (r + 1),
              "metric": m, "fit_s": 1.0, "query_s": None if r == 0 else 0.5}
             for s, curves in {"a": {0: [0.5, 0.9, 1.0], 1: [0.5, 0.7, 0.8]},
                               "b": {0: [0.5, 0.5, 0.6], 1: [0.5, 0.6, 0.6]}}.items()
             for seed, curve in curves.items() for r, m in enumerate(curve)]
-    summary = {row["strategy"]: row for row in common.summarize(rows, "classification")}
+    summary = {row["strategy"]: row for row in metrics.summarize(rows, "classification")}
     a, b = summary["a"], summary["b"]
     assert a["final_mean"] == pytest.approx(0.9) and b["final_mean"] == pytest.approx(0.6)
     assert a["final_std"] == pytest.approx(np.std([1.0, 0.8], ddof=1))
@@ -234,9 +235,9 @@ def test_summary_definitions():
 
 
 def test_initial_set_is_a_plain_seeded_draw():
-    first = common.initial_indices(1000, 100, seed=0)
-    assert np.array_equal(first, common.initial_indices(1000, 100, seed=0))
-    assert not np.array_equal(first, common.initial_indices(1000, 100, seed=1))
+    first = loop.initial_indices(1000, 100, seed=0)
+    assert np.array_equal(first, loop.initial_indices(1000, 100, seed=0))
+    assert not np.array_equal(first, loop.initial_indices(1000, 100, seed=1))
     assert len(np.unique(first)) == 100 and first.min() >= 0 and first.max() < 1000
 
 

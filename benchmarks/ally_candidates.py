@@ -114,7 +114,12 @@ def ally_gradient(learner, X_pool, n_instances=1, *, random_state=None, weight="
     """BADGE's gradient-embedding k-means++ with embeddings scaled by ``lambda_hat``."""
     net = getattr(learner, "estimator", learner)
     embeddings, scores = ally_scores(net, X_pool)
-    probs = _class_probabilities(net, embeddings)
+    if getattr(net, "_task", "classification") == "regression":
+        # no gradient embedding without classes: a constant factor, k-means++ on the
+        # (lambda-scaled) backbone embeddings
+        probs = torch.full((embeddings.shape[0], 2), 0.5, dtype=embeddings.dtype)
+    else:
+        probs = _class_probabilities(net, embeddings)
     w = _weights(net, scores, weight, power).to(embeddings.dtype)
     selected, _ = kmeans_pp_gradient_selection(
         probs, embeddings * w[:, None], min(int(n_instances), embeddings.shape[0]),
@@ -133,4 +138,56 @@ def ally_uncertain(learner, X_pool, n_instances=1, *, random_state=None, weight=
     labels, _ = kmeans(embeddings, n_instances, random_state=random_state, n_components=32)
     order = priority_order(w * uncertainty, labels, n_instances)
     selected = order[:n_instances]
+    return query_result(selected, scores[selected])
+
+
+def weighted_gradient_seeding(probs, embeddings, weights, n_instances, *, rng):
+    """k-means++ in gradient-embedding space, drawn with probability ~ w * D^2.
+
+    The geometry is BADGE's (``g_i = (p_i - onehot(yhat_i)) (outer) e_i``); the
+    multipliers weigh the draw instead of scaling the space. The first pick maximizes
+    ``w * |g|^2``.
+    """
+    from modal_ally.baselines import _gradient_factors, _gradient_sq_distances_to
+
+    a, e = _gradient_factors(probs.double()), embeddings.double()
+    a_sq, e_sq = (a * a).sum(dim=1), (e * e).sum(dim=1)
+    g_sq = a_sq * e_sq
+    w = weights.double()
+    n = a.shape[0]
+    taken = torch.zeros(n, dtype=torch.bool)
+    first = int(torch.argmax(w * g_sq))
+    chosen = [first]
+    taken[first] = True
+    min_d2 = _gradient_sq_distances_to(a, e, a_sq, e_sq, g_sq, first)
+    while len(chosen) < n_instances:
+        p = w * min_d2
+        p[taken] = 0
+        index = _sample_proportional(p, rng)
+        if index is None:
+            rest = (~taken).nonzero(as_tuple=True)[0]
+            order = torch.sort((w * g_sq)[rest], descending=True, stable=True).indices
+            chosen += rest[order[:n_instances - len(chosen)]].tolist()
+            break
+        chosen.append(index)
+        taken[index] = True
+        torch.minimum(min_d2, _gradient_sq_distances_to(a, e, a_sq, e_sq, g_sq, index),
+                      out=min_d2)
+    return np.asarray(chosen, dtype=np.int64)
+
+
+def ally_gradient_weighted(learner, X_pool, n_instances=1, *, random_state=None,
+                           weight="lambda", power=1.0):
+    """BADGE's geometry, draws weighted by ``lambda_hat ** power``."""
+    net = getattr(learner, "estimator", learner)
+    embeddings, scores = ally_scores(net, X_pool)
+    embeddings = embeddings.cpu()
+    if getattr(net, "_task", "classification") == "regression":
+        probs = torch.full((embeddings.shape[0], 2), 0.5, dtype=torch.float64)
+    else:
+        probs = _class_probabilities(net, embeddings).cpu()
+    w = _weights(net, scores, weight, power)
+    selected = weighted_gradient_seeding(probs, embeddings, w,
+                                         min(int(n_instances), embeddings.shape[0]),
+                                         rng=check_random_state(random_state))
     return query_result(selected, scores[selected])

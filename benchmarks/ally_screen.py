@@ -27,7 +27,8 @@ from benchmarks.reporting import write_csv
 
 _CANDIDATES = "benchmarks.ally_candidates"
 for _name, _fn in (("ally-d2", "ally_d2"), ("ally-gradient", "ally_gradient"),
-                   ("ally-uncertain", "ally_uncertain")):
+                   ("ally-uncertain", "ally_uncertain"),
+                   ("ally-gradient-weighted", "ally_gradient_weighted")):
     registry.STRATEGIES.setdefault(_name, registry.StrategySpec(
         _name, f"{_CANDIDATES}:{_fn}", pdcl=True, accepts_random_state=True))
 
@@ -41,6 +42,9 @@ ARMS = {
     "grad": ("ally-gradient", {}, {}),
     "grad-nolambda": ("ally-gradient", {}, {"weight": "none"}),
     "unc": ("ally-uncertain", {}, {}),
+    "gradw": ("ally-gradient-weighted", {}, {}),
+    "gradw-sqrt": ("ally-gradient-weighted", {}, {"power": 0.5}),
+    "grad-sqrt": ("ally-gradient", {}, {"power": 0.5}),
     "paper-eps-auto": ("ally", {"epsilon": "auto"}, {}),
     "random": ("random", {}, {}),
     "uncertainty": ("uncertainty", {}, {}),
@@ -131,7 +135,7 @@ def main(argv=None):
         parser.error(str(exc))
     if data.task == "regression":
         arms = [a for a in arms if not registry.STRATEGIES[a.strategy].needs_proba
-                and a.strategy != "ally-gradient" and a.strategy != "ally-uncertain"]
+                and a.strategy != "ally-uncertain"]
     out = Path(args.out or Path("results", "ally_screen", args.dataset))
     title = (f"{args.dataset} (pool {data.n_pool}, test {data.n_test}): initial {args.initial}, "
              f"b = {args.budget}, {args.rounds} rounds, {args.epochs} epochs, "

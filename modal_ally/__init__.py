@@ -1,13 +1,21 @@
 """modal_ally: ALLY (Active Learning via Lagrangian dualitY) for modAL."""
 
-from .baselines import badge_query_strategy, coreset_query_strategy, random_query_strategy
+from .data import RowDataset
 from .generative import GenerativeResult, generate_informative
 from .modules import MLP, BackboneHeadModule, DualHead, ResNet18Embedding
 from .net import PDCLNet, PDCLRegressor
-from .strategies import ally_query_strategy, ally_redundancy_aware_query_strategy, ally_scores
+from .strategies import (
+    ally_query_strategy,
+    ally_redundancy_aware_query_strategy,
+    ally_scores,
+    badge_query_strategy,
+    coreset_query_strategy,
+    random_query_strategy,
+)
 
 __all__ = [
     "BackboneHeadModule", "DualHead", "MLP", "PDCLNet", "PDCLRegressor", "ResNet18Embedding",
+    "RowDataset",
     "ally_query_strategy", "ally_redundancy_aware_query_strategy", "ally_scores",
     "badge_query_strategy", "coreset_query_strategy", "random_query_strategy",
     "GenerativeResult", "generate_informative",

@@ -1,31 +1,43 @@
-"""Chunked, bounded-memory inference over numpy arrays and torch tensors."""
+"""Chunked, bounded-memory inference over numpy arrays (memmaps too) and tensors.
+
+The pool is never converted whole: :func:`iter_chunks` reads consecutive row blocks,
+converts each to float32 and checks its values (:func:`~._validation.as_finite_float32`)
+just before it goes through the network, so memory above the pool's own storage is
+one chunk plus the outputs.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 
-import numpy as np
 import torch
 
-from ._validation import check_array, check_fitted_net
+from ._torch_utils import as_tensor, eval_mode
+from ._validation import as_finite_float32, check_array, check_fitted_net
 
 #: Rows per chunk for pool inference; a chunk of 4096 rows of 32x32x3 float32
 #: images is 50 MB, of 256 features 4 MB.
 DEFAULT_CHUNK_SIZE = 4096
 
 
-def iter_chunks(X, chunk_size: int, device) -> Iterator[torch.Tensor]:
-    """Yield consecutive row blocks of ``X`` as tensors on ``device``."""
-    for start in range(0, X.shape[0], chunk_size):
-        block = X[start:start + chunk_size]
-        if isinstance(block, np.ndarray):
-            block = torch.from_numpy(np.ascontiguousarray(block))
-        yield block.to(device, non_blocking=True)
+def iter_chunks(X, chunk_size: int, device, *, name: str | None = "X",
+                start: int = 0) -> Iterator[torch.Tensor]:
+    """Yield consecutive row blocks of ``X`` as float32 tensors on ``device``.
+
+    Each block is converted and checked for NaN/inf on its own (``name`` is how the
+    error names the array; None skips the check, for values already checked).
+    The dask helper calls it on each block of a dask array.
+    """
+    for begin in range(start, X.shape[0], chunk_size):
+        block = X[begin:begin + chunk_size]
+        if name is not None:
+            block = as_finite_float32(block, name=name)
+        yield as_tensor(block).to(device, non_blocking=True)
 
 
 @torch.no_grad()
 def map_chunks(fn: Callable[[torch.Tensor], torch.Tensor], X, *, chunk_size: int,
-               device, out_device="cpu") -> torch.Tensor:
+               device, out_device="cpu", name: str | None = "X") -> torch.Tensor:
     """Apply ``fn`` to row blocks of ``X`` and write the results into one tensor.
 
     The output is allocated once, after the first block: peak memory is the output
@@ -33,7 +45,7 @@ def map_chunks(fn: Callable[[torch.Tensor], torch.Tensor], X, *, chunk_size: int
     """
     out = None
     start = 0
-    for block in iter_chunks(X, chunk_size, device):
+    for block in iter_chunks(X, chunk_size, device, name=name):
         result = fn(block)
         if out is None:
             out = torch.empty((X.shape[0], *result.shape[1:]), dtype=result.dtype,
@@ -47,26 +59,14 @@ def chunk_size_of(net) -> int:
     return int(getattr(net, "chunk_size", None) or DEFAULT_CHUNK_SIZE)
 
 
-def module_in_eval(net):
-    """Context manager: the net's module in eval mode, restored afterwards."""
-    return _EvalMode(net.module_)
+def feature_shape_of(net):
+    """The per-sample input shape a fitted net was trained on, if it recorded it."""
+    shape = getattr(net, "feature_shape_", None)
+    return tuple(shape) if shape is not None else None
 
 
-class _EvalMode:
-    def __init__(self, module):
-        self.module = module
-
-    def __enter__(self):
-        self.was_training = self.module.training
-        self.module.train(False)
-        return self.module
-
-    def __exit__(self, *exc):
-        self.module.train(self.was_training)
-        return False
-
-
-def embed(net, X, *, name: str = "X", as_numpy: bool = True, out_device="cpu"):
+def embed(net, X, *, name: str = "X", as_numpy: bool = True, out_device="cpu",
+          checked: bool = False):
     """Backbone embeddings of ``X`` for any fitted skorch net whose module has a
     ``backbone`` (eval mode, no gradients, chunks of ``net.chunk_size`` rows).
 
@@ -74,24 +74,27 @@ def embed(net, X, *, name: str = "X", as_numpy: bool = True, out_device="cpu"):
     ----------
     net : skorch.NeuralNet
         A fitted net following the backbone/head contract.
-    X : numpy.ndarray or torch.Tensor
-        Samples with the per-sample shape the net was fitted on.
+    X : numpy.ndarray (a memmap too) or torch.Tensor
+        Samples with the per-sample shape the net was fitted on; read chunk by chunk.
+    name : str
+        How error messages name ``X``.
+    as_numpy : bool, default True
+        Return a numpy array (else a tensor on ``out_device``).
+    checked : bool, default False
+        The caller has already checked the net and the shape of ``X``.
 
     Returns
     -------
     embeddings : numpy.ndarray of shape (n_samples, embedding_dim), float32
         (a tensor on ``out_device`` when ``as_numpy=False``).
     """
-    check_fitted_net(net, strategy="embed")
-    X = check_array(X, name=name, n_features=feature_shape_of(net))
-    with module_in_eval(net) as module:
+    if not checked:
+        check_fitted_net(net, strategy="embed")
+        X = check_array(X, name=name, n_features=feature_shape_of(net))
+    with eval_mode(net.module_) as module:
         out = map_chunks(module.backbone, X, chunk_size=chunk_size_of(net),
-                         device=net.device, out_device="cpu" if as_numpy else out_device)
+                         device=net.device, out_device="cpu" if as_numpy else out_device,
+                         name=name)
     out = out.float().reshape(out.shape[0], -1)
     return out.numpy() if as_numpy else out
 
-
-def feature_shape_of(net):
-    """The per-sample input shape a fitted net was trained on, if it recorded it."""
-    shape = getattr(net, "feature_shape_", None)
-    return tuple(shape) if shape is not None else None

@@ -1,17 +1,24 @@
 """Input checks shared by the estimators and the query strategies.
 
-Every public entry point validates before it changes anything, so a failed call
-leaves the learner and the estimator exactly as they were.
+This module imports nothing else from the package. Every public entry point checks
+its input before it changes anything, so a failed call leaves the learner and the
+estimator exactly as they were. Arrays are checked in two steps: :func:`check_array`
+looks at the type, shape and dtype once per call (no copy, no pass over the values),
+and :func:`as_finite_float32` converts and checks the values of one chunk at a time.
 """
 
 from __future__ import annotations
 
+import math
 import numbers
 import warnings
 
 import numpy as np
 import torch
 from sklearn.exceptions import NotFittedError
+from sklearn.utils import check_random_state as _sklearn_random_state
+
+_FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 
 def is_tensor(X) -> bool:
@@ -24,11 +31,11 @@ def n_rows(X) -> int:
 
 def check_array(X, *, name: str = "X", n_features: tuple | None = None,
                 allow_empty: bool = False):
-    """Check that ``X`` is a finite numpy array or torch tensor.
+    """Check the type, shape and dtype of ``X`` without reading its values.
 
     Parameters
     ----------
-    X : numpy.ndarray or torch.Tensor
+    X : numpy.ndarray (a memmap too), torch.Tensor, list or tuple
         Rows of samples; any trailing shape (tabular or image data).
     name : str
         How the error messages name the array (``"X_pool"``, ``"X"``...).
@@ -40,8 +47,9 @@ def check_array(X, *, name: str = "X", n_features: tuple | None = None,
     Returns
     -------
     X : numpy.ndarray or torch.Tensor
-        Always float32 (the dtype of the networks): integer input such as uint8
-        images is cast, not rescaled.
+        ``X`` itself (lists and tuples as a numpy array): never copied, so that a
+        memory-mapped pool stays on disk. :func:`as_finite_float32` converts it, one
+        chunk at a time.
     """
     if isinstance(X, (list, tuple)):
         X = np.asarray(X)
@@ -63,15 +71,48 @@ def check_array(X, *, name: str = "X", n_features: tuple | None = None,
     if is_tensor(X):
         if X.dtype in (torch.bool, torch.complex64, torch.complex128):
             raise TypeError(f"{name} must be numeric, got dtype {X.dtype}")
-        if X.is_floating_point() and not bool(torch.isfinite(X).all()):
-            raise ValueError(f"{name} contains NaN or infinity")
-        return X if X.dtype == torch.float32 else X.float()
-    if X.dtype == object or not np.issubdtype(X.dtype, np.number) \
+    elif X.dtype == object or not np.issubdtype(X.dtype, np.number) \
             or np.issubdtype(X.dtype, np.complexfloating):
         raise TypeError(f"{name} must be numeric, got dtype {X.dtype}")
-    if np.issubdtype(X.dtype, np.floating) and not np.isfinite(X).all():
+    return X
+
+
+def as_finite_float32(block, *, name: str = "X"):
+    """One chunk of a checked array as float32, with its values checked.
+
+    The only place where the package looks for NaN and infinity: a value that is
+    finite in the input dtype but too large for float32 (``1e300`` in float64) is
+    reported as overflowing float32, not as NaN.
+
+    Parameters
+    ----------
+    block : numpy.ndarray or torch.Tensor
+        Rows of an array that passed :func:`check_array`.
+    name : str
+        How the error message names the array.
+
+    Returns
+    -------
+    block : numpy.ndarray or torch.Tensor, float32
+        Integer input such as uint8 images is cast, not rescaled.
+    """
+    if is_tensor(block):
+        if block.is_floating_point() and not bool(torch.isfinite(block).all()):
+            raise ValueError(f"{name} contains NaN or infinity")
+        converted = block if block.dtype == torch.float32 else block.float()
+        if block.is_floating_point() and not bool(torch.isfinite(converted).all()):
+            raise ValueError(f"{name} has values that overflow float32 "
+                             f"(|x| > {_FLOAT32_MAX:.3g})")
+        return converted
+    if np.issubdtype(block.dtype, np.floating) and not np.isfinite(block).all():
         raise ValueError(f"{name} contains NaN or infinity")
-    return X if X.dtype == np.float32 else X.astype(np.float32)
+    if block.dtype == np.float32:
+        return np.asarray(block)
+    if np.issubdtype(block.dtype, np.floating) and block.size \
+            and float(np.abs(block).max()) > _FLOAT32_MAX:
+        raise ValueError(f"{name} has values that overflow float32 "
+                         f"(|x| > {_FLOAT32_MAX:.3g})")
+    return block.astype(np.float32)
 
 
 def check_n_instances(n_instances) -> int:
@@ -87,7 +128,7 @@ def clip_n_instances(n_instances: int, n_pool: int) -> int:
     if n_instances > n_pool:
         warnings.warn(
             f"n_instances={n_instances} is larger than the pool ({n_pool} samples): "
-            "returning the whole pool", UserWarning, stacklevel=3)
+            "returning the whole pool", UserWarning, stacklevel=4)
         return n_pool
     return n_instances
 
@@ -102,10 +143,69 @@ def check_optional_int(value, name: str, *, minimum: int = 1):
     return int(value)
 
 
+def check_real(value, name: str, *, low=None, high=None, low_open=False, high_open=False,
+               optional=False, hint: str = ""):
+    """Check a finite real scalar in ``[low, high]`` (or the open ends); None if allowed."""
+    if value is None and optional:
+        return None
+    ok = isinstance(value, numbers.Real) and not isinstance(value, bool) \
+        and math.isfinite(value)
+    if ok and low is not None:
+        ok = value > low if low_open else value >= low
+    if ok and high is not None:
+        ok = value < high if high_open else value <= high
+    if not ok:
+        bounds = (f"{'(' if low_open else '['}{'-inf' if low is None else low}, "
+                  f"{'inf' if high is None else high}{')' if high_open else ']'}")
+        raise ValueError(f"{name} must be a finite number in {bounds}"
+                         f"{' or None' if optional else ''}, got {value!r}{hint}")
+    return value
+
+
 def check_choice(value, name: str, choices):
     if value not in choices:
         raise ValueError(f"unknown {name}={value!r}; expected one of {sorted(choices)}")
     return value
+
+
+def check_random_state(random_state):
+    """``random_state`` as a ``numpy.random.RandomState`` or a ``torch.Generator``.
+
+    Every function of the package takes ``None`` (numpy's global state), an int, a
+    ``RandomState`` or a ``torch.Generator``; :func:`numpy_random_state` gives code
+    that draws with numpy a ``RandomState`` for any of them.
+    """
+    if isinstance(random_state, torch.Generator):
+        return random_state
+    try:
+        return _sklearn_random_state(random_state)
+    except ValueError as exc:
+        raise ValueError(
+            "random_state must be None, an int, a numpy RandomState or a "
+            f"torch.Generator, got {random_state!r}") from exc
+
+
+def numpy_random_state(random_state) -> np.random.RandomState:
+    """A ``RandomState`` for any accepted ``random_state`` (a generator seeds one)."""
+    rng = check_random_state(random_state)
+    if isinstance(rng, torch.Generator):
+        seed = int(torch.randint(2**31 - 1, (), generator=rng, device=rng.device))
+        return np.random.RandomState(seed)
+    return rng
+
+
+def uniform(rng) -> float:
+    """One draw from U[0, 1) (``rng`` from :func:`check_random_state`)."""
+    if isinstance(rng, torch.Generator):
+        return float(torch.rand((), generator=rng, device=rng.device))
+    return float(rng.random_sample())
+
+
+def randint(rng, high: int) -> int:
+    """One draw from {0, ..., high - 1} (``rng`` from :func:`check_random_state`)."""
+    if isinstance(rng, torch.Generator):
+        return int(torch.randint(high, (), generator=rng, device=rng.device))
+    return int(rng.randint(high))
 
 
 def get_estimator(learner):
@@ -115,12 +215,14 @@ def get_estimator(learner):
 
 def check_fitted_net(net, *, require_backbone: bool = True, require_pdcl: bool = False,
                      strategy: str = "this strategy"):
-    """Check that ``net`` is a fitted skorch net whose module has a ``backbone``."""
+    """Check that ``net`` is a fitted skorch net whose module has a ``backbone``.
+
+    ``require_pdcl`` asks for a primal-dual trained net: a class that sets
+    ``_pdcl = True`` (PDCLNet and PDCLRegressor) and has been fitted.
+    """
     from skorch import NeuralNet
 
-    from .net import PDCLMixin
-
-    if require_pdcl and not isinstance(net, PDCLMixin):
+    if require_pdcl and not getattr(type(net), "_pdcl", False):
         raise TypeError(
             f"{strategy} needs a learner whose estimator is a PDCLNet or PDCLRegressor "
             f"(primal-dual trained), got {type(net).__name__}")
@@ -128,13 +230,11 @@ def check_fitted_net(net, *, require_backbone: bool = True, require_pdcl: bool =
         raise TypeError(
             f"{strategy} needs a skorch net as the learner's estimator, "
             f"got {type(net).__name__}")
-    if not getattr(net, "initialized_", False) or not hasattr(net, "module_"):
+    if not getattr(net, "initialized_", False) or not hasattr(net, "module_") \
+            or (require_pdcl and not hasattr(net, "lambdas_")):
         raise NotFittedError(
             f"This {type(net).__name__} is not fitted yet: call fit (or build the "
             "ActiveLearner with X_training and y_training) before querying")
-    if require_pdcl and not hasattr(net, "lambdas_"):
-        raise NotFittedError(
-            f"This {type(net).__name__} is not fitted yet: call fit before querying")
     if require_backbone and not hasattr(net.module_, "backbone"):
         raise TypeError(
             f"{strategy} needs the module to expose a `backbone` submodule "

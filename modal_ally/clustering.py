@@ -20,18 +20,13 @@ from __future__ import annotations
 
 import numpy as np
 import torch
-from sklearn.utils import check_random_state
+
+from ._torch_utils import as_tensor, sq_distances
+from ._validation import numpy_random_state
 
 __all__ = ["kmeans"]
 
 _ASSIGN_CHUNK = 8192
-
-
-def _as_tensor(embeddings, device):
-    if isinstance(embeddings, np.ndarray):
-        embeddings = torch.from_numpy(np.ascontiguousarray(embeddings))
-    device = embeddings.device if device is None else torch.device(device)
-    return embeddings.to(device=device, dtype=torch.float32)
 
 
 def _pca_projection(X, n_components, rng):
@@ -51,13 +46,6 @@ def _sample_rows(n, size, rng, device):
     return torch.as_tensor(np.sort(rng.choice(n, size, replace=False)), device=device)
 
 
-def _sq_dist_to(X, centers, X_sq=None):
-    """Squared distances ``(n, k)`` between rows and centers, clipped at 0."""
-    X_sq = (X * X).sum(dim=1, keepdim=True) if X_sq is None else X_sq
-    c_sq = (centers * centers).sum(dim=1)
-    return (X_sq - 2.0 * X @ centers.T + c_sq).clamp_min_(0)
-
-
 def _kmeans_pp(X, k, rng, n_rounds=32):
     """D^2 seeding (k-means++, Arthur & Vassilvitskii 2007), in batches.
 
@@ -71,7 +59,7 @@ def _kmeans_pp(X, k, rng, n_rounds=32):
     rounds = k - 1 if n_rounds is None else min(k - 1, n_rounds)
     first = int(rng.randint(n))
     chosen = [torch.tensor([first], device=X.device)]
-    closest = _sq_dist_to(X, X[first:first + 1])[:, 0]
+    closest = sq_distances(X, X[first:first + 1])[:, 0]
     remaining = k - 1
     for r in range(rounds):
         m = -(-remaining // (rounds - r))  # ceil: spread the k - 1 centers over the rounds
@@ -82,7 +70,7 @@ def _kmeans_pp(X, k, rng, n_rounds=32):
         if not bool(torch.isfinite(keys[batch]).all()):  # fewer distinct points than k
             batch = torch.topk(gumbel - (closest <= 0).to(X.dtype) * 1e9, m).indices
         chosen.append(batch)
-        closest = torch.minimum(closest, _sq_dist_to(X, X[batch]).min(dim=1).values)
+        closest = torch.minimum(closest, sq_distances(X, X[batch]).min(dim=1).values)
         closest[batch] = 0
         remaining -= m
     return X[torch.cat(chosen)]
@@ -115,7 +103,7 @@ def kmeans(embeddings, n_clusters, *, random_state=None, n_iter=10, n_components
     embeddings : numpy.ndarray or torch.Tensor of shape (n_samples, dim)
     n_clusters : int
         Number of clusters; clamped to ``n_samples``.
-    random_state : int, RandomState or None
+    random_state : int, RandomState, torch.Generator or None
         Seeds the sample, the seeding and the projection.
     n_iter : int, default 10
         At most this many Lloyd iterations on the sample.
@@ -140,8 +128,8 @@ def kmeans(embeddings, n_clusters, *, random_state=None, n_iter=10, n_components
     sq_distances : numpy.ndarray of shape (n_samples,), float32
         Squared distance of each row to its cluster's center (in the projected space).
     """
-    rng = check_random_state(random_state)
-    X = _as_tensor(embeddings, device)
+    rng = numpy_random_state(random_state)
+    X = as_tensor(embeddings, device)
     n = X.shape[0]
     if n == 0:
         raise ValueError("cannot cluster an empty set of embeddings")

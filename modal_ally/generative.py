@@ -1,4 +1,4 @@
-"""Generative mode: move inputs towards what the model finds informative (DESIGN 1.5).
+"""Generative mode: move inputs towards what the model finds informative.
 
 The fitted dual head ``f_omega`` predicts, for any input, the multiplier its constraint
 would get: how hard the sample is for the constrained model. Gradient ascent on the
@@ -15,7 +15,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from ._inference import chunk_size_of, iter_chunks
+from ._torch_utils import eval_mode
 from ._validation import check_array, check_fitted_net, get_estimator, is_tensor
+from .dual_head import dual_values
 
 __all__ = ["GenerativeResult", "generate_informative"]
 
@@ -88,6 +91,33 @@ def _check_options(n_steps, step_size, normalize_gradient):
         raise TypeError(f"normalize_gradient must be True or False, got {normalize_gradient!r}")
 
 
+def enumerate_chunks(X, chunk_size, device):
+    """``(first row, float32 tensor)`` of each chunk of ``X`` (values checked)."""
+    for index, block in enumerate(iter_chunks(X, chunk_size, device)):
+        yield index * chunk_size, block
+
+
+def _ascend(predicted, x, n_steps, step_size, normalize_gradient, box):
+    """Yield ``(inputs, clipped prediction)`` as numpy arrays for ``n_steps + 1`` points."""
+    x = x.detach().clone()
+    shape = (x.shape[0],) + (1,) * (x.dim() - 1)
+    for k in range(n_steps + 1):
+        x.requires_grad_(True)
+        value = predicted(x)
+        yield x.detach().cpu().numpy(), value.detach().clamp_min(0).cpu().numpy()
+        if k == n_steps:
+            return
+        # gradient with respect to the inputs only: no parameter .grad
+        (grad,) = torch.autograd.grad(value.sum(), x)
+        x = x.detach()
+        if normalize_gradient:
+            norms = grad.reshape(grad.shape[0], -1).norm(dim=1)
+            grad = grad / torch.where(norms > 0, norms, 1.0).reshape(shape)
+        x = x + step_size * grad
+        if box is not None:
+            x = torch.maximum(torch.minimum(x, box[1]), box[0])
+
+
 def generate_informative(estimator, X, *, n_steps: int = 50, step_size: float = 0.01,
                          bounds=None, normalize_gradient: bool = True) -> GenerativeResult:
     """Gradient ascent on the inputs to raise their predicted dual variable.
@@ -154,48 +184,22 @@ def generate_informative(estimator, X, *, n_steps: int = 50, step_size: float = 
     box = _check_bounds(bounds, net.feature_shape_)
 
     device = torch.device(net.device if net.device is not None else "cpu")
-    if box is not None:
-        low, high = (torch.tensor(np.array(b), device=device) for b in box)
-    module, head = net.module_, net.dual_head_
-    modes = (module.training, head.training)
-    scale, mean = float(net.dual_target_scale_), float(net.dual_target_mean_)
+    box = None if box is None else tuple(torch.tensor(np.array(b), device=device)
+                                         for b in box)
     n = X.shape[0]
     trajectory = np.empty((n_steps + 1, *X.shape), dtype=np.float32)
     dual = np.empty((n_steps + 1, n), dtype=np.float32)
-    chunk = int(getattr(net, "chunk_size", None) or n)
+    scaling = net.dual_scaling_
+    with eval_mode(net.module_, net.dual_head_) as (module, head), torch.enable_grad():
+        def predicted(inputs):  # lambda units, before the clip at 0
+            embeddings = module.backbone(inputs).reshape(inputs.shape[0], -1)
+            return dual_values(head, embeddings, scaling)
 
-    def predicted(inputs):
-        # lambda units, before the clip at 0 (see predict_dual_from_embeddings)
-        embeddings = module.backbone(inputs).reshape(inputs.shape[0], -1)
-        return head(embeddings).reshape(-1) * scale + mean
-
-    try:
-        module.train(False)
-        head.train(False)
-        with torch.enable_grad():
-            for start in range(0, n, chunk):  # rows are independent in eval mode
-                rows = slice(start, min(start + chunk, n))
-                x = X[rows].detach() if is_tensor(X) else torch.from_numpy(
-                    np.ascontiguousarray(X[rows]))
-                x = x.to(device=device, dtype=torch.float32).clone()
-                shape = (x.shape[0],) + (1,) * (x.dim() - 1)
-                for k in range(n_steps + 1):
-                    x.requires_grad_(True)
-                    value = predicted(x)
-                    trajectory[k, rows] = x.detach().cpu().numpy()
-                    dual[k, rows] = value.detach().clamp_min(0).cpu().numpy()
-                    if k == n_steps:
-                        break
-                    # gradient with respect to the inputs only: no parameter .grad
-                    (grad,) = torch.autograd.grad(value.sum(), x)
-                    x = x.detach()
-                    if normalize_gradient:
-                        norms = grad.reshape(grad.shape[0], -1).norm(dim=1)
-                        grad = grad / torch.where(norms > 0, norms, 1.0).reshape(shape)
-                    x = x + step_size * grad
-                    if box is not None:
-                        x = torch.maximum(torch.minimum(x, high), low)
-    finally:
-        module.train(modes[0])
-        head.train(modes[1])
+        # rows are independent in eval mode: one chunk at a time
+        for start, x in enumerate_chunks(X, chunk_size_of(net), device):
+            rows = slice(start, start + x.shape[0])
+            steps = _ascend(predicted, x, n_steps, step_size, normalize_gradient, box)
+            for k, (inputs, value) in enumerate(steps):
+                trajectory[k, rows] = inputs
+                dual[k, rows] = value
     return GenerativeResult(trajectory=trajectory, dual=dual)

@@ -1,4 +1,4 @@
-"""Primal-dual constrained learning (PDCL) on top of skorch.
+"""PDCLNet and PDCLRegressor: skorch estimators trained by primal-dual constrained learning.
 
 ``PDCLNet`` and ``PDCLRegressor`` train a network on the labeled rows under one
 constraint per row, ``l'(f(x_i), y_i) <= epsilon_i``, by alternating a primal optimizer
@@ -6,489 +6,26 @@ step on the empirical Lagrangian of each minibatch with a projected dual ascent 
 that minibatch's multipliers (Elenter et al., NeurIPS 2022, Algorithm 1). At the end of
 every fit a small regression head (``dual_head_``) learns to predict the multipliers from
 the frozen backbone's embeddings, so that the query strategies can estimate how
-informative an unlabeled sample is.
+informative an unlabeled sample is. The training logic is :class:`PDCLMixin`
+(``modal_ally._pdcl``); this module holds what differs between classification and
+regression: the targets.
 """
 
 from __future__ import annotations
 
-import inspect
-import math
-import numbers
-import time
-import warnings
-from collections.abc import Mapping
-
 import numpy as np
 import torch
-from sklearn.base import clone
-from sklearn.utils import check_random_state
-from skorch import NeuralNet, NeuralNetClassifier, NeuralNetRegressor
-from skorch.utils import is_dataset, to_device, to_tensor
+from skorch import NeuralNetClassifier, NeuralNetRegressor
+from skorch.utils import to_numpy
 from torch import nn
 
-from ._inference import chunk_size_of, embed, iter_chunks, map_chunks, module_in_eval
-from ._validation import check_array, check_choice, is_tensor
-from .data import RowDataset, collate_rows
-from .modules import MLP, DualHead
+from ._pdcl import PDCLMixin
 
-__all__ = ["PDCLMixin", "PDCLNet", "PDCLRegressor"]
+__all__ = ["PDCLNet", "PDCLRegressor"]
 
 
-class PDCLMixin:
-    """Primal-dual constrained learning for a skorch net (classifier or regressor).
-
-    Not used alone: see :class:`PDCLNet` and :class:`PDCLRegressor`.
-    """
-
-    _task = "classification"
-
-    def _pdcl_init(self, *, epsilon, dual_lr, dual_lr_schedule, constraint_loss,
-                   auto_epsilon_factor, dual_head, dual_head_epochs, dual_head_lr,
-                   dual_head_batch_size, chunk_size, random_state):
-        self.epsilon = epsilon
-        self.dual_lr = dual_lr
-        self.dual_lr_schedule = dual_lr_schedule
-        self.constraint_loss = constraint_loss
-        self.auto_epsilon_factor = auto_epsilon_factor
-        self.dual_head = dual_head
-        self.dual_head_epochs = dual_head_epochs
-        self.dual_head_lr = dual_head_lr
-        self.dual_head_batch_size = dual_head_batch_size
-        self.chunk_size = chunk_size
-        self.random_state = random_state
-
-    # The dual head is trained after PDCL, apart from the primal optimizer: a known
-    # prefix routes ``dual_head__*`` parameters to it without registering it among the
-    # modules skorch trains and switches between train and eval mode at every batch;
-    # as a CUDA-dependent attribute it pickles like ``module_``.
-    prefixes_ = NeuralNet.prefixes_ + ["dual_head"]
-    cuda_dependent_attributes_ = NeuralNet.cuda_dependent_attributes_ + ["dual_head_"]
-
-    # ------------------------------------------------------------------ set-up
-    def initialize(self):
-        self._check_params()
-        if self.module in (None, MLP) and getattr(self, "feature_shape_", None) is None:
-            # the default MLP is sized from the data: built at the first fit (modAL's
-            # DeepActiveLearner calls initialize() before it has seen any data)
-            return self
-        seed = self._seed()
-        if seed is not None:
-            torch.manual_seed(seed)
-        self._dual_reset_pending = True
-        return super().initialize()
-
-    def initialize_module(self):
-        """Build the network (the default MLP sized from the data) and the dual head."""
-        kwargs = self.get_params_for("module")
-        module = MLP if self.module is None else self.module
-        shape = getattr(self, "feature_shape_", None)
-        if isinstance(module, type) and shape is not None:
-            accepted = inspect.signature(module).parameters
-            inferred = {"input_dim": int(np.prod(shape)), "output_dim": self._n_outputs()}
-            if len(shape) == 3 and "in_channels" in accepted:
-                inferred["in_channels"] = int(shape[0])
-            for key, value in inferred.items():
-                if key in accepted and key not in kwargs:
-                    kwargs[key] = value
-        self.module_ = self.initialized_instance(module, kwargs)
-        self.dual_head_ = self._build_dual_head()
-        return self
-
-    def _build_dual_head(self):
-        kwargs = self.get_params_for("dual_head")
-        if "input_dim" not in kwargs:
-            kwargs["input_dim"] = self._embedding_dim()
-        return self.initialized_instance(self.dual_head, kwargs).to(self.device)
-
-    def _embedding_dim(self):
-        dim = getattr(self.module_, "embedding_dim", None)
-        if dim is not None:
-            return int(dim)
-        if not hasattr(self.module_, "backbone"):
-            raise TypeError(
-                f"the module {type(self.module_).__name__} must expose a `backbone` "
-                "submodule (forward = head(backbone(x))): modal_ally regresses the "
-                "dual variables on its output")
-        shape = getattr(self, "feature_shape_", None)
-        if shape is None:
-            raise ValueError("cannot infer the embedding size before fit")
-        with torch.no_grad(), module_in_eval(self):
-            device = next(self.module_.parameters()).device
-            dummy = torch.zeros((2, *shape), dtype=torch.float32, device=device)
-            return int(self.module_.backbone(dummy).reshape(2, -1).shape[1])
-
-    def initialize_criterion(self):
-        kwargs = self.get_params_for("criterion")
-        if isinstance(self.criterion, type):
-            kwargs.setdefault("reduction", "none")
-        self.criterion_ = self.initialized_instance(self.criterion, kwargs)
-        return self
-
-    def _check_params(self):
-        eps = self.epsilon
-        if isinstance(eps, str):
-            check_choice(eps, "epsilon", {"auto"})
-        elif isinstance(eps, numbers.Real) and not isinstance(eps, bool):
-            if not math.isfinite(eps) or eps < 0:
-                raise ValueError(f"epsilon must be a finite number >= 0, got {eps!r}")
-        else:
-            arr = np.asarray(eps)
-            if arr.ndim != 1 or not np.issubdtype(arr.dtype, np.number):
-                raise TypeError(
-                    "epsilon must be a number, a 1-d array with one value per row, "
-                    f"or 'auto'; got {type(eps).__name__}")
-            if not np.isfinite(arr).all() or (arr < 0).any():
-                raise ValueError("epsilon must be finite and >= 0 for every row")
-        if not isinstance(self.dual_lr, numbers.Real) or self.dual_lr < 0:
-            raise ValueError(f"dual_lr must be a number >= 0, got {self.dual_lr!r}")
-        if not callable(self.dual_lr_schedule):
-            check_choice(self.dual_lr_schedule, "dual_lr_schedule", {"constant", "sqrt"})
-        if self.constraint_loss is not None and not callable(self.constraint_loss):
-            raise TypeError("constraint_loss must be None or a callable "
-                            "(y_pred, y_true) -> per-sample losses")
-        if not (1.0 <= float(self.auto_epsilon_factor) <= 10.0):
-            raise ValueError("auto_epsilon_factor must be in [1, 10], got "
-                             f"{self.auto_epsilon_factor!r} (the paper finds 1.05-1.25 works)")
-        if self.device is not None and str(self.device).startswith("cuda") \
-                and not torch.cuda.is_available():
-            raise ValueError(f"device={self.device!r} was requested but CUDA is not "
-                             "available on this machine; use device='cpu'")
-
-    def _seed(self):
-        if self.random_state is None:
-            return None
-        if isinstance(self.random_state, numbers.Integral):
-            return int(self.random_state)
-        return int(check_random_state(self.random_state).randint(2**31 - 1))
-
-    # ------------------------------------------------------------------ fit
-    def fit(self, X, y, **fit_params):
-        """Initialize the network and train it by PDCL on all rows of ``X``.
-
-        Every call starts from a fresh network, optimizer and ``lambda = 0`` (unless
-        ``warm_start=True``). After training, ``lambdas_`` holds one multiplier per
-        row of ``X`` and the dual head is fitted on the training embeddings.
-        Invalid input raises before anything is changed.
-        """
-        X, y = self._validate_fit_data(X, y, reset=True)
-        self._validated = True
-        try:
-            return super().fit(X, y, **fit_params)
-        finally:
-            self._validated = False
-
-    def partial_fit(self, X, y=None, classes=None, **fit_params):
-        """Continue training (warm start).
-
-        The multipliers continue from the previous call when ``X`` has as many rows as
-        the last fit, and start again at 0 otherwise (a multiplier belongs to a row).
-        """
-        if not getattr(self, "_validated", False):
-            X, y = self._validate_fit_data(X, y, reset=not self.initialized_)
-        super().partial_fit(X, y, classes=classes, **fit_params)
-        self._finalize_dual(X)
-        return self
-
-    def _validate_fit_data(self, X, y, *, reset):
-        self._check_params()
-        if is_dataset(X):
-            raise TypeError(f"{type(self).__name__} needs X as a numpy array or a torch "
-                            "tensor (one multiplier per row), not a Dataset")
-        previous = None if reset else getattr(self, "feature_shape_", None)
-        X = check_array(X, name="X", n_features=previous)
-        if y is None:
-            raise ValueError("y is required: PDCL learns from labeled rows")
-        y = y.detach().cpu().numpy() if is_tensor(y) else np.asarray(y)
-        if y.shape[0] != X.shape[0]:
-            raise ValueError(f"X has {X.shape[0]} rows but y has {y.shape[0]}")
-        if not isinstance(self.epsilon, (str, numbers.Real)):
-            if np.asarray(self.epsilon).shape != (X.shape[0],):
-                raise ValueError(
-                    f"epsilon has {np.asarray(self.epsilon).shape[0]} values but X has "
-                    f"{X.shape[0]} rows: a per-row epsilon needs one value per row")
-        targets = self._check_targets(y, reset=reset)
-        # validated: from here on the estimator may change
-        self.feature_shape_ = tuple(X.shape[1:])
-        self._set_target_state(targets, reset=reset)
-        return X, y
-
-    def check_data(self, X, y=None):
-        super().check_data(X, y)
-        n = X.shape[0]
-        reset = getattr(self, "_dual_reset_pending", True) or \
-            getattr(self, "lambdas_", np.empty(0)).shape[0] != n
-        if reset:
-            self.epsilon_ = self._resolve_epsilon(X, y)
-            start = np.zeros(n, dtype=np.float32)
-        else:
-            start = self.lambdas_
-        self._dual_reset_pending = False
-        self._lambda_t = torch.as_tensor(start, device=self.device).clone()
-        self._eps_t = torch.as_tensor(self.epsilon_, device=self.device)
-        uniform = self.epsilon_.size and bool((self.epsilon_ == self.epsilon_[0]).all())
-        self._eps_scalar = float(self.epsilon_[0]) if uniform else None
-        self._lprime_t = torch.full((n,), float("nan"), device=self.device)
-        self._primal_sum = torch.zeros((), device=self.device)
-        # a slot filled by get_loss and emptied by train_step (assigning attributes of a
-        # skorch net goes through its __setattr__, which costs more than the dual step)
-        self._pending_dual = [None]
-
-    def _resolve_epsilon(self, X, y):
-        n = X.shape[0]
-        if isinstance(self.epsilon, str):  # "auto"
-            start = time.perf_counter()
-            reference = clone(self).set_params(epsilon=0.0, dual_lr=0.0)
-            reference._skip_dual_head = True
-            reference.fit(X, y)
-            self.auto_epsilon_reference_loss_ = float(
-                np.mean(reference.per_sample_loss(X, y)))
-            self.auto_epsilon_fit_time_ = time.perf_counter() - start
-            value = self.auto_epsilon_factor * self.auto_epsilon_reference_loss_
-            return np.full(n, value, dtype=np.float32)
-        return np.broadcast_to(np.asarray(self.epsilon, dtype=np.float32), (n,)).copy()
-
-    def get_dataset(self, X, y=None):
-        if y is None or is_dataset(X):
-            return super().get_dataset(X, y)
-        return RowDataset(X, self._encode_targets(y), with_index=True)
-
-    def infer(self, x, **fit_params):
-        if isinstance(x, Mapping) and "sample_index" in x:
-            x = x["X"]
-        return super().infer(x, **fit_params)
-
-    def _per_sample(self, losses, y_pred):
-        losses = losses.reshape(losses.shape[0], -1).mean(dim=1) if losses.dim() > 1 else losses
-        if losses.dim() != 1 or losses.shape[0] != y_pred.shape[0]:
-            raise ValueError(
-                "the criterion must return one loss per sample: use reduction='none' "
-                f"(got a loss of shape {tuple(losses.shape)})")
-        return losses
-
-    def get_loss(self, y_pred, y_true, X=None, training=False):
-        """Per-sample objective ``l``; in training, the minibatch Lagrangian
-        ``mean(l_i + lambda_i * (l'_i - epsilon_i))``."""
-        if not torch.is_tensor(y_true) or y_true.device != y_pred.device:
-            y_true = to_tensor(y_true, device=self.device)
-        if isinstance(self.criterion_, nn.NLLLoss):  # skorch takes the log of probabilities
-            losses = super().get_loss(y_pred, y_true, X=X, training=training)
-        else:
-            losses = self.criterion_(y_pred, y_true)
-        losses = self._per_sample(losses, y_pred)
-        if not (training and isinstance(X, Mapping) and "sample_index" in X):
-            return losses.mean()
-        index = X["sample_index"].to(self._lambda_t.device, non_blocking=True)
-        lam = self._lambda_t[index]  # a copy: the dual step may update it in place
-        # a scalar epsilon (the default) needs no per-row gather
-        eps = self._eps_scalar if self._eps_scalar is not None else self._eps_t[index]
-        if self.constraint_loss is None:
-            # l' = l: the same Lagrangian with one product in the graph
-            constraint = losses
-            penalty = lam.sum() * eps if self._eps_scalar is not None else torch.dot(lam, eps)
-            lagrangian = (torch.dot(1.0 + lam, losses) - penalty) / losses.shape[0]
-        else:
-            constraint = self._per_sample(self.constraint_loss(y_pred, y_true), y_pred)
-            lagrangian = (losses + lam * (constraint - eps)).mean()
-        self._pending_dual[0] = (index, lam, eps, constraint.detach(),
-                                 None if self.constraint_loss is None else losses.detach())
-        return lagrangian
-
-    def train_step(self, batch, **fit_params):
-        """One primal step (skorch's), then the dual step for this minibatch's rows."""
-        step = super().train_step(batch, **fit_params)
-        pending = self._pending_dual[0]
-        if pending is not None:
-            index, lam, eps, constraint, losses = pending
-            self._pending_dual[0] = None
-            with torch.no_grad():
-                step_size = self._dual_step_size()
-                # lambda_B <- max(0, lambda_B + eta (l'_B - eps_B)), on the gathered copy
-                lam.add_(constraint, alpha=step_size).sub_(step_size * eps).clamp_(min=0)
-                self._lambda_t[index] = lam
-                self._lprime_t[index] = constraint
-                if losses is not None:  # l' != l: the objective needs its own sum
-                    self._primal_sum += losses.sum()
-        return step
-
-    def on_epoch_end(self, net, **kwargs):
-        """Write the epoch's dual state to ``history``.
-
-        Columns: ``primal_loss`` (mean objective loss), ``lagrangian`` (mean minibatch
-        Lagrangian, what the primal step descends), ``lambda_mean``, ``lambda_max``,
-        ``active_fraction`` (share of rows with lambda > 0) and ``slack_mean`` (mean of
-        ``epsilon_i - l'_i`` over the rows' latest losses: negative means the
-        constraints are violated on average).
-        """
-        super().on_epoch_end(net, **kwargs)
-        primal = getattr(self, "_primal_sum", None)
-        batches = [b for b in self.history[-1]["batches"] if "train_loss" in b]
-        if primal is None or not batches:
-            return
-        sizes = np.array([b["train_batch_size"] for b in batches], dtype=float)
-        lagrangian = np.array([b["train_loss"] for b in batches], dtype=float)
-        if self.constraint_loss is None:
-            # l' = l: every row's loss of this epoch is in _lprime_t
-            primal_loss = float(torch.nanmean(self._lprime_t))
-        else:
-            primal_loss = float(primal) / sizes.sum()
-        self.history.record("primal_loss", primal_loss)
-        self.history.record("lagrangian", float(lagrangian @ sizes / sizes.sum()))
-        primal.zero_()
-        for name, value in self.dual_summary().items():
-            self.history.record(name, value)
-
-    def _dual_step_size(self):
-        if self.dual_lr_schedule == "constant":
-            return self.dual_lr
-        epoch = max(len(self.history), 1)
-        if callable(self.dual_lr_schedule):
-            return float(self.dual_lr_schedule(epoch))
-        if self.dual_lr_schedule == "sqrt":
-            return self.dual_lr / math.sqrt(epoch)
-        return self.dual_lr
-
-    def dual_summary(self):
-        """Statistics of the current multipliers (recorded in ``history`` every epoch)."""
-        lam = self._lambda_t if hasattr(self, "_lambda_t") else torch.as_tensor(self.lambdas_)
-        slack = self._eps_t - self._lprime_t if hasattr(self, "_lprime_t") \
-            else torch.full_like(lam, float("nan"))
-        return {
-            "lambda_mean": float(lam.mean()),
-            "lambda_max": float(lam.max()),
-            "active_fraction": float((lam > 0).float().mean()),
-            "slack_mean": float(torch.nanmean(slack)) if bool(torch.isfinite(slack).any())
-            else float("nan"),
-        }
-
-    # ------------------------------------------------------------------ dual head
-    def _finalize_dual(self, X):
-        self.lambdas_ = self._lambda_t.detach().cpu().numpy().astype(np.float32)
-        if getattr(self, "_skip_dual_head", False):
-            return
-        embeddings = embed(self, X, as_numpy=False)
-        self.train_embeddings_ = embeddings.numpy()
-        self._fit_dual_head(embeddings, torch.as_tensor(self.lambdas_))
-
-    def _fit_dual_head(self, embeddings, targets):
-        """Regress the multipliers on the frozen training embeddings.
-
-        Every row is used (shuffled minibatches of ``dual_head_batch_size`` rows, the
-        whole set at once when it fits); inputs and targets are standardized.
-        """
-        self.dual_head_ = self._build_dual_head()
-        targets = targets.float()
-        self.dual_target_mean_ = float(targets.mean())
-        std = float(targets.std()) if targets.numel() > 1 else 0.0
-        self.dual_target_scale_ = std if std > 0 else 1.0
-        if float(targets.max()) <= 0:
-            self.dual_head_fitted_ = False
-            warnings.warn(
-                "every dual variable is 0: epsilon is above every per-sample loss, so no "
-                "training row is informative for the constraints; predict_dual returns 0 "
-                "and the ALLY strategies fall back to diversity alone (lower epsilon to "
-                "get an informativeness signal)", UserWarning, stacklevel=4)
-            return
-        inputs = embeddings.to(self.device)
-        scaled = ((targets - self.dual_target_mean_) / self.dual_target_scale_).to(self.device)
-        self.dual_head_.set_input_scaling(inputs)
-        optimizer = torch.optim.Adam(self.dual_head_.parameters(), lr=self.dual_head_lr)
-        n = inputs.shape[0]
-        batch = min(int(self.dual_head_batch_size), n)
-        generator = torch.Generator().manual_seed(self._seed() or 0)
-        self.dual_head_.train(True)
-        for _ in range(int(self.dual_head_epochs)):
-            order = torch.randperm(n, generator=generator).to(self.device) if batch < n \
-                else None
-            for start in range(0, n, batch):
-                rows = order[start:start + batch] if order is not None else slice(None)
-                loss = nn.functional.mse_loss(self.dual_head_(inputs[rows]), scaled[rows])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-        self.dual_head_.train(False)
-        self.dual_head_fitted_ = True
-
-    @torch.no_grad()
-    def predict_dual_from_embeddings(self, embeddings):
-        """Predicted multipliers (>= 0, lambda units) for embeddings (numpy or tensor).
-
-        Returns a CPU float tensor of shape (n_samples,); zeros when every training
-        multiplier was 0.
-        """
-        self.check_is_fitted(["lambdas_"])
-        n = embeddings.shape[0]
-        if not getattr(self, "dual_head_fitted_", False):
-            return torch.zeros(n)
-        self.dual_head_.train(False)
-        out = map_chunks(self.dual_head_, embeddings, chunk_size=chunk_size_of(self),
-                         device=self.device)
-        return (out.float() * self.dual_target_scale_ + self.dual_target_mean_).clamp_min(0)
-
-    def embed(self, X):
-        """Backbone embeddings of ``X``, shape (n_samples, embedding_dim), float32."""
-        self.check_is_fitted(["lambdas_"])
-        return embed(self, X)
-
-    def predict_dual(self, X):
-        """Predicted dual variable (informativeness) of each row of ``X``.
-
-        One backbone pass and one dual-head pass per chunk of ``chunk_size`` rows.
-
-        Returns
-        -------
-        scores : numpy.ndarray of shape (n_samples,), float32, >= 0
-        """
-        self.check_is_fitted(["lambdas_"])
-        X = check_array(X, name="X", n_features=self.feature_shape_)
-        parts = []
-        with module_in_eval(self) as module:
-            for block in iter_chunks(X, chunk_size_of(self), self.device):
-                with torch.no_grad():
-                    parts.append(self.predict_dual_from_embeddings(
-                        module.backbone(block).reshape(block.shape[0], -1)))
-        return torch.cat(parts).numpy().astype(np.float32)
-
-    def per_sample_loss(self, X, y):
-        """Per-sample objective loss ``l(f(x_i), y_i)`` in eval mode."""
-        X = check_array(X, name="X", n_features=self.feature_shape_)
-        y = self._encode_targets(np.asarray(y))
-        out = []
-        for y_pred, start in zip(self.forward_iter(X, device=self.device),
-                                 range(0, X.shape[0], chunk_size_of(self))):
-            y_true = to_tensor(y[start:start + y_pred.shape[0]], device=self.device)
-            with torch.no_grad():
-                losses = super().get_loss(y_pred, y_true)
-            out.append(self._per_sample(losses, y_pred).cpu())
-        return torch.cat(out).numpy()
-
-    # ------------------------------------------------------------------ inference
-    def forward_iter(self, X, training=False, device="cpu"):
-        """skorch's ``forward_iter`` with a fast path for arrays and tensors: row
-        slices of ``chunk_size`` instead of a per-sample DataLoader."""
-        if not (isinstance(X, np.ndarray) or is_tensor(X)):
-            yield from super().forward_iter(X, training=training, device=device)
-            return
-        self.check_is_fitted()
-        X = check_array(X, name="X", n_features=getattr(self, "feature_shape_", None))
-        for block in iter_chunks(X, chunk_size_of(self), self.device):
-            with torch.set_grad_enabled(training):
-                self._set_training(training)
-                y_pred = self.infer(block)
-            yield to_device(y_pred, device=device)
-
-    def __getstate__(self):
-        state = super().__getstate__()
-        for key in ("_lambda_t", "_eps_t", "_lprime_t", "_pending_dual", "_primal_sum"):
-            state.pop(key, None)
-        return state
-
-
-def _with_row_batches(kwargs):
-    """Default to whole-batch fetching (``RowDataset``) unless the user chose otherwise."""
-    kwargs = dict(kwargs)
-    kwargs.setdefault("iterator_train__collate_fn", collate_rows)
-    kwargs.setdefault("iterator_valid__collate_fn", collate_rows)
-    return kwargs
+def _as_array(y):
+    return to_numpy(y) if torch.is_tensor(y) else np.asarray(y)
 
 
 _PDCL_DOC = """
@@ -554,23 +91,9 @@ class PDCLNet(PDCLMixin, NeuralNetClassifier):
     ``predict_proba`` has one column per class in ``classes_``.
     """ + _PDCL_DOC.format(eps="0.2", eps_unit=" (nats of cross-entropy)")
 
-    def __init__(self, module=None, *, criterion=nn.CrossEntropyLoss,
-                 optimizer=torch.optim.Adam, lr=1e-3, max_epochs=50, batch_size=64,
-                 train_split=None, verbose=0, epsilon=0.2, dual_lr=0.05,
-                 dual_lr_schedule="constant", constraint_loss=None,
-                 auto_epsilon_factor=1.1, dual_head=DualHead, dual_head_epochs=100,
-                 dual_head_lr=5e-3, dual_head_batch_size=4096, chunk_size=4096,
-                 random_state=None, **kwargs):
-        super().__init__(module, criterion=criterion, optimizer=optimizer, lr=lr,
-                         max_epochs=max_epochs, batch_size=batch_size,
-                         train_split=train_split, verbose=verbose,
-                         **_with_row_batches(kwargs))
-        self._pdcl_init(epsilon=epsilon, dual_lr=dual_lr,
-                        dual_lr_schedule=dual_lr_schedule, constraint_loss=constraint_loss,
-                        auto_epsilon_factor=auto_epsilon_factor, dual_head=dual_head,
-                        dual_head_epochs=dual_head_epochs, dual_head_lr=dual_head_lr,
-                        dual_head_batch_size=dual_head_batch_size, chunk_size=chunk_size,
-                        random_state=random_state)
+    def __init__(self, module=None, *, criterion=nn.CrossEntropyLoss, epsilon=0.2,
+                 **kwargs):
+        super().__init__(module, criterion=criterion, epsilon=epsilon, **kwargs)
 
     def _check_targets(self, y, *, reset):
         if y.ndim != 1:
@@ -604,7 +127,7 @@ class PDCLNet(PDCLMixin, NeuralNetClassifier):
         return len(self.classes_)
 
     def _encode_targets(self, y):
-        y = y.detach().cpu().numpy() if is_tensor(y) else np.asarray(y)
+        y = _as_array(y)
         return np.searchsorted(np.asarray(self.classes_), y).astype(np.int64)
 
     def predict(self, X):
@@ -623,22 +146,8 @@ class PDCLRegressor(PDCLMixin, NeuralNetRegressor):
 
     _task = "regression"
 
-    def __init__(self, module=None, *, criterion=nn.MSELoss, optimizer=torch.optim.Adam,
-                 lr=1e-3, max_epochs=50, batch_size=64, train_split=None, verbose=0,
-                 epsilon=0.1, dual_lr=0.05, dual_lr_schedule="constant",
-                 constraint_loss=None, auto_epsilon_factor=1.1, dual_head=DualHead,
-                 dual_head_epochs=100, dual_head_lr=5e-3, dual_head_batch_size=4096,
-                 chunk_size=4096, random_state=None, **kwargs):
-        super().__init__(module, criterion=criterion, optimizer=optimizer, lr=lr,
-                         max_epochs=max_epochs, batch_size=batch_size,
-                         train_split=train_split, verbose=verbose,
-                         **_with_row_batches(kwargs))
-        self._pdcl_init(epsilon=epsilon, dual_lr=dual_lr,
-                        dual_lr_schedule=dual_lr_schedule, constraint_loss=constraint_loss,
-                        auto_epsilon_factor=auto_epsilon_factor, dual_head=dual_head,
-                        dual_head_epochs=dual_head_epochs, dual_head_lr=dual_head_lr,
-                        dual_head_batch_size=dual_head_batch_size, chunk_size=chunk_size,
-                        random_state=random_state)
+    def __init__(self, module=None, *, criterion=nn.MSELoss, epsilon=0.1, **kwargs):
+        super().__init__(module, criterion=criterion, epsilon=epsilon, **kwargs)
 
     def _check_targets(self, y, *, reset):
         if y.ndim not in (1, 2):
@@ -667,7 +176,7 @@ class PDCLRegressor(PDCLMixin, NeuralNetRegressor):
         return self.n_outputs_
 
     def _encode_targets(self, y):
-        y = y.detach().cpu().numpy() if is_tensor(y) else np.asarray(y)
+        y = _as_array(y)
         y = y.reshape(y.shape[0], -1).astype(np.float32)
         return (y - self.y_mean_) / self.y_scale_
 

@@ -25,14 +25,13 @@ import modal_ally
 from modal_ally import _compat
 from modal_ally._inference import embed
 from modal_ally.baselines import (
-    _gradient_factors,
-    _gradient_sq_distances_to,
     badge_query_strategy,
     coreset_query_strategy,
     k_center_greedy,
     kmeans_pp_gradient_selection,
     random_query_strategy,
 )
+from modal_ally.strategies.badge import _gradient_factors, _gradient_sq_distances_to
 
 STRATEGIES = {
     "badge": badge_query_strategy,
@@ -282,12 +281,12 @@ def test_k_center_greedy_equals_brute_force(n_labeled):
 
 
 def test_k_center_greedy_blocks_match_one_block(monkeypatch):
-    from modal_ally import baselines
+    from modal_ally import _torch_utils
 
     rng = np.random.RandomState(0)
     pool, labeled = rng.randn(300, 4), rng.randn(50, 4)
     reference = k_center_greedy(pool, labeled, 10)
-    monkeypatch.setattr(baselines, "_BLOCK_ROWS", 16)
+    monkeypatch.setattr(_torch_utils, "BLOCK_ROWS", 16)
     blocked = k_center_greedy(pool, labeled, 10)
     np.testing.assert_array_equal(reference[0], blocked[0])
     np.testing.assert_allclose(reference[1], blocked[1], rtol=1e-12)

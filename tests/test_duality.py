@@ -10,10 +10,9 @@ import pytest
 import torch
 
 from modal_ally import PDCLNet
-from modal_ally.duality import (
+from modal_ally.diagnostics._constrained import _ce, _ce_hessian
+from modal_ally.diagnostics.duality import (
     LinearModule,
-    _ce,
-    _ce_hessian,
     duality_check,
     format_duality_check,
     make_duality_data,

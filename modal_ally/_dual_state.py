@@ -1,0 +1,62 @@
+"""The multipliers of one training call: the dual ascent step and its statistics."""
+
+from __future__ import annotations
+
+import torch
+
+
+def dual_summary(lambdas, slack) -> dict:
+    """Statistics of multipliers ``lambdas`` and of the constraints' ``slack``."""
+    finite = bool(torch.isfinite(slack).any())
+    return {
+        "lambda_mean": float(lambdas.mean()),
+        "lambda_max": float(lambdas.max()),
+        "active_fraction": float((lambdas > 0).float().mean()),
+        "slack_mean": float(torch.nanmean(slack)) if finite else float("nan"),
+    }
+
+
+class DualState:
+    """The multipliers of the rows of one training call, and their epoch statistics.
+
+    A plain object (not a skorch attribute per value): the dual step writes tensors
+    in place at every minibatch.
+    """
+
+    def __init__(self, lambdas, epsilon, device):
+        self.lambdas = torch.as_tensor(lambdas, device=device).clone()
+        self.epsilon = torch.as_tensor(epsilon, device=device)
+        uniform = epsilon.size and bool((epsilon == epsilon[0]).all())
+        # a scalar epsilon (the default) needs no per-row gather
+        self.eps_scalar = float(epsilon[0]) if uniform else None
+        self.latest = torch.full(self.lambdas.shape, float("nan"), device=device)
+        self.primal_sum = torch.zeros((), device=device)
+        self.primal_rows = 0
+
+    def gather(self, index):
+        """``(lambda_B, epsilon_B)`` of a minibatch (lambda_B a copy)."""
+        eps = self.eps_scalar if self.eps_scalar is not None else self.epsilon[index]
+        return self.lambdas[index], eps
+
+    @torch.no_grad()
+    def step(self, index, constraint, step_size, losses=None):
+        """``lambda_B <- max(0, lambda_B + eta (l'_B - eps_B))`` for the rows ``index``."""
+        lam, eps = self.gather(index)
+        lam.add_(constraint, alpha=step_size).sub_(step_size * eps).clamp_(min=0)
+        self.lambdas[index] = lam
+        self.latest[index] = constraint
+        if losses is not None:  # l' != l: the objective needs its own sum
+            self.primal_sum += losses.sum()
+            self.primal_rows += losses.shape[0]
+
+    def slack(self):
+        return self.epsilon - self.latest
+
+    def epoch_primal_loss(self, row) -> float:
+        """Mean objective loss of the epoch; resets the running sum."""
+        if not self.primal_rows:  # l' = l: every row's latest loss is in ``latest``
+            return float(torch.nanmean(self.latest))
+        value = float(self.primal_sum) / self.primal_rows
+        self.primal_sum.zero_()
+        self.primal_rows = 0
+        return value

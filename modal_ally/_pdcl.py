@@ -1,0 +1,399 @@
+"""Primal-dual constrained learning (PDCL) as a skorch mixin.
+
+The net trains on the labeled rows under one constraint per row,
+``l'(f(x_i), y_i) <= epsilon_i``, alternating a primal optimizer step on the
+minibatch Lagrangian with a projected dual ascent step on that minibatch's
+multipliers (Elenter et al., NeurIPS 2022, Algorithm 1). The multipliers live in a
+:class:`DualState` for the duration of one ``fit``/``partial_fit``; the per-epoch
+statistics and the dual-head fit are default callbacks (:mod:`modal_ally.callbacks`).
+"""
+
+from __future__ import annotations
+
+import inspect
+import math
+import numbers
+import time
+from collections.abc import Mapping
+
+import numpy as np
+import torch
+from sklearn.base import clone
+from skorch import NeuralNet
+from skorch.utils import is_dataset, to_device, to_numpy, to_tensor
+from torch import nn
+
+from ._dual_state import DualState, dual_summary
+from ._inference import chunk_size_of, embed, iter_chunks
+from ._pdcl_checks import check_pdcl_params
+from ._torch_utils import eval_mode
+from ._validation import as_finite_float32, check_array, numpy_random_state
+from .callbacks import DualHeadFit, DualStatistics
+from .data import RowDataset, collate_rows
+from .dual_head import DualScaling, fit_dual_head, predict_dual
+from .modules import MLP, DualHead
+
+_SKORCH_DEFAULTS = dict(optimizer=torch.optim.Adam, lr=1e-3, max_epochs=50, batch_size=64,
+                        train_split=None, verbose=0, dataset=RowDataset,
+                        iterator_train__collate_fn=collate_rows,
+                        iterator_valid__collate_fn=collate_rows)
+
+
+class PDCLMixin:
+    """Primal-dual constrained learning for a skorch net (classifier or regressor).
+
+    Not used alone: see :class:`~modal_ally.PDCLNet` and :class:`~modal_ally.PDCLRegressor`.
+    Its ``__init__`` stores its own parameters and passes the rest to skorch.
+    """
+
+    _pdcl = True
+    _task = "classification"
+    # The dual head is trained after PDCL, apart from the primal optimizer: a known
+    # prefix routes ``dual_head__*`` parameters to it without registering it among the
+    # modules skorch trains and switches between train and eval mode at every batch;
+    # as a CUDA-dependent attribute it pickles like ``module_``.
+    prefixes_ = NeuralNet.prefixes_ + ["dual_head"]
+    cuda_dependent_attributes_ = NeuralNet.cuda_dependent_attributes_ + ["dual_head_"]
+
+    def __init__(self, module=None, *, epsilon, dual_lr=0.05, dual_lr_schedule="constant",
+                 constraint_loss=None, auto_epsilon_factor=1.1, dual_head=DualHead,
+                 dual_head_epochs=100, dual_head_lr=5e-3, dual_head_batch_size=4096,
+                 chunk_size=4096, random_state=None, **kwargs):
+        super().__init__(module, **{**_SKORCH_DEFAULTS, **kwargs})
+        self.epsilon = epsilon
+        self.dual_lr = dual_lr
+        self.dual_lr_schedule = dual_lr_schedule
+        self.constraint_loss = constraint_loss
+        self.auto_epsilon_factor = auto_epsilon_factor
+        self.dual_head = dual_head
+        self.dual_head_epochs = dual_head_epochs
+        self.dual_head_lr = dual_head_lr
+        self.dual_head_batch_size = dual_head_batch_size
+        self.chunk_size = chunk_size
+        self.random_state = random_state
+
+    @property
+    def _default_callbacks(self):
+        callbacks = list(super()._default_callbacks)
+        names = [name for name, _ in callbacks]
+        at = names.index("print_log") if "print_log" in names else len(callbacks)
+        return callbacks[:at] + [("dual_statistics", DualStatistics()),
+                                 ("dual_head", DualHeadFit())] + callbacks[at:]
+
+    # ------------------------------------------------------------------ set-up
+    def initialize(self):
+        check_pdcl_params(self)
+        return self._initialize_checked()
+
+    def _initialize_checked(self):
+        if self.module in (None, MLP) and getattr(self, "feature_shape_", None) is None:
+            # the default MLP is sized from the data: built at the first fit (modAL's
+            # DeepActiveLearner calls initialize() before it has seen any data)
+            return self
+        seed = self._seed()
+        if seed is not None:
+            torch.manual_seed(seed)
+        return super().initialize()
+
+    def initialize_module(self):
+        """Build the network (the default MLP sized from the data) and the dual head."""
+        kwargs = self.get_params_for("module")
+        module = MLP if self.module is None else self.module
+        shape = getattr(self, "feature_shape_", None)
+        if isinstance(module, type) and shape is not None:
+            accepted = inspect.signature(module).parameters
+            inferred = {"input_dim": int(np.prod(shape)), "output_dim": self._n_outputs()}
+            if len(shape) == 3 and "in_channels" in accepted:
+                inferred["in_channels"] = int(shape[0])
+            for key, value in inferred.items():
+                if key in accepted and key not in kwargs:
+                    kwargs[key] = value
+        self.module_ = self.initialized_instance(module, kwargs)
+        self.dual_head_ = self._build_dual_head()
+        return self
+
+    def _build_dual_head(self):
+        kwargs = self.get_params_for("dual_head")
+        if "input_dim" not in kwargs:
+            kwargs["input_dim"] = self._embedding_dim()
+        return self.initialized_instance(self.dual_head, kwargs).to(self.device)
+
+    def _embedding_dim(self):
+        dim = getattr(self.module_, "embedding_dim", None)
+        if dim is not None:
+            return int(dim)
+        if not hasattr(self.module_, "backbone"):
+            raise TypeError(
+                f"the module {type(self.module_).__name__} must expose a `backbone` "
+                "submodule (forward = head(backbone(x))): modal_ally regresses the "
+                "dual variables on its output")
+        shape = getattr(self, "feature_shape_", None)
+        if shape is None:
+            raise ValueError("cannot infer the embedding size before fit")
+        with torch.no_grad(), eval_mode(self.module_) as module:
+            device = next(module.parameters()).device
+            dummy = torch.zeros((2, *shape), dtype=torch.float32, device=device)
+            return int(module.backbone(dummy).reshape(2, -1).shape[1])
+
+    def initialize_criterion(self):
+        kwargs = self.get_params_for("criterion")
+        if isinstance(self.criterion, type):
+            kwargs.setdefault("reduction", "none")
+        self.criterion_ = self.initialized_instance(self.criterion, kwargs)
+        return self
+
+    def _seed(self):
+        if self.random_state is None:
+            return None
+        if isinstance(self.random_state, numbers.Integral):
+            return int(self.random_state)
+        return int(numpy_random_state(self.random_state).randint(2**31 - 1))
+
+    # ------------------------------------------------------------------ fit
+    def fit(self, X, y, **fit_params):
+        """Initialize the network and train it by PDCL on all rows of ``X``.
+
+        Every call starts from a fresh network, optimizer and ``lambda = 0`` (unless
+        ``warm_start=True``). After training, ``lambdas_`` holds one multiplier per
+        row of ``X`` and the dual head is fitted on the training embeddings.
+        Invalid input raises before anything is changed.
+        """
+        X, y = self._validate_fit_data(X, y, reset=True)
+        if not self.warm_start or not self.initialized_:
+            self._initialize_checked()
+        return self._train(X, y, reset=True, routing="fit", **fit_params)
+
+    def partial_fit(self, X, y=None, classes=None, **fit_params):
+        """Continue training (warm start).
+
+        The multipliers continue from the previous call when ``X`` has as many rows as
+        the last fit, and start again at 0 otherwise (a multiplier belongs to a row).
+        """
+        first = not self.initialized_
+        X, y = self._validate_fit_data(X, y, reset=first)
+        if first:
+            self._initialize_checked()
+        return self._train(X, y, reset=first, routing="partial_fit", **fit_params)
+
+    def _validate_fit_data(self, X, y, *, reset):
+        check_pdcl_params(self)
+        if is_dataset(X):
+            raise TypeError(f"{type(self).__name__} needs X as a numpy array or a torch "
+                            "tensor (one multiplier per row), not a Dataset")
+        previous = None if reset else getattr(self, "feature_shape_", None)
+        X = as_finite_float32(check_array(X, name="X", n_features=previous), name="X")
+        if y is None:
+            raise ValueError("y is required: PDCL learns from labeled rows")
+        y = to_numpy(y) if torch.is_tensor(y) else np.asarray(y)
+        if y.shape[0] != X.shape[0]:
+            raise ValueError(f"X has {X.shape[0]} rows but y has {y.shape[0]}")
+        if not isinstance(self.epsilon, (str, numbers.Real)) \
+                and np.asarray(self.epsilon).shape != (X.shape[0],):
+            raise ValueError(
+                f"epsilon has {np.asarray(self.epsilon).shape[0]} values but X has "
+                f"{X.shape[0]} rows: a per-row epsilon needs one value per row")
+        targets = self._check_targets(y, reset=reset)
+        # validated: from here on the estimator may change
+        self.feature_shape_ = tuple(X.shape[1:])
+        self._set_target_state(targets, reset=reset)
+        return X, y
+
+    def _train(self, X, y, *, reset, routing, **fit_params):
+        """Set up the multipliers, run skorch's training loop; the callbacks do the rest."""
+        n = X.shape[0]
+        previous = getattr(self, "lambdas_", None)
+        if reset or previous is None or previous.shape[0] != n:
+            self.epsilon_ = self._resolve_epsilon(X, y)
+            start = np.zeros(n, dtype=np.float32)
+        else:
+            start = previous
+        self.dual_state_ = DualState(start, self.epsilon_, self.device)
+        super().partial_fit(X, y, _routing_method=routing, **fit_params)
+        return self
+
+    def _resolve_epsilon(self, X, y):
+        n = X.shape[0]
+        if isinstance(self.epsilon, str):  # "auto": an unconstrained reference fit
+            start = time.perf_counter()
+            reference = clone(self).set_params(epsilon=0.0, dual_lr=0.0,
+                                               callbacks__dual_head=None)
+            reference.fit(X, y)
+            self.auto_epsilon_reference_loss_ = float(
+                np.mean(reference.per_sample_loss(X, y)))
+            self.auto_epsilon_fit_time_ = time.perf_counter() - start
+            value = self.auto_epsilon_factor * self.auto_epsilon_reference_loss_
+            return np.full(n, value, dtype=np.float32)
+        return np.broadcast_to(np.asarray(self.epsilon, dtype=np.float32), (n,)).copy()
+
+    def on_train_end(self, net, X=None, y=None, **kwargs):
+        """Export the multipliers (``lambdas_``) before the callbacks' ``on_train_end``."""
+        self.lambdas_ = to_numpy(self.dual_state_.lambdas).astype(np.float32)
+
+    def get_dataset(self, X, y=None):
+        if is_dataset(X):
+            return super().get_dataset(X, y)
+        kwargs = self.get_params_for("dataset")
+        if y is None:
+            return self.dataset(X, None, **kwargs)
+        return self.dataset(X, self._encode_targets(y), with_index=True, **kwargs)
+
+    def infer(self, x, **fit_params):
+        if isinstance(x, Mapping) and "sample_index" in x:
+            x = x["X"]
+        return super().infer(x, **fit_params)
+
+    # ------------------------------------------------------------------ the PDCL step
+    def _per_sample_loss(self, y_pred, y_true, *, criterion=None):
+        """Per-sample losses of ``criterion`` (default: the net's), shape (n,)."""
+        if criterion is not None:
+            losses = criterion(y_pred, y_true)
+        elif isinstance(self.criterion_, nn.NLLLoss):  # skorch takes the log of probs
+            losses = super().get_loss(y_pred, y_true)
+        else:
+            losses = self.criterion_(y_pred, y_true)
+        losses = losses.reshape(losses.shape[0], -1).mean(dim=1) if losses.dim() > 1 \
+            else losses
+        if losses.dim() != 1 or losses.shape[0] != y_pred.shape[0]:
+            raise ValueError(
+                "the criterion must return one loss per sample: use reduction='none' "
+                f"(got a loss of shape {tuple(losses.shape)})")
+        return losses
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        """Per-sample objective ``l``; in training, the minibatch Lagrangian
+        ``mean(l_i + lambda_i * (l'_i - epsilon_i))``."""
+        if not torch.is_tensor(y_true) or y_true.device != y_pred.device:
+            y_true = to_tensor(y_true, device=self.device)
+        losses = self._per_sample_loss(y_pred, y_true)
+        if not (training and isinstance(X, Mapping) and "sample_index" in X):
+            return losses.mean()
+        state = self.dual_state_
+        lam, eps = state.gather(X["sample_index"].to(state.lambdas.device))
+        if self.constraint_loss is None:  # l' = l: one product in the graph
+            penalty = lam.sum() * eps if state.eps_scalar is not None \
+                else torch.dot(lam, eps)
+            return (torch.dot(1.0 + lam, losses) - penalty) / losses.shape[0]
+        constraint = self._per_sample_loss(y_pred, y_true, criterion=self.constraint_loss)
+        return (losses + lam * (constraint - eps)).mean()
+
+    def train_step_single(self, batch, **fit_params):
+        """skorch's step, plus the minibatch's constraint values for the dual step."""
+        step = super().train_step_single(batch, **fit_params)
+        Xi, yi = batch
+        if isinstance(Xi, Mapping) and "sample_index" in Xi:
+            with torch.no_grad():
+                y_pred = step["y_pred"].detach()
+                yi = to_tensor(yi, device=y_pred.device)
+                losses = self._per_sample_loss(y_pred, yi)
+                constraint = losses if self.constraint_loss is None else \
+                    self._per_sample_loss(y_pred, yi, criterion=self.constraint_loss)
+            step["dual"] = (Xi["sample_index"].to(self.dual_state_.lambdas.device),
+                            constraint, None if self.constraint_loss is None else losses)
+        return step
+
+    def train_step(self, batch, **fit_params):
+        """One primal step (skorch's), then the dual step for this minibatch's rows."""
+        step = super().train_step(batch, **fit_params)
+        if "dual" in step:
+            index, constraint, losses = step["dual"]
+            self.dual_state_.step(index, constraint, self._dual_step_size(), losses)
+        return step
+
+    def _dual_step_size(self):
+        if self.dual_lr_schedule == "constant":
+            return self.dual_lr
+        epoch = max(len(self.history), 1)
+        if callable(self.dual_lr_schedule):
+            return float(self.dual_lr_schedule(epoch))
+        return self.dual_lr / math.sqrt(epoch)  # "sqrt"
+
+    def dual_summary(self):
+        """Statistics of the current multipliers (recorded in ``history`` every epoch)."""
+        state = getattr(self, "dual_state_", None)
+        if state is not None:
+            return dual_summary(state.lambdas, state.slack())
+        lam = torch.as_tensor(self.lambdas_)
+        return dual_summary(lam, torch.full_like(lam, float("nan")))
+
+    # ------------------------------------------------------------------ dual head
+    def _fit_dual_head(self, embeddings, targets):
+        """Fit a fresh dual head on ``(embeddings, targets)`` (see ``fit_dual_head``)."""
+        self.dual_head_ = self._build_dual_head()
+        scaling = fit_dual_head(
+            self.dual_head_, embeddings, targets, epochs=self.dual_head_epochs,
+            lr=self.dual_head_lr, batch_size=self.dual_head_batch_size,
+            seed=self._seed() or 0, device=self.device)
+        self.dual_target_mean_, self.dual_target_scale_ = scaling.mean, scaling.scale
+        self.dual_head_fitted_ = scaling.fitted
+
+    @property
+    def dual_scaling_(self) -> DualScaling:
+        """How the dual head's output maps to lambda units."""
+        return DualScaling(mean=float(self.dual_target_mean_),
+                           scale=float(self.dual_target_scale_),
+                           fitted=bool(getattr(self, "dual_head_fitted_", False)))
+
+    def predict_dual_from_embeddings(self, embeddings):
+        """Predicted multipliers (>= 0, lambda units) for embeddings (numpy or tensor).
+
+        Returns a CPU float tensor of shape (n_samples,); zeros when every training
+        multiplier was 0.
+        """
+        self.check_is_fitted(["lambdas_"])
+        if not getattr(self, "dual_head_fitted_", False):
+            return torch.zeros(embeddings.shape[0])
+        return predict_dual(self.dual_head_, embeddings, self.dual_scaling_,
+                            chunk_size=chunk_size_of(self), device=self.device)
+
+    def embed(self, X):
+        """Backbone embeddings of ``X``, shape (n_samples, embedding_dim), float32."""
+        self.check_is_fitted(["lambdas_"])
+        return embed(self, X)
+
+    def predict_dual(self, X):
+        """Predicted dual variable (informativeness) of each row of ``X``.
+
+        One backbone pass and one dual-head pass per chunk of ``chunk_size`` rows.
+
+        Returns
+        -------
+        scores : numpy.ndarray of shape (n_samples,), float32, >= 0
+        """
+        self.check_is_fitted(["lambdas_"])
+        X = check_array(X, name="X", n_features=self.feature_shape_)
+        parts = []
+        with torch.no_grad(), eval_mode(self.module_) as module:
+            for block in iter_chunks(X, chunk_size_of(self), self.device):
+                parts.append(self.predict_dual_from_embeddings(
+                    module.backbone(block).reshape(block.shape[0], -1)))
+        return torch.cat(parts).numpy().astype(np.float32)
+
+    def per_sample_loss(self, X, y):
+        """Per-sample objective loss ``l(f(x_i), y_i)`` in eval mode."""
+        X = check_array(X, name="X", n_features=self.feature_shape_)
+        y = self._encode_targets(np.asarray(y))
+        out, start = [], 0
+        for y_pred in self.forward_iter(X, device=self.device):
+            y_true = to_tensor(y[start:start + y_pred.shape[0]], device=self.device)
+            start += y_pred.shape[0]
+            with torch.no_grad():
+                out.append(self._per_sample_loss(y_pred, y_true).cpu())
+        return torch.cat(out).numpy()
+
+    # ------------------------------------------------------------------ inference
+    def forward_iter(self, X, training=False, device="cpu"):
+        """skorch's ``forward_iter`` (each batch through ``evaluation_step``) with row
+        slices of ``chunk_size`` for arrays and tensors instead of a DataLoader."""
+        if not (isinstance(X, np.ndarray) or torch.is_tensor(X)):
+            yield from super().forward_iter(X, training=training, device=device)
+            return
+        self.check_is_fitted()
+        X = check_array(X, name="X", n_features=getattr(self, "feature_shape_", None))
+        for block in iter_chunks(X, chunk_size_of(self), self.device):
+            yield to_device(self.evaluation_step((block, None), training=training),
+                            device=device)
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        state.pop("dual_state_", None)
+        return state

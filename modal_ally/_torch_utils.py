@@ -1,0 +1,108 @@
+"""Small torch helpers shared by the whole package; imports nothing else from it.
+
+- :func:`as_tensor`: the one array-to-tensor conversion;
+- :func:`eval_mode`: the one way to put modules in eval mode and restore them;
+- :func:`sq_distances`: the one Euclidean distance kernel, exact where it matters.
+"""
+
+from __future__ import annotations
+
+import contextlib
+
+import numpy as np
+import torch
+
+#: Rows per block in the chunked distance computations: a block against a block is at
+#: most ``BLOCK_ROWS ** 2`` distances (16 MB in float32), whatever the size of the pool.
+BLOCK_ROWS = 2048
+
+
+def as_tensor(values, device=None, *, dtype=torch.float32, min_float: bool = False):
+    """``values`` (numpy array or tensor) as a tensor, without a copy where possible.
+
+    Parameters
+    ----------
+    values : numpy.ndarray or torch.Tensor
+    device : torch device or None
+        None keeps the tensor where it is (CPU for numpy input).
+    dtype : torch.dtype, default float32
+        The dtype of the result.
+    min_float : bool, default False
+        Instead of ``dtype``, keep a float32 or float64 input as it is and make
+        anything else float32.
+    """
+    if isinstance(values, np.ndarray):
+        values = torch.from_numpy(np.ascontiguousarray(values))
+    elif not isinstance(values, torch.Tensor):
+        values = torch.as_tensor(np.asarray(values))
+    if min_float:
+        keep = values.dtype in (torch.float32, torch.float64)
+        dtype = values.dtype if keep else torch.float32
+    return values.to(device=device, dtype=dtype)
+
+
+@contextlib.contextmanager
+def eval_mode(*modules):
+    """Context manager: ``modules`` in eval mode, each restored to its mode afterwards."""
+    modes = [module.training for module in modules]
+    try:
+        for module in modules:
+            module.train(False)
+        yield modules[0] if len(modules) == 1 else modules
+    finally:
+        for module, mode in zip(modules, modes):
+            module.train(mode)
+
+
+def rounding_tolerance(width: int, dtype) -> float:
+    """Relative size below which ``|x|^2 + |y|^2 - 2 x.y`` may be rounding noise."""
+    return 4.0 * width * torch.finfo(dtype).eps
+
+
+def _exact_pairs(X, Y, rows, cols):
+    """``||X[rows] - Y[cols]||^2`` from the differences (no cancellation)."""
+    out = torch.empty(rows.shape[0], dtype=X.dtype, device=X.device)
+    for start in range(0, rows.shape[0], BLOCK_ROWS):
+        r, c = rows[start:start + BLOCK_ROWS], cols[start:start + BLOCK_ROWS]
+        diff = X[r] - Y[c]
+        out[start:start + BLOCK_ROWS] = (diff * diff).sum(dim=1)
+    return out
+
+
+def sq_distances(X, Y, *, X_sq=None, Y_sq=None, radius: float = 0.0):
+    """Squared Euclidean distances between the rows of ``X`` and ``Y``, shape (n, m).
+
+    The fast ``|x|^2 + |y|^2 - 2 x.y`` form loses precision where the distance is
+    small against the norms (exact copies can come out ~1e-2 apart). Entries that
+    rounding could place on either side of ``radius`` (the distance a caller compares
+    with; 0 for "duplicates") are recomputed from the differences, with one tolerance
+    (:func:`rounding_tolerance`), so that copies are at distance exactly 0 and the
+    comparison with ``radius`` is exact.
+    """
+    X_sq = (X * X).sum(dim=1) if X_sq is None else X_sq
+    Y_sq = (Y * Y).sum(dim=1) if Y_sq is None else Y_sq
+    sums = X_sq[:, None] + Y_sq[None, :]
+    d2 = sums - 2.0 * (X @ Y.T)
+    if d2.numel():
+        slack = (rounding_tolerance(X.shape[1], X.dtype) * sums).sqrt_()
+        rows, cols = (d2 <= (slack + radius).square_()).nonzero(as_tuple=True)
+        if rows.numel():
+            d2[rows, cols] = _exact_pairs(X, Y, rows, cols)
+    return d2.clamp_min_(0.0)
+
+
+def min_sq_distances(X, reference, *, radius: float = 0.0):
+    """Squared distance of every row of ``X`` to its nearest row of ``reference``.
+
+    Blocks of ``BLOCK_ROWS`` rows on both sides: memory is bounded whatever the sizes.
+    """
+    out = torch.full((X.shape[0],), float("inf"), dtype=X.dtype, device=X.device)
+    X_sq, R_sq = (X * X).sum(dim=1), (reference * reference).sum(dim=1)
+    for i in range(0, X.shape[0], BLOCK_ROWS):
+        rows = slice(i, i + BLOCK_ROWS)
+        for j in range(0, reference.shape[0], BLOCK_ROWS):
+            cols = slice(j, j + BLOCK_ROWS)
+            block = sq_distances(X[rows], reference[cols], X_sq=X_sq[rows],
+                                 Y_sq=R_sq[cols], radius=radius)
+            out[rows] = torch.minimum(out[rows], block.min(dim=1).values)
+    return out

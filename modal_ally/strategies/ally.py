@@ -1,0 +1,189 @@
+"""ALLY (Elenter et al., NeurIPS 2022, Algorithm 2) and its equitable selection rule.
+
+Use it as any modAL strategy::
+
+    learner = ActiveLearner(estimator=PDCLNet(), query_strategy=ally_query_strategy,
+                            X_training=X0, y_training=y0)
+    query_idx, _ = learner.query(X_pool, n_instances=200)
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import replace
+
+import numpy as np
+
+from .._compat import query_result
+from .._validation import numpy_random_state
+from ..clustering import kmeans
+from ._common import Query, embed_pool, validate_query
+
+__all__ = ["ally_query_strategy", "ally_scores", "priority_order", "equitable_selection"]
+
+
+def priority_order(scores, labels, n_instances):
+    """Order of the pool under ALLY's equitable rule (paper, Algorithm 2).
+
+    Every cluster's ``n_instances // n_clusters`` highest-scoring points come first (by
+    score), then every other point by score. The first ``n_instances`` entries are the
+    equitable selection: each cluster gives its quota, and the leftover budget
+    (remainder, clusters smaller than their quota, empty clusters) goes to the next
+    highest-scoring points of the other clusters. Ties break by the lower index.
+
+    Parameters
+    ----------
+    scores : array of shape (n_samples,)
+    labels : array of int, shape (n_samples,)
+        Cluster of each point.
+    n_instances : int
+
+    Returns
+    -------
+    order : numpy.ndarray of int64, shape (n_samples,)
+    """
+    scores = np.asarray(scores, dtype=np.float64)
+    labels = np.asarray(labels)
+    n = scores.shape[0]
+    by_score = np.lexsort((np.arange(n), -scores))
+    n_clusters = np.unique(labels).shape[0] if n else 1
+    quota = n_instances // max(n_clusters, 1)
+    cluster_of = labels[by_score]
+    grouped = np.argsort(cluster_of, kind="stable")
+    sorted_clusters = cluster_of[grouped]
+    starts = np.r_[0, np.flatnonzero(np.diff(sorted_clusters)) + 1]
+    run_start = np.repeat(starts, np.diff(np.r_[starts, n]))
+    rank = np.empty(n, dtype=np.int64)
+    rank[grouped] = np.arange(n) - run_start
+    later = rank >= quota
+    return by_score[np.argsort(later, kind="stable")]
+
+
+def equitable_selection(scores, labels, n_instances):
+    """The first ``min(n_instances, n_samples)`` points of :func:`priority_order`.
+
+    With a single cluster this is the plain top-``n_instances`` by score.
+    """
+    return priority_order(scores, labels, n_instances)[:n_instances]
+
+
+def _outliers(scores, max_dual, skip_top_quantile):
+    """Mask of pool points the outlier guard skips (the paper's concluding remarks: the
+    largest multipliers may belong to outliers or mislabeled samples)."""
+    skip = np.zeros(scores.shape[0], dtype=bool)
+    if max_dual is not None:
+        skip |= scores > max_dual
+    if skip_top_quantile is not None:
+        n_top = int(np.floor(skip_top_quantile * scores.shape[0]))
+        if n_top:
+            top = np.lexsort((np.arange(scores.shape[0]), -scores))[:n_top]
+            skip[top] = True
+    return skip
+
+
+def pool_scores(query: Query):
+    """Pool embeddings (on the net's device) and predicted dual variables (float64)."""
+    embeddings = embed_pool(query)
+    scores = query.net.predict_dual_from_embeddings(embeddings)
+    return embeddings, scores.numpy().astype(np.float64)
+
+
+def ally_scores(learner, X_pool):
+    """Predicted dual variable of every pool sample, and the pool's embeddings.
+
+    One backbone pass over the pool (in chunks); the dual head runs on the embeddings.
+
+    Parameters
+    ----------
+    learner : modAL learner or PDCLNet/PDCLRegressor
+        Its ``estimator`` must be a fitted PDCL net.
+    X_pool : numpy.ndarray or torch.Tensor
+
+    Returns
+    -------
+    embeddings : numpy.ndarray of shape (n_samples, embedding_dim), float32
+    scores : numpy.ndarray of shape (n_samples,), float64, >= 0
+    """
+    query = validate_query(learner, X_pool, 1, strategy="ally_scores", require_pdcl=True)
+    embeddings, scores = pool_scores(query)
+    return embeddings.cpu().numpy(), scores
+
+
+def ranked_pool(query: Query):
+    """Embeddings, predicted lambdas and ALLY's priority order of the pool."""
+    options, n_instances = query.options, query.n_instances
+    embeddings, scores = pool_scores(query)
+    labels, sq_dist = kmeans(embeddings, options["n_clusters"] or n_instances,
+                             random_state=query.random_state,
+                             n_components=options["cluster_components"])
+    ranking = scores
+    if not getattr(query.net, "dual_head_fitted_", False):
+        warnings.warn(
+            "every dual variable of the last fit was 0, so predicted lambdas carry no "
+            "information: selecting by diversity alone (the point nearest each cluster "
+            "center first)", UserWarning, stacklevel=3)
+        ranking = -sq_dist.astype(np.float64)
+    order = priority_order(ranking, labels, n_instances)
+    skip = _outliers(scores, options["max_dual"], options["skip_top_quantile"])
+    if skip.any():
+        kept = order[~skip[order]]
+        if kept.shape[0] < n_instances:
+            warnings.warn(
+                f"the outlier guard leaves {kept.shape[0]} candidates for {n_instances} "
+                "queries; the batch is filled with guarded points", UserWarning, stacklevel=3)
+        order = np.concatenate([kept, order[skip[order]]])
+    return embeddings, scores, order
+
+
+def validate_ally_query(learner, X_pool, n_instances, *, strategy, random_state, **options):
+    """:func:`validate_query` for the ALLY strategies (a numpy random state)."""
+    query = validate_query(learner, X_pool, n_instances, strategy=strategy,
+                           require_pdcl=True, random_state=random_state, **options)
+    return replace(query, random_state=numpy_random_state(query.random_state))
+
+
+def ally_query_strategy(learner, X_pool, n_instances=1, *, n_clusters=None,
+                        random_state=None, max_dual=None, skip_top_quantile=None,
+                        cluster_components=32):
+    """ALLY: the most informative samples by predicted dual variable, spread over clusters.
+
+    Embeds the pool with the frozen backbone, predicts each sample's dual variable with
+    the dual head, clusters the embeddings into ``n_clusters`` groups and takes the
+    ``n_instances // n_clusters`` highest predicted lambdas of every cluster; leftover
+    budget goes to the next highest lambdas of the other clusters.
+
+    Parameters
+    ----------
+    learner : modAL learner or PDCLNet/PDCLRegressor
+        Its ``estimator`` must be a fitted PDCL net.
+    X_pool : numpy.ndarray (a memmap too) or torch.Tensor
+        The unlabeled pool; read chunk by chunk, never converted whole.
+    n_instances : int, default 1
+        Batch size b.
+    n_clusters : int or None, default None
+        k; None uses k = b (the paper's setting; larger k is more diverse). k = 1 is
+        plain top-b by predicted lambda.
+    random_state : int, RandomState, torch.Generator or None
+        Seeds the clustering; a fixed value makes the query deterministic.
+    max_dual : float or None
+        Outlier guard: skip pool points whose predicted lambda exceeds this value.
+    skip_top_quantile : float in (0, 1) or None
+        Outlier guard: skip this top fraction of the pool by predicted lambda
+        (possible outliers or mislabeled look-alikes). Skipped points are used only
+        if nothing else is left.
+    cluster_components : int or None, default 32
+        PCA dimensions the clustering works in (None: the full embedding).
+
+    Returns
+    -------
+    indices : numpy.ndarray of int64, shape (min(n_instances, len(X_pool)),)
+        Unique positions in ``X_pool``. With modAL 0.4.2.x, ``(indices, scores)``
+        where scores are the predicted lambdas of the picks.
+    """
+    query = validate_ally_query(
+        learner, X_pool, n_instances, strategy="ally_query_strategy",
+        random_state=random_state, n_clusters=n_clusters, max_dual=max_dual,
+        skip_top_quantile=skip_top_quantile, cluster_components=cluster_components)
+    _, scores, order = ranked_pool(query)
+    selected = order[:query.n_instances]
+    return query_result(selected, scores[selected])

@@ -26,14 +26,16 @@ import torch
 from sklearn.utils import check_random_state
 
 from modal_ally._compat import query_result
-from modal_ally.baselines import (
-    _class_probabilities,
-    _sample_proportional,
-    kmeans_pp_gradient_selection,
-)
 from modal_ally.clustering import kmeans
-from modal_ally.selection import priority_order
-from modal_ally.strategies import ally_scores
+from modal_ally.strategies import ally_scores as _ally_scores
+from modal_ally.strategies import kmeans_pp_gradient_selection, priority_order
+from modal_ally.strategies.badge import _class_probabilities, _sample_proportional
+
+
+def ally_scores(net, X_pool):
+    """Pool embeddings (a tensor) and predicted lambdas (the API these candidates used)."""
+    embeddings, scores = _ally_scores(net, X_pool)
+    return torch.as_tensor(embeddings), scores
 
 __all__ = ["ally_d2", "ally_gradient", "ally_uncertain", "weighted_d2_seeding"]
 
@@ -148,7 +150,7 @@ def weighted_gradient_seeding(probs, embeddings, weights, n_instances, *, rng):
     multipliers weigh the draw instead of scaling the space. The first pick maximizes
     ``w * |g|^2``.
     """
-    from modal_ally.baselines import _gradient_factors, _gradient_sq_distances_to
+    from modal_ally.strategies.badge import _gradient_factors, _gradient_sq_distances_to
 
     a, e = _gradient_factors(probs.double()), embeddings.double()
     a_sq, e_sq = (a * a).sum(dim=1), (e * e).sum(dim=1)

@@ -13,7 +13,7 @@ points are worth to the current model, their true loss ``l(f(x), y)``:
   (``lambda > 0``) and the mean multiplier;
 - test accuracy;
 - one batch of b = 100 drawn by the paper's rule (k-means with k = b, argmax
-  ``lambda_hat`` per cluster), by the weighted k-means++ rule of the new default, by
+  ``lambda_hat`` per cluster), by the new default (lambda-weighted k-means++ in gradient space), by
   BADGE and at random: how many classes it covers (normalized entropy of its class
   histogram), its mean true loss, and for the paper's rule how far its picks are from
   their cluster center (percentile among the cluster's members: 100 = the farthest).
@@ -43,16 +43,16 @@ import pandas as pd
 import torch
 from scipy.stats import spearmanr
 
-from benchmarks.ally_candidates import weighted_d2_seeding
+from benchmarks.ally_candidates import ally_scores
 from benchmarks.datasets import load_dataset
 from benchmarks.estimators import BATCH_SIZE, build_estimator
 from benchmarks.loop import initial_indices
 from benchmarks.metrics import evaluate
 from benchmarks.registry import parse_names
-from modal_ally.baselines import _class_probabilities, kmeans_pp_gradient_selection
 from modal_ally.clustering import kmeans
-from modal_ally.selection import priority_order
-from modal_ally.strategies import ally_scores
+from modal_ally.strategies import kmeans_pp_gradient_selection, priority_order
+from modal_ally.strategies.ally import dual_weighted_selection, validate_ally_query
+from modal_ally.strategies.badge import _class_probabilities
 
 TASKS = {"manyclass": dict(max_pool=5000), "digits": {},
          "mnist": dict(max_pool=5000, max_test=5000)}
@@ -81,8 +81,10 @@ def _batches(net, X_rest, embeddings, scores, probs, rng_seed):
     """Indices into X_rest of one batch per rule."""
     labels, sq_dist = kmeans(embeddings, BATCH, random_state=rng_seed, n_components=32)
     paper = priority_order(scores, labels, BATCH)[:BATCH]
-    w = torch.as_tensor(scores, dtype=torch.float64).clamp_min(1e-12)
-    d2 = weighted_d2_seeding(embeddings.cpu(), w, BATCH, rng=np.random.RandomState(rng_seed))
+    query = validate_ally_query(net, X_rest, BATCH, strategy="diagnose", random_state=rng_seed,
+                                n_clusters=None, max_dual=None, skip_top_quantile=None,
+                                cluster_components=32)
+    default, _ = dual_weighted_selection(query)
     badge, _ = kmeans_pp_gradient_selection(probs, embeddings, BATCH, random_state=rng_seed)
     rand = np.random.default_rng(rng_seed).choice(len(X_rest), BATCH, replace=False)
     # distance percentile of each paper pick inside its cluster
@@ -90,7 +92,8 @@ def _batches(net, X_rest, embeddings, scores, probs, rng_seed):
     for i in paper:
         members = np.flatnonzero(labels == labels[i])
         pct.append(100.0 * (sq_dist[members] < sq_dist[i]).mean())
-    return {"paper": paper, "d2": d2, "badge": badge, "random": rand}, float(np.mean(pct))
+    return {"paper": paper, "default": default, "badge": badge, "random": rand}, \
+        float(np.mean(pct))
 
 
 def measure(data, seed, n, budget):
@@ -103,6 +106,7 @@ def measure(data, seed, n, budget):
     fit_s = time.perf_counter() - start
     X_rest, y_rest = data.X_pool[rest], data.y_pool[rest]
     embeddings, scores = ally_scores(net, X_rest)
+    embeddings = torch.as_tensor(embeddings)
     probs = _class_probabilities(net, embeddings)
     p = probs.cpu().double().numpy()
     loss = net.per_sample_loss(X_rest, y_rest)
@@ -152,7 +156,7 @@ def plot(frame, path):
         ax.set_xscale("log")
         ax.grid(alpha=0.3)
         ax = axes[1, j]
-        for rule in ("paper", "d2", "badge", "random"):
+        for rule in ("paper", "default", "badge", "random"):
             ax.plot(mean.index, mean[f"class_entropy_{rule}"], marker="o", label=rule)
         ax.plot(mean.index, mean["active_fraction"], ls=":", color="k",
                 label="active fraction")

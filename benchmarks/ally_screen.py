@@ -23,7 +23,9 @@ import numpy as np
 
 from benchmarks import cli, registry
 from benchmarks.metrics import curves, learning_curve_area, metric_info
-from benchmarks.reporting import write_csv
+from benchmarks.reporting import write_csv, write_report
+
+REFERENCES = ("random", "ALLY paper", "ALLY default without lambda (ablation)")
 
 _CANDIDATES = "benchmarks.ally_candidates"
 for _name, _fn in (("ally-d2", "ally_d2"), ("ally-gradient", "ally_gradient"),
@@ -34,6 +36,11 @@ for _name, _fn in (("ally-d2", "ally_d2"), ("ally-gradient", "ally_gradient"),
 
 #: name -> (strategy, estimator parameters, query parameters)
 ARMS = {
+    # the package's ally_query_strategy: its default rule, and the paper's rule
+    "ally": ("ally", {}, {}),
+    "ally-paper": ("ally", {}, {"method": "paper"}),
+    # the screening arms (run before the default changed, when "ally" was the paper's
+    # rule: "paper" ran it; "gradw" is the rule that became the default, pick for pick)
     "paper": ("ally", {}, {}),
     "d2": ("ally-d2", {}, {}),
     "d2-nolambda": ("ally-d2", {}, {"weight": "none"}),
@@ -53,6 +60,12 @@ ARMS = {
     "badge": ("badge", {}, {}),
     "coreset": ("coreset", {}, {}),
 }
+
+
+#: Names in the final tables (arms that are the same rule share a name).
+DISPLAY = {"ally": "ALLY default", "gradw": "ALLY default",
+           "ally-paper": "ALLY paper", "paper": "ALLY paper",
+           "grad-nolambda": "ALLY default without lambda (ablation)"}
 
 
 def make_arms(names):
@@ -120,8 +133,11 @@ def paired_markdown(table, seeds, *, task, title, references=("random", "paper")
 
 def build_parser():
     parser = cli.loop_parser("python -m benchmarks.ally_screen", __doc__.splitlines()[0])
-    parser.add_argument("--arms", default="paper,d2,d2-nolambda,random",
+    parser.add_argument("--arms", default="ally,ally-paper,grad-nolambda,random",
                         help="comma-separated arms: " + ", ".join(ARMS))
+    parser.add_argument("--report", default=None,
+                        help="also write the report with the final tables' arm names "
+                             "(ALLY default, ALLY paper, ...) into this folder")
     return parser
 
 
@@ -148,6 +164,16 @@ def main(argv=None):
     (out / "paired.md").write_text(markdown)
     write_csv(out / "paired.csv", list(dict.fromkeys(k for r in table for k in r)), table)
     print(markdown)
+    if args.report:
+        rows = [{**row, "strategy": DISPLAY.get(row["strategy"], row["strategy"])}
+                for row in result["rows"]]
+        report = Path(args.report)
+        write_report(rows, report, task=data.task, title=title)
+        table, seeds = paired_table(rows, data.task, references=REFERENCES)
+        (report / "paired.md").write_text(paired_markdown(table, seeds, task=data.task,
+                                                          title=title, references=REFERENCES))
+        write_csv(report / "paired.csv", list(dict.fromkeys(k for r in table for k in r)),
+                  table)
     print(f"wall {time.perf_counter() - start:.0f} s, torch threads {args.threads}, "
           f"pid {os.getpid()}")
     return result

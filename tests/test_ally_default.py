@@ -4,10 +4,11 @@ import numpy as np
 import pytest
 import torch
 
-from modal_ally import PDCLNet, ally_query_strategy
+from modal_ally import ally_query_strategy
 from modal_ally.strategies import kmeans_pp_gradient_selection
 from modal_ally.strategies.ally import dual_weighted_selection, validate_ally_query
 from modal_ally.strategies.badge import _class_probabilities
+from tests.helpers import mislabeled_setup
 
 
 def indices_of(result):
@@ -58,13 +59,7 @@ def test_the_duals_steer_the_draws(fitted_net, digits):
 
 
 def test_default_outlier_guard_never_draws_guarded_points(digits):
-    X, y = digits["X_train"], digits["y_train"].copy()
-    rng = np.random.RandomState(1)
-    flipped = rng.choice(len(y), 15, replace=False)
-    y[flipped] = (y[flipped] + 5) % 10
-    net = PDCLNet(max_epochs=30, random_state=0).fit(X, y)
-    outliers = X[flipped] + rng.normal(0, 0.01, X[flipped].shape).astype(np.float32)
-    X_pool = np.concatenate([digits["X_pool"][:300], outliers])
+    net, X_pool, _ = mislabeled_setup(digits)
     dual = net.predict_dual(X_pool)
     guarded = indices_of(ally_query_strategy(net, X_pool, 20, random_state=0,
                                              skip_top_quantile=0.15))

@@ -6,6 +6,7 @@ from modAL.models import ActiveLearner
 
 from modal_ally import PDCLNet, ally_query_strategy, ally_redundancy_aware_query_strategy
 from modal_ally._compat import modal_returns_scores
+from tests.helpers import mislabeled_setup
 
 
 def indices_of(result):
@@ -81,15 +82,8 @@ def test_redundancy_aware_validates_delta(fitted_net, digits):
 
 
 def test_outlier_guard_avoids_mislabeled_points(digits):
-    X, y = digits["X_train"], digits["y_train"].copy()
-    rng = np.random.RandomState(1)
-    flipped = rng.choice(len(y), 15, replace=False)
-    y[flipped] = (y[flipped] + 5) % 10
-    net = PDCLNet(max_epochs=30, random_state=0).fit(X, y)
     # the pool holds near-copies of the mislabeled training rows: the largest lambdas
-    outliers = X[flipped] + rng.normal(0, 0.01, X[flipped].shape).astype(np.float32)
-    X_pool = np.concatenate([digits["X_pool"][:300], outliers])
-    is_outlier = np.arange(len(X_pool)) >= 300
+    net, X_pool, is_outlier = mislabeled_setup(digits)
     plain = indices_of(ally_query_strategy(net, X_pool, 20, method="paper", n_clusters=1))
     # the dual head generalizes smoothly: the near-copies rank among the top ~15%
     guarded = indices_of(ally_query_strategy(net, X_pool, 20, method="paper", n_clusters=1,

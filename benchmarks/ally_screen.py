@@ -46,6 +46,7 @@ ARMS = {
     "d2-nolambda": ("ally-d2", {}, {"weight": "none"}),
     "d2-sq": ("ally-d2", {}, {"power": 2.0}),
     "d2-labeled": ("ally-d2", {}, {"labeled": True}),
+    "d2-labeled-nolambda": ("ally-d2", {}, {"labeled": True, "weight": "none"}),
     "grad": ("ally-gradient", {}, {}),
     "grad-nolambda": ("ally-gradient", {}, {"weight": "none"}),
     "unc": ("ally-uncertain", {}, {}),

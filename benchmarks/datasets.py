@@ -19,7 +19,30 @@ Data sets
 ``digits-redundant``
     The ``digits`` split with every pool row repeated ``redundancy`` times (exact copies), to
     test how strategies cope with duplicated candidates. The test set is not repeated.
-``mnist``, ``cifar10``, ``svhn``
+``parkinsons``
+    UCI Parkinsons Telemonitoring (``data_dir/parkinsons/parkinsons_updrs.data``), the
+    regression set of the ALLY paper (section 5.3): target ``total_UPDRS`` (float32, in its
+    own units), features ``age``, ``sex`` and the 16 voice measures (``Jitter(%)`` ..
+    ``PPE``), standardised with a scaler fitted on the pool rows only. ``subject#``,
+    ``test_time`` and ``motor_UPDRS`` (a part of the target) are left out. The test set is a
+    seeded random ``test_size`` share of the *recordings* (as in the paper, which splits at
+    random): every patient has recordings on both sides, so the task is to predict a known
+    patient's score from new recordings, and a strategy is rewarded for covering the
+    patients. A split by patient would measure generalisation to new patients instead, a
+    task on which 42 patients and voice features alone leave little to learn.
+``manyclass``
+    A synthetic 26-class task (:func:`sklearn.datasets.make_classification`: 20,000 rows,
+    40 features of which 30 informative, one cluster per class, ``class_sep=1.5``; the
+    data do not depend on ``random_state``, only the split does), standardised on the pool.
+    With 100 initial labels every class has about 4 labels, the regime where the paper's
+    ALLY fell below random sampling.
+``mnist``
+    Read from the IDX files in ``data_dir/MNIST/raw/`` (gzip-compressed ``*-ubyte.gz`` as
+    shipped, or uncompressed), directly and without torchvision: the 60,000 training images
+    are the pool and the 10,000 test images the test set, pixels scaled to ``[0, 1]`` and
+    flattened to 784 features (``mnist-cnn``: the same data shaped ``(1, 28, 28)`` for
+    :class:`benchmarks.modules.SmallCNN`). Nothing is downloaded or extracted.
+``cifar10``, ``svhn``
     Read with torchvision from ``data_dir``; the data sets' own train split is the pool and
     their test split the test set. Nothing is downloaded unless ``download=True``.
 """
@@ -34,11 +57,20 @@ from pathlib import Path
 
 import numpy as np
 
-DATASETS = ("digits", "breast_cancer", "wine", "diabetes", "digits-redundant", "mnist",
-            "cifar10", "svhn")
+DATASETS = ("digits", "breast_cancer", "wine", "diabetes", "digits-redundant", "manyclass",
+            "parkinsons", "mnist", "mnist-cnn", "cifar10", "svhn")
 
-_SKLEARN_DATASETS = ("digits", "breast_cancer", "wine", "diabetes", "digits-redundant")
-_TORCHVISION_DATASETS = ("mnist", "cifar10", "svhn")
+_SKLEARN_DATASETS = ("digits", "breast_cancer", "wine", "diabetes", "digits-redundant",
+                     "manyclass")
+_FILE_DATASETS = ("parkinsons", "mnist", "mnist-cnn", "cifar10", "svhn")
+#: The Parkinsons columns used as features (``subject#``, ``test_time`` and the targets
+#: ``motor_UPDRS`` / ``total_UPDRS`` are not features).
+PARKINSONS_FEATURES = (
+    "age", "sex", "Jitter(%)", "Jitter(Abs)", "Jitter:RAP", "Jitter:PPQ5", "Jitter:DDP",
+    "Shimmer", "Shimmer(dB)", "Shimmer:APQ3", "Shimmer:APQ5", "Shimmer:APQ11", "Shimmer:DDA",
+    "NHR", "HNR", "RPDE", "DFA", "PPE")
+PARKINSONS_TARGET = "total_UPDRS"
+_PARKINSONS_FILE = os.path.join("parkinsons", "parkinsons_updrs.data")
 
 #: Per-channel mean and standard deviation of the CIFAR-10 training images (RGB, in [0, 1]).
 CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
@@ -50,6 +82,7 @@ SVHN_STD = (0.1980, 0.2010, 0.1970)
 # The files torchvision 0.29 reads when it does not download (paths relative to data_dir).
 _MNIST_FILES = tuple(os.path.join("MNIST", "raw", f"{split}-{kind}-ubyte")
                      for split in ("train", "t10k") for kind in ("images-idx3", "labels-idx1"))
+_MNIST_SHAPES = {"mnist": (784,), "mnist-cnn": (1, 28, 28)}
 _CIFAR10_FILES = tuple(os.path.join("cifar-10-batches-py", name) for name in
                        (*(f"data_batch_{i}" for i in range(1, 6)), "test_batch", "batches.meta"))
 _SVHN_FILES = ("train_32x32.mat", "test_32x32.mat")
@@ -77,7 +110,8 @@ class ActiveLearningData:
     n_classes : int or None
         Number of classes; ``None`` for regression.
     module : str
-        Which shipped backbone the benchmark should use: ``"mlp"`` or ``"resnet18"``.
+        Which backbone the benchmark should use: ``"mlp"``, ``"resnet18"`` or ``"cnn"``
+        (:class:`benchmarks.modules.SmallCNN`).
     feature_shape : tuple
         ``X_pool.shape[1:]``.
     """
@@ -95,8 +129,8 @@ class ActiveLearningData:
     def __post_init__(self):
         if self.task not in ("classification", "regression"):
             raise ValueError(f"task must be 'classification' or 'regression', got {self.task!r}")
-        if self.module not in ("mlp", "resnet18"):
-            raise ValueError(f"module must be 'mlp' or 'resnet18', got {self.module!r}")
+        if self.module not in ("mlp", "resnet18", "cnn"):
+            raise ValueError(f"module must be 'mlp', 'resnet18' or 'cnn', got {self.module!r}")
         if (self.n_classes is None) != (self.task == "regression"):
             raise ValueError("n_classes must be None exactly when task is 'regression'")
         self.feature_shape = tuple(int(d) for d in self.feature_shape)
@@ -128,23 +162,25 @@ def load_dataset(name, *, data_dir=None, redundancy=1, test_size=0.3, random_sta
     name : str
         One of :data:`DATASETS`.
     data_dir : str or os.PathLike or None
-        Directory holding the torchvision data sets (``mnist``, ``cifar10``, ``svhn``), in
-        torchvision's own layout: ``MNIST/raw/*-ubyte``, ``cifar-10-batches-py/`` and
-        ``train_32x32.mat`` / ``test_32x32.mat`` directly in ``data_dir``. Required for those
-        sets; ignored for the scikit-learn ones.
+        Directory holding the data sets read from disk, in torchvision's layout:
+        ``MNIST/raw/*-ubyte[.gz]``, ``parkinsons/parkinsons_updrs.data``,
+        ``cifar-10-batches-py/`` and ``train_32x32.mat`` / ``test_32x32.mat`` directly in
+        ``data_dir`` (``/work/shared/data`` here). Required for those sets; ignored for the
+        scikit-learn and synthetic ones.
     redundancy : int, default 1
         For ``digits-redundant`` only: how many exact copies of each pool row the pool holds
         (``1`` gives plain ``digits``). Any other data set accepts only ``1``.
     test_size : float or int, default 0.3
-        Test fraction (float in ``(0, 1)``) or number of test rows (int) for the scikit-learn
-        sets; ignored for the torchvision sets, which come with their own test split.
+        Test fraction (float in ``(0, 1)``) or number of test rows (int) for the scikit-learn,
+        synthetic and Parkinsons sets; ignored for MNIST, CIFAR-10 and SVHN, which come with
+        their own test split.
     random_state : int or None, default 0
         Seeds the split, the shuffle of ``digits-redundant`` and the ``max_pool`` /
         ``max_test`` subsampling. ``None`` is not reproducible.
     download : bool, default False
-        Let torchvision download missing files (needs a network; the downloads are md5
-        checked). With ``False`` nothing is downloaded and local files are trusted as they
-        are.
+        Let torchvision download missing CIFAR-10 / SVHN files (needs a network; the
+        downloads are md5 checked). MNIST and Parkinsons are never downloaded. With ``False``
+        nothing is downloaded and local files are trusted as they are.
     max_pool, max_test : int or None, default None
         Keep at most this many pool / test rows: a seeded random subset, in the original
         order. For ``digits-redundant`` ``max_pool`` caps the final pool, keeping
@@ -182,8 +218,18 @@ def load_dataset(name, *, data_dir=None, redundancy=1, test_size=0.3, random_sta
         _check_test_size(test_size)
         return _load_sklearn(name, redundancy=redundancy, test_size=test_size,
                              random_state=random_state, max_pool=max_pool, max_test=max_test)
+    if name in ("mnist", "mnist-cnn", "parkinsons") and download:
+        raise ValueError(f"{name!r} is never downloaded: pass data_dir with its files "
+                         "(download=True applies to cifar10 and svhn only)")
     root = _check_data_dir(name, data_dir, download)
-    loader = {"mnist": _load_mnist, "cifar10": _load_cifar10, "svhn": _load_svhn}[name]
+    if name == "parkinsons":
+        _check_test_size(test_size)
+        return _load_parkinsons(root, test_size=test_size, random_state=random_state,
+                                max_pool=max_pool, max_test=max_test)
+    if name in _MNIST_SHAPES:
+        return _load_mnist(root, name=name, random_state=random_state, max_pool=max_pool,
+                           max_test=max_test)
+    loader = {"cifar10": _load_cifar10, "svhn": _load_svhn}[name]
     return loader(root, download=download, random_state=random_state, max_pool=max_pool,
                   max_test=max_test)
 
@@ -233,11 +279,13 @@ def _check_data_dir(name, data_dir, download):
     if not root.is_dir():
         raise FileNotFoundError(f"data directory {str(root)!r} for {name!r} does not exist; "
                                 f"{hint}")
-    expected = {"mnist": _MNIST_FILES, "cifar10": _CIFAR10_FILES, "svhn": _SVHN_FILES}[name]
-    missing = [f for f in expected if not (root / f).is_file()]
-    if name == "mnist" and missing and all(
-            (root / "MNIST" / "processed" / f).is_file() for f in ("training.pt", "test.pt")):
-        missing = []  # torchvision still reads its legacy processed/ cache
+    if name in _MNIST_SHAPES:
+        missing = [f + ".gz" for f in _MNIST_FILES
+                   if not ((root / f).is_file() or (root / (f + ".gz")).is_file())]
+    else:
+        expected = {"parkinsons": (_PARKINSONS_FILE,), "cifar10": _CIFAR10_FILES,
+                    "svhn": _SVHN_FILES}[name]
+        missing = [f for f in expected if not (root / f).is_file()]
     if missing:
         raise FileNotFoundError(f"data set {name!r} not found in {str(root)!r}: missing "
                                 f"{', '.join(missing)}; {hint}")
@@ -275,7 +323,10 @@ def _load_sklearn(name, *, redundancy, test_size, random_state, max_pool, max_te
     base = "digits" if name == "digits-redundant" else name
     loader = {"digits": datasets.load_digits, "breast_cancer": datasets.load_breast_cancer,
               "wine": datasets.load_wine}.get(base)
-    if base == "diabetes":
+    if base == "manyclass":
+        X, y = make_manyclass()
+        task = "classification"
+    elif base == "diabetes":
         X, y = datasets.load_diabetes(return_X_y=True, scaled=False)
         task = "regression"
     else:
@@ -360,20 +411,83 @@ def _normalize_nchw(images_nchw_uint8, mean, std):
     return X
 
 
-def _load_mnist(root, *, download, random_state, max_pool, max_test):
-    # MNIST checks only that its (uncompressed) files exist, never their md5, so the stock
-    # class is used; a subclass would also move its folder (it is named after the class).
-    from torchvision.datasets import MNIST
+def read_idx(path):
+    """Read one IDX file (``.gz`` compressed or not) into a numpy array of its own dtype."""
+    import gzip
+    import struct
 
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rb") as handle:
+        raw = handle.read()
+    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0:
+        raise ValueError(f"{str(path)!r} is not an IDX file (bad magic number)")
+    dtypes = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4",
+              0x0E: ">f8"}
+    if raw[2] not in dtypes:
+        raise ValueError(f"{str(path)!r}: unknown IDX data type 0x{raw[2]:02x}")
+    ndim = raw[3]
+    shape = struct.unpack(f">{ndim}I", raw[4:4 + 4 * ndim])
+    dtype = np.dtype(dtypes[raw[2]])
+    body = raw[4 + 4 * ndim:]
+    if len(body) != int(np.prod(shape)) * dtype.itemsize:
+        raise ValueError(f"{str(path)!r}: {len(body)} data bytes for shape {shape}")
+    return np.frombuffer(body, dtype=dtype).reshape(shape)
+
+
+def _mnist_file(root, name):
+    plain = Path(root) / name
+    return plain if plain.is_file() else plain.with_name(plain.name + ".gz")
+
+
+def _load_mnist(root, *, name, random_state, max_pool, max_test):
     pool_rng, test_rng = _split_rngs(random_state)
     parts = []
-    for train, limit, rng in ((True, max_pool, pool_rng), (False, max_test, test_rng)):
-        ds = MNIST(str(root), train=train, download=download)
-        images, labels = ds.data.numpy(), ds.targets.numpy()
+    for split, limit, rng in (("train", max_pool, pool_rng), ("t10k", max_test, test_rng)):
+        images = read_idx(_mnist_file(root, os.path.join("MNIST", "raw",
+                                                         f"{split}-images-idx3-ubyte")))
+        labels = read_idx(_mnist_file(root, os.path.join("MNIST", "raw",
+                                                         f"{split}-labels-idx1-ubyte")))
+        if images.ndim != 3 or len(images) != len(labels):
+            raise ValueError(f"MNIST {split}: {images.shape} images for {labels.shape} labels")
         rows = _subsample(len(images), limit, rng)
-        X = images[rows].reshape(len(rows), -1).astype(np.float32) / np.float32(255.0)
-        parts += [X, labels[rows]]
-    return _make("mnist", "classification", parts[0], parts[1], parts[2], parts[3], 10, "mlp")
+        X = images[rows].reshape(len(rows), *_MNIST_SHAPES[name]).astype(np.float32)
+        parts += [X / np.float32(255.0), labels[rows].astype(np.int64)]
+    module = "cnn" if name == "mnist-cnn" else "mlp"
+    return _make(name, "classification", parts[0], parts[1], parts[2], parts[3], 10, module)
+
+
+def make_manyclass():
+    """The fixed synthetic 26-class data set (X float64 (20000, 40), y int in 0..25)."""
+    from sklearn.datasets import make_classification
+
+    return make_classification(n_samples=20000, n_features=40, n_informative=30,
+                               n_redundant=0, n_classes=26, n_clusters_per_class=1,
+                               class_sep=1.5, flip_y=0.0, random_state=7)
+
+
+def _load_parkinsons(root, *, test_size, random_state, max_pool, max_test):
+    import pandas as pd
+    from sklearn.model_selection import train_test_split
+    from sklearn.preprocessing import StandardScaler
+
+    path = Path(root) / _PARKINSONS_FILE
+    table = pd.read_csv(path)
+    missing = [c for c in (*PARKINSONS_FEATURES, PARKINSONS_TARGET) if c not in table.columns]
+    if missing:
+        raise ValueError(f"{str(path)!r} lacks the columns {', '.join(missing)}")
+    X = table[list(PARKINSONS_FEATURES)].to_numpy(dtype=np.float64)
+    y = table[PARKINSONS_TARGET].to_numpy(dtype=np.float64)
+    X_pool, X_test, y_pool, y_test = train_test_split(X, y, test_size=test_size,
+                                                      random_state=random_state)
+    scaler = StandardScaler().fit(X_pool)
+    X_pool, X_test = scaler.transform(X_pool), scaler.transform(X_test)
+    pool_rng, test_rng = _split_rngs(random_state)
+    rows = _subsample(len(X_pool), max_pool, pool_rng)
+    X_pool, y_pool = X_pool[rows], y_pool[rows]
+    rows = _subsample(len(X_test), max_test, test_rng)
+    return _make("parkinsons", "regression", X_pool, y_pool, X_test[rows], y_test[rows], None,
+                 "mlp")
 
 
 def _load_cifar10(root, *, download, random_state, max_pool, max_test):

@@ -46,7 +46,9 @@ def parse_epsilons(text: str) -> list:
 
 def build_arms(epsilons, *, with_random: bool = True) -> list:
     """One ALLY arm per epsilon (``"ally eps=0.2"``), plus random sampling."""
-    arms = [Arm(f"ally eps={eps}", "ally", {"epsilon": eps}) for eps in epsilons]
+    # the paper's ALLY (method="paper"), whose epsilon the paper ablates
+    arms = [Arm(f"ally eps={eps}", "ally", {"epsilon": eps}, {"method": "paper"})
+            for eps in epsilons]
     if with_random:
         arms.append(Arm("random", "random"))
     return arms

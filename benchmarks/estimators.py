@@ -105,13 +105,18 @@ def module_for(data):
     """The module class and its ``module__*`` parameters, sized from the data.
 
     ``data.module == "mlp"``: :class:`modal_ally.MLP` (two hidden layers of 256, ReLU)
-    with ``input_dim = prod(feature_shape)``; ``"resnet18"``:
+    with ``input_dim = prod(feature_shape)``; ``"cnn"``: :class:`benchmarks.modules.SmallCNN`;
+    ``"resnet18"``:
     :class:`modal_ally.ResNet18Embedding` with ``in_channels = feature_shape[0]``.
     ``output_dim`` is the number of classes, or 1 for regression.
     """
     from modal_ally import MLP, ResNet18Embedding
 
     output_dim = int(data.n_classes) if data.task == "classification" else 1
+    if data.module == "cnn":
+        from benchmarks.modules import SmallCNN
+
+        return SmallCNN, {"output_dim": output_dim, "in_channels": int(data.feature_shape[0])}
     if data.module == "resnet18":
         return ResNet18Embedding, {"output_dim": output_dim,
                                    "in_channels": int(data.feature_shape[0])}

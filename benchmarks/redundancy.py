@@ -42,14 +42,15 @@ FIELDS = ("strategy", "redundancy", "n_seeds", "n_labels", "final_mean", "final_
 
 
 def build_arms(budget: int, low_clusters: int) -> list:
-    """The four arms: entropy, ALLY with k = ``budget`` clusters, ALLY with
+    """The four arms: entropy, the paper's ALLY with k = ``budget`` clusters, with
     k = ``low_clusters`` < ``budget``, and the redundancy-aware ALLY."""
     if not 1 <= low_clusters < budget:
         raise ValueError(f"--low-clusters must be in [1, budget={budget}), got {low_clusters}")
     return [Arm("entropy", "entropy"),
-            Arm("ally", "ally"),  # n_clusters defaults to n_instances = budget
+            # the paper's rule (section 5.5): n_clusters defaults to n_instances = budget
+            Arm("ally", "ally", query_params={"method": "paper"}),
             Arm(f"ally-lowdiv (k={low_clusters})", "ally",
-                query_params={"n_clusters": low_clusters}),
+                query_params={"method": "paper", "n_clusters": low_clusters}),
             Arm("ally-redundancy", "ally-redundancy")]
 
 

@@ -49,6 +49,7 @@ import shutil
 import threading
 import time
 import warnings
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -130,7 +131,8 @@ def fitted_net(*, n_features: int, epochs: int):
 def strategies():
     import modal_ally as ma
 
-    return {"ally": ma.ally_query_strategy,
+    # the published rule: the default rule has no Dask path yet
+    return {"ally": partial(ma.ally_query_strategy, method="paper"),
             "ally-redundancy": ma.ally_redundancy_aware_query_strategy,
             "badge": ma.badge_query_strategy, "coreset": ma.coreset_query_strategy,
             "random": ma.random_query_strategy}

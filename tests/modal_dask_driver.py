@@ -6,6 +6,7 @@ PYTHONPATH, as tests/modal_driver.py).
 
 import json
 import warnings
+from functools import partial
 
 import dask.array as da
 import modAL
@@ -16,7 +17,7 @@ from sklearn.datasets import load_digits
 import modal_ally
 from modal_ally._compat import modal_returns_scores
 
-STRATEGIES = {"ally": modal_ally.ally_query_strategy,
+STRATEGIES = {"ally": partial(modal_ally.ally_query_strategy, method="paper"),
               "ally-redundancy": modal_ally.ally_redundancy_aware_query_strategy,
               "badge": modal_ally.badge_query_strategy,
               "coreset": modal_ally.coreset_query_strategy,

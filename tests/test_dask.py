@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import weakref
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -24,7 +25,9 @@ from tests.helpers import assert_unchanged, snapshot
 da = pytest.importorskip("dask.array", reason="dask[array] is an optional extra")
 dask = pytest.importorskip("dask")
 
-ALLY = {"ally": ally_query_strategy, "ally-redundancy": ally_redundancy_aware_query_strategy}
+# A Dask pool runs ALLY's published rule (the default rule has no Dask path yet).
+ALLY = {"ally": partial(ally_query_strategy, method="paper"),
+        "ally-redundancy": ally_redundancy_aware_query_strategy}
 OPTIONS = [pytest.param({}, id="default"), pytest.param({"n_clusters": 4}, id="k4"),
            pytest.param({"max_dual": 0.3}, id="guard")]
 
@@ -301,7 +304,8 @@ from modal_ally import PDCLNet, ally_query_strategy
 X, y = load_digits(return_X_y=True)
 X = (X / 16).astype(np.float32)
 net = PDCLNet(max_epochs=2, random_state=0).fit(X[:100], y[:100])
-ally_query_strategy(net, da.from_array(X[100:], chunks=300), 5, random_state=0)
+ally_query_strategy(net, da.from_array(X[100:], chunks=300), 5, random_state=0,
+                    method='paper')
 import multiprocessing, threading
 assert not multiprocessing.active_children(), "worker processes were started"
 if "distributed" in sys.modules:  # dask.compute looks for a client; none may exist
@@ -348,3 +352,13 @@ def test_local_cluster_same_indices_and_net_shipped_once(cluster_client, fitted_
     for strategy in (badge_query_strategy, coreset_query_strategy):
         got = _indices(strategy(fitted_net, pool, 40, random_state=0))
         assert len(set(got.tolist())) == 40 and got.max() < big_pool.shape[0]
+
+
+def test_default_rule_on_a_dask_pool_says_it_runs_the_paper_rule(fitted_net, digits):
+    X_pool = digits["X_pool"]
+    expected = _indices(ally_query_strategy(fitted_net, X_pool, 8, random_state=0,
+                                            method="paper"))
+    with pytest.warns(UserWarning, match="no Dask path yet"):
+        got = _indices(ally_query_strategy(fitted_net, da.from_array(X_pool, chunks=200), 8,
+                                           random_state=0))
+    np.testing.assert_array_equal(got, expected)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import pickle
 import struct
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -348,3 +349,94 @@ def test_bad_redundancy(bad):
 def test_bad_arguments(kwargs):
     with pytest.raises(ValueError, match=next(iter(kwargs))):
         load_dataset("wine", **kwargs)
+
+
+# ----------------------------------------------------------------- gz MNIST, Parkinsons, manyclass
+SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+if not SHARED_DATA.is_dir():
+    SHARED_DATA = Path("/work/shared/data")
+
+
+def test_mnist_reads_gzip_idx_files(mnist_dir):
+    import gzip
+
+    root, files = mnist_dir
+    for path in (root / "MNIST" / "raw").iterdir():
+        path.with_name(path.name + ".gz").write_bytes(gzip.compress(path.read_bytes()))
+        path.unlink()
+    data = load_dataset("mnist", data_dir=root)
+    np.testing.assert_array_equal(data.y_test, files["t10k"][1])
+    np.testing.assert_allclose(data.X_pool, files["train"][0].reshape(30, -1) / 255.0,
+                               rtol=1e-6)
+    cnn = load_dataset("mnist-cnn", data_dir=root)
+    assert cnn.feature_shape == (1, 28, 28) and cnn.module == "cnn"
+    np.testing.assert_array_equal(cnn.X_pool.reshape(30, -1), data.X_pool)
+    with pytest.raises(ValueError, match="never downloaded"):
+        load_dataset("mnist", data_dir=root, download=True)
+
+
+def test_read_idx_rejects_other_files(tmp_path):
+    from benchmarks.datasets import read_idx
+
+    bad = tmp_path / "x-ubyte"
+    bad.write_bytes(b"\x01\x02\x03\x04rest")
+    with pytest.raises(ValueError, match="magic"):
+        read_idx(bad)
+    short = tmp_path / "y-ubyte"
+    short.write_bytes(struct.pack(">I", 0x0801) + struct.pack(">I", 5) + b"\x00\x01")
+    with pytest.raises(ValueError, match="data bytes"):
+        read_idx(short)
+
+
+def test_manyclass_is_fixed_and_standardised():
+    data = load_dataset("manyclass", max_pool=3000, random_state=1)
+    assert data.n_classes == 26 and data.feature_shape == (40,) and data.n_pool == 3000
+    assert data.n_test == 6000 and set(np.unique(data.y_test)) == set(range(26))
+    again = load_dataset("manyclass", max_pool=3000, random_state=1)
+    np.testing.assert_array_equal(data.X_pool, again.X_pool)
+    full = load_dataset("manyclass", random_state=1)
+    np.testing.assert_allclose(full.X_pool.mean(axis=0), 0.0, atol=1e-5)
+    np.testing.assert_allclose(full.X_pool.std(axis=0), 1.0, atol=1e-4)
+
+
+def test_parkinsons_missing_folder_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="parkinsons_updrs.data"):
+        load_dataset("parkinsons", data_dir=tmp_path)
+    with pytest.raises(ValueError, match="data_dir"):
+        load_dataset("parkinsons")
+
+
+def test_parkinsons_from_a_small_csv(tmp_path):
+    from benchmarks.datasets import PARKINSONS_FEATURES
+
+    folder = tmp_path / "parkinsons"
+    folder.mkdir()
+    rng = np.random.default_rng(0)
+    columns = ["subject#", "age", "sex", "test_time", "motor_UPDRS", "total_UPDRS",
+               *PARKINSONS_FEATURES[2:]]
+    table = rng.normal(size=(50, len(columns)))
+    lines = [",".join(columns)] + [",".join(f"{v:.6g}" for v in row) for row in table]
+    (folder / "parkinsons_updrs.data").write_text("\n".join(lines) + "\n")
+    data = load_dataset("parkinsons", data_dir=tmp_path, test_size=0.2, random_state=3)
+    assert data.task == "regression" and data.n_classes is None
+    assert data.feature_shape == (18,) and data.n_pool == 40 and data.n_test == 10
+    assert data.y_pool.dtype == np.float32
+    np.testing.assert_allclose(data.X_pool.mean(axis=0), 0.0, atol=1e-5)
+    target = set(np.round(table[:, columns.index("total_UPDRS")], 3))
+    assert set(np.round(data.y_pool.astype(np.float64), 3)) <= target
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "parkinsons").is_dir(),
+                    reason="the shared data folder (../shared/data/parkinsons) is absent")
+def test_parkinsons_real_file():
+    data = load_dataset("parkinsons", data_dir=SHARED_DATA)
+    assert data.n_pool + data.n_test == 5875 and data.feature_shape == (18,)
+    assert 5 < float(data.y_pool.mean()) < 60
+
+
+@pytest.mark.skipif(not (SHARED_DATA / "MNIST" / "raw").is_dir(),
+                    reason="the shared data folder (../shared/data/MNIST/raw) is absent")
+def test_mnist_real_files():
+    data = load_dataset("mnist", data_dir=SHARED_DATA, max_pool=500, max_test=200)
+    assert data.X_pool.shape == (500, 784) and data.X_test.shape == (200, 784)
+    assert set(np.unique(data.y_pool)) == set(range(10))

@@ -6,6 +6,7 @@ from modAL.models import ActiveLearner
 
 from modal_ally import PDCLNet, ally_query_strategy, ally_redundancy_aware_query_strategy
 from modal_ally._compat import modal_returns_scores
+from tests.helpers import mislabeled_setup
 
 
 def indices_of(result):
@@ -22,15 +23,17 @@ def test_returns_unique_indices_deterministically(fitted_net, digits):
 
 def test_no_diversity_is_top_b_by_predicted_lambda(fitted_net, digits):
     X_pool = digits["X_pool"]
-    chosen = indices_of(ally_query_strategy(fitted_net, X_pool, 30, n_clusters=1))
+    chosen = indices_of(ally_query_strategy(fitted_net, X_pool, 30, method="paper",
+                                               n_clusters=1))
     dual = fitted_net.predict_dual(X_pool)
     np.testing.assert_array_equal(np.sort(chosen), np.sort(np.argsort(-dual, kind="stable")[:30]))
 
 
 def test_diversity_spreads_the_batch(fitted_net, digits):
     X_pool = digits["X_pool"]
-    top = indices_of(ally_query_strategy(fitted_net, X_pool, 40, n_clusters=1))
-    spread = indices_of(ally_query_strategy(fitted_net, X_pool, 40, random_state=0))
+    top = indices_of(ally_query_strategy(fitted_net, X_pool, 40, method="paper", n_clusters=1))
+    spread = indices_of(ally_query_strategy(fitted_net, X_pool, 40, method="paper",
+                                            random_state=0))
     labels_top = len(set(digits["y_pool"][top]))
     labels_spread = len(set(digits["y_pool"][spread]))
     assert labels_spread >= labels_top
@@ -60,8 +63,8 @@ def test_all_zero_lambdas_fall_back_to_diversity(digits):
 
 def test_redundancy_aware_never_queries_copies(fitted_net, digits):
     X_pool = np.repeat(digits["X_pool"][:200], 4, axis=0)  # every sample four times
-    plain = indices_of(ally_query_strategy(fitted_net, X_pool, 40, n_clusters=5,
-                                           random_state=0))
+    plain = indices_of(ally_query_strategy(fitted_net, X_pool, 40, method="paper",
+                                           n_clusters=5, random_state=0))
     aware = indices_of(ally_redundancy_aware_query_strategy(
         fitted_net, X_pool, 40, n_clusters=5, random_state=0))
     assert len(set(plain // 4)) < 40  # informativeness alone picks copies
@@ -79,22 +82,15 @@ def test_redundancy_aware_validates_delta(fitted_net, digits):
 
 
 def test_outlier_guard_avoids_mislabeled_points(digits):
-    X, y = digits["X_train"], digits["y_train"].copy()
-    rng = np.random.RandomState(1)
-    flipped = rng.choice(len(y), 15, replace=False)
-    y[flipped] = (y[flipped] + 5) % 10
-    net = PDCLNet(max_epochs=30, random_state=0).fit(X, y)
     # the pool holds near-copies of the mislabeled training rows: the largest lambdas
-    outliers = X[flipped] + rng.normal(0, 0.01, X[flipped].shape).astype(np.float32)
-    X_pool = np.concatenate([digits["X_pool"][:300], outliers])
-    is_outlier = np.arange(len(X_pool)) >= 300
-    plain = indices_of(ally_query_strategy(net, X_pool, 20, n_clusters=1))
+    net, X_pool, is_outlier = mislabeled_setup(digits)
+    plain = indices_of(ally_query_strategy(net, X_pool, 20, method="paper", n_clusters=1))
     # the dual head generalizes smoothly: the near-copies rank among the top ~15%
-    guarded = indices_of(ally_query_strategy(net, X_pool, 20, n_clusters=1,
+    guarded = indices_of(ally_query_strategy(net, X_pool, 20, method="paper", n_clusters=1,
                                              skip_top_quantile=0.15))
     assert is_outlier[plain].sum() >= 8
     assert is_outlier[guarded].sum() <= 2
-    capped = indices_of(ally_query_strategy(net, X_pool, 20, n_clusters=1,
+    capped = indices_of(ally_query_strategy(net, X_pool, 20, method="paper", n_clusters=1,
                                             max_dual=float(np.quantile(
                                                 net.predict_dual(X_pool), 0.85))))
     assert is_outlier[capped].sum() <= 2

@@ -27,7 +27,7 @@ PACKAGE = Path(modal_ally.__file__).parent
 #: Every module's layer: a module imports only from lower layers. A module not listed
 #: is placed at UNLISTED (above the strategies, below the package's ``__init__``): list
 #: a new module here at the layer it belongs to.
-UNLISTED = 10
+UNLISTED = 11
 LAYERS = {
     "_validation": 0, "_torch_utils": 0, "_compat": 0, "_split": 0,
     "_inference": 1, "data": 1, "modules": 1, "clustering": 1, "_dask_select": 1,
@@ -37,12 +37,12 @@ LAYERS = {
     "_pdcl": 4,
     "net": 5,
     "generative": 6, "strategies._common": 6, "diagnostics._constrained": 6,
-    "strategies.ally": 7, "strategies.badge": 7, "strategies.coreset": 7,
-    "strategies.random_sampling": 7,
-    "strategies.redundancy": 8,
-    "strategies": 9,
-    "baselines": 10, "selection": 10, "diagnostics.duality": 10, "diagnostics": 10,
-    "": 11,
+    "strategies.badge": 7, "strategies.coreset": 7, "strategies.random_sampling": 7,
+    "strategies.ally": 8,  # its default rule draws in BADGE's gradient space
+    "strategies.redundancy": 9,
+    "strategies": 10,
+    "baselines": 11, "selection": 11, "diagnostics.duality": 11, "diagnostics": 11,
+    "": 12,
 }
 
 

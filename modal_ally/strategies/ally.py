@@ -1,4 +1,11 @@
-"""ALLY (Elenter et al., NeurIPS 2022, Algorithm 2) and its equitable selection rule.
+"""ALLY (Elenter et al., NeurIPS 2022): its selection rules on the predicted duals.
+
+Two rules read the dual head's predicted multipliers ``lambda_hat`` of the pool:
+
+- ``method="default"``: lambda-weighted k-means++ seeding in BADGE's gradient-embedding
+  space (Ash et al., ICLR 2020): every draw has probability ``~ lambda_hat * D^2``;
+- ``method="paper"``: the paper's Algorithm 2, k-means on the embeddings (k = b) and
+  the highest ``lambda_hat`` of every cluster (the equitable rule).
 
 Use it as any modAL strategy::
 
@@ -19,12 +26,17 @@ from .._compat import query_result
 from .._dask_ally import dask_ally_result
 from .._inference import chunk_size_of, embed, iter_chunks
 from .._torch_utils import as_tensor, eval_mode
-from .._validation import numpy_random_state
+from .._validation import check_choice, numpy_random_state
 from ..clustering import PCA_SAMPLE, kmeans, pca_fit, sample_rows
 from ..distributed import is_dask_collection
 from ._common import Query, embed_pool, validate_query
+from .badge import _class_probabilities, _select
 
-__all__ = ["ally_query_strategy", "ally_scores", "priority_order", "equitable_selection"]
+__all__ = ["ally_query_strategy", "ally_scores", "priority_order", "equitable_selection",
+           "dual_weighted_selection"]
+
+#: The values of ``ally_query_strategy(method=...)``.
+METHODS = ("default", "paper")
 
 #: Above this size (bytes of float32) the pool's embeddings are not kept: one pass
 #: keeps their PCA projection only (``_projected_pool``).
@@ -170,10 +182,7 @@ def ranked_pool(query: Query, *, keep_embeddings: bool = False):
                                  n_components=None)
     ranking = scores
     if not getattr(query.net, "dual_head_fitted_", False):
-        warnings.warn(
-            "every dual variable of the last fit was 0, so predicted lambdas carry no "
-            "information: selecting by diversity alone (the point nearest each cluster "
-            "center first)", UserWarning, stacklevel=3)
+        _no_dual_information_warning("the point nearest each cluster center first")
         ranking = -sq_dist.astype(np.float64)
     order = priority_order(ranking, labels, n_instances)
     skip = _outliers(scores, options["max_dual"], options["skip_top_quantile"])
@@ -187,6 +196,45 @@ def ranked_pool(query: Query, *, keep_embeddings: bool = False):
     return embeddings, scores, order
 
 
+def _no_dual_information_warning(what):
+    warnings.warn(
+        "every dual variable of the last fit was 0, so predicted lambdas carry no "
+        f"information: selecting by diversity alone ({what})", UserWarning, stacklevel=4)
+
+
+def dual_weighted_selection(query: Query, *, weighted=True):
+    """The default rule: k-means++ seeding in gradient-embedding space, ``~ w D^2``.
+
+    ``w`` is the predicted multiplier of each pool point (0 for points the outlier
+    guard skips; ``weighted=False``, or a dual head that saw only zeros, uses 1: the
+    same selection without the dual variables). The space is BADGE's gradient embedding
+    ``(p - onehot(argmax p)) (outer) e`` for a classifier, and for a regressor the
+    backbone embedding ``e`` itself (every sample gets the same output factor).
+    Returns the picks (in the order drawn) and the predicted lambdas of the pool.
+    """
+    net, n = query.net, query.n_instances
+    embeddings, scores = pool_scores(query)
+    embeddings = embeddings.double()
+    if getattr(net, "_task", "classification") == "regression":
+        factors = torch.full((embeddings.shape[0], 2), 0.5, dtype=torch.float64,
+                             device=embeddings.device)
+    else:
+        factors = _class_probabilities(net, embeddings.float()).double()
+    weights = torch.as_tensor(scores, dtype=torch.float64, device=embeddings.device)
+    if not getattr(net, "dual_head_fitted_", False) and weighted:
+        _no_dual_information_warning("BADGE's k-means++ on gradient embeddings")
+        weighted = False
+    if not weighted:
+        weights = torch.ones_like(weights)
+    skip = _outliers(scores, query.options["max_dual"], query.options["skip_top_quantile"])
+    if skip.any():
+        weights[torch.as_tensor(skip, device=weights.device)] = 0.0
+    if not bool((weights > 0).any()):
+        weights = torch.ones_like(weights)  # every point guarded: plain k-means++
+    selected, _ = _select(factors, embeddings, n, query.random_state, weights=weights)
+    return selected, scores
+
+
 def validate_ally_query(learner, X_pool, n_instances, *, strategy, random_state, **options):
     """:func:`validate_query` for the ALLY strategies (a numpy random state)."""
     query = validate_query(learner, X_pool, n_instances, strategy=strategy,
@@ -194,15 +242,26 @@ def validate_ally_query(learner, X_pool, n_instances, *, strategy, random_state,
     return replace(query, random_state=numpy_random_state(query.random_state))
 
 
-def ally_query_strategy(learner, X_pool, n_instances=1, *, n_clusters=None,
-                        random_state=None, max_dual=None, skip_top_quantile=None,
-                        cluster_components=32):
-    """ALLY: the most informative samples by predicted dual variable, spread over clusters.
+def ally_query_strategy(learner, X_pool, n_instances=1, *, method="default",
+                        n_clusters=None, random_state=None, max_dual=None,
+                        skip_top_quantile=None, cluster_components=32):
+    """ALLY: informative samples by predicted dual variable, spread over the pool.
 
-    Embeds the pool with the frozen backbone, predicts each sample's dual variable with
-    the dual head, clusters the embeddings into ``n_clusters`` groups and takes the
-    ``n_instances // n_clusters`` highest predicted lambdas of every cluster; leftover
-    budget goes to the next highest lambdas of the other clusters.
+    Embeds the pool with the frozen backbone and predicts each sample's dual variable
+    ``lambda_hat`` with the dual head (Elenter et al., NeurIPS 2022). Then:
+
+    - ``method="default"``: lambda-weighted k-means++ seeding. The first pick maximizes
+      ``lambda_hat * |g|^2``; every next one is drawn with probability proportional to
+      ``lambda_hat * D^2``, ``D`` its distance to the nearest pick, in BADGE's
+      gradient-embedding space ``g = (p - onehot(argmax p)) (outer) e`` (Ash et al.,
+      ICLR 2020; for a regressor, the backbone embedding ``e``). The batch seeds a
+      k-means in which every pool point weighs its predicted multiplier: informative
+      (by the duals), uncertain (by the gradient norm) and diverse at once. On held-out
+      benchmarks it saves more labels than the paper's rule (see the README).
+    - ``method="paper"``: the paper's Algorithm 2, exactly: k-means on the embeddings
+      into ``n_clusters`` groups, the ``n_instances // n_clusters`` highest predicted
+      lambdas of every cluster; leftover budget goes to the next highest lambdas of
+      the other clusters.
 
     Parameters
     ----------
@@ -214,11 +273,14 @@ def ally_query_strategy(learner, X_pool, n_instances=1, *, n_clusters=None,
         result as the numpy array (see :mod:`modal_ally.distributed`).
     n_instances : int, default 1
         Batch size b.
+    method : {"default", "paper"}, default "default"
+        The selection rule (above). ``"paper"`` is the published ALLY.
     n_clusters : int or None, default None
-        k; None uses k = b (the paper's setting; larger k is more diverse). k = 1 is
-        plain top-b by predicted lambda.
+        ``method="paper"`` only: k; None uses k = b (the paper's setting; larger k is
+        more diverse). k = 1 is plain top-b by predicted lambda.
     random_state : int, RandomState, torch.Generator or None
-        Seeds the clustering; a fixed value makes the query deterministic.
+        Seeds the draws (the clustering for ``"paper"``); a fixed value makes the query
+        deterministic.
     max_dual : float or None
         Outlier guard: skip pool points whose predicted lambda exceeds this value.
     skip_top_quantile : float in (0, 1) or None
@@ -226,7 +288,8 @@ def ally_query_strategy(learner, X_pool, n_instances=1, *, n_clusters=None,
         (possible outliers or mislabeled look-alikes). Skipped points are used only
         if nothing else is left.
     cluster_components : int or None, default 32
-        PCA dimensions the clustering works in (None: the full embedding).
+        ``method="paper"`` only: PCA dimensions the clustering works in (None: the
+        full embedding).
 
     Returns
     -------
@@ -234,12 +297,25 @@ def ally_query_strategy(learner, X_pool, n_instances=1, *, n_clusters=None,
         Unique positions in ``X_pool``. With modAL 0.4.2.x, ``(indices, scores)``
         where scores are the predicted lambdas of the picks.
     """
+    check_choice(method, "method", METHODS)
+    if method == "default" and n_clusters is not None:
+        raise ValueError("n_clusters applies to method='paper' only (the default rule "
+                         "draws b seeds, no clusters)")
     query = validate_ally_query(
         learner, X_pool, n_instances, strategy="ally_query_strategy",
         random_state=random_state, n_clusters=n_clusters, max_dual=max_dual,
         skip_top_quantile=skip_top_quantile, cluster_components=cluster_components)
     if is_dask_collection(query.X_pool):
+        if method == "default":
+            warnings.warn(
+                "the default rule (lambda-weighted k-means++ in gradient space) has no "
+                "Dask path yet: this Dask pool is queried with method='paper' (the "
+                "published ALLY, block by block); pass method='paper' to say so",
+                UserWarning, stacklevel=2)
         return dask_ally_result(query, priority_order)
-    _, scores, order = ranked_pool(query)
-    selected = order[:query.n_instances]
+    if method == "default":
+        selected, scores = dual_weighted_selection(query)
+    else:
+        _, scores, order = ranked_pool(query)
+        selected = order[:query.n_instances]
     return query_result(selected, scores[selected])

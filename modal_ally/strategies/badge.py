@@ -79,8 +79,14 @@ def _sample_proportional(weights, rng):
     return index
 
 
-def _select(probs, embeddings, n_instances, rng):
-    """:func:`kmeans_pp_gradient_selection` on checked tensors."""
+def _select(probs, embeddings, n_instances, rng, weights=None):
+    """:func:`kmeans_pp_gradient_selection` on checked tensors.
+
+    ``weights`` (>= 0, one per row; None: all 1) weigh every draw: the first pick
+    maximizes ``w |g|^2``, every next one is drawn with probability ``~ w D^2`` (the
+    k-means++ seeding of a k-means whose points weigh ``w``); rows of weight 0 come
+    only in the fill.
+    """
     n = probs.shape[0]
     dtype = torch.promote_types(probs.dtype, embeddings.dtype)
     # |a_i|^2 <= 2: only the embeddings can make the squared norms overflow
@@ -88,15 +94,17 @@ def _select(probs, embeddings, n_instances, rng):
     a = _gradient_factors(probs.to(e.dtype))
     a_sq, e_sq = (a * a).sum(dim=1), (e * e).sum(dim=1)
     g_sq = a_sq * e_sq
+    priority = g_sq if weights is None else weights.to(dtype) * g_sq
 
     chosen = torch.zeros(n, dtype=torch.bool, device=a.device)
-    first = int(torch.argmax(g_sq))
+    first = int(torch.argmax(priority))
     indices, scores = [first], [float(g_sq[first])]
     chosen[first] = True
     min_d2 = _gradient_sq_distances_to(a, e, a_sq, e_sq, g_sq, first)
     min_d2[first] = 0.0
     while len(indices) < n_instances:
-        index = _sample_proportional(min_d2, rng)
+        draw = min_d2 if weights is None else weights.to(dtype) * min_d2
+        index = _sample_proportional(draw, rng)
         if index is None:  # every remaining sample duplicates a chosen center
             break
         indices.append(index)
@@ -107,7 +115,7 @@ def _select(probs, embeddings, n_instances, rng):
         min_d2[index] = 0.0
     if len(indices) < n_instances:  # the rest is at distance 0 of the chosen centers
         rest = (~chosen).nonzero(as_tuple=True)[0]
-        order = torch.sort(g_sq[rest], descending=True, stable=True).indices
+        order = torch.sort(priority[rest], descending=True, stable=True).indices
         fill = rest[order[:n_instances - len(indices)]].tolist()
         indices += fill
         scores += [0.0] * len(fill)

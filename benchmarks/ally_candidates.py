@@ -1,0 +1,195 @@
+"""Research candidates for ALLY's selection rule (issue 7), screened by ``ally_screen.py``.
+
+Every candidate keeps ALLY's informativeness signal, the dual head's predicted multiplier
+``lambda_hat`` of each pool sample (Elenter et al., NeurIPS 2022), and changes how a batch
+is drawn from it. Each accepts ``weight="none"`` (every ``lambda_hat`` replaced by 1): the
+same selection without the dual variables, the ablation that shows what they add.
+
+``ally_d2``
+    Weighted k-means++ seeding on the backbone embeddings: the first pick is drawn with
+    probability proportional to ``w_i``, every next one proportional to
+    ``w_i * D_i^2``, ``D_i`` the distance to the nearest pick (and, with
+    ``labeled=True``, to the nearest labeled sample). ``w = lambda_hat ** power``. The batch
+    is a seeding of a k-means in which every pool point weighs its predicted multiplier.
+``ally_gradient``
+    BADGE's k-means++ in gradient-embedding space with every embedding scaled by
+    ``lambda_hat ** power``: the gradient norm (uncertainty) and the multiplier
+    (constraint violation) multiply. Classification only.
+``ally_uncertain``
+    The paper's cluster-then-argmax rule with the score ``lambda_hat * (1 - max p)``.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from sklearn.utils import check_random_state
+
+from modal_ally._compat import query_result
+from modal_ally.clustering import kmeans
+from modal_ally.strategies import ally_scores as _ally_scores
+from modal_ally.strategies import kmeans_pp_gradient_selection, priority_order
+from modal_ally.strategies.badge import _class_probabilities, _sample_proportional
+
+
+def ally_scores(net, X_pool):
+    """Pool embeddings (a tensor) and predicted lambdas (the API these candidates used)."""
+    embeddings, scores = _ally_scores(net, X_pool)
+    return torch.as_tensor(embeddings), scores
+
+__all__ = ["ally_d2", "ally_gradient", "ally_uncertain", "weighted_d2_seeding"]
+
+
+def _weights(net, scores, weight, power):
+    if weight == "none" or not getattr(net, "dual_head_fitted_", False):
+        return torch.ones(scores.shape[0], dtype=torch.float64)
+    if weight != "lambda":
+        raise ValueError(f"weight must be 'lambda' or 'none', got {weight!r}")
+    w = torch.as_tensor(scores, dtype=torch.float64).clamp_min(0) ** float(power)
+    if not bool((w > 0).any()):
+        return torch.ones_like(w)
+    return w
+
+
+def weighted_d2_seeding(embeddings, weights, n_instances, *, rng, reference=None):
+    """Draw ``n_instances`` rows by weighted k-means++ (probability ~ w * D^2).
+
+    Parameters
+    ----------
+    embeddings : torch.Tensor (n, d)
+    weights : torch.Tensor (n,), >= 0
+    n_instances : int
+    rng : numpy RandomState
+    reference : torch.Tensor (m, d) or None
+        Points that count as already chosen (the labeled set); with None the first pick
+        is drawn proportional to ``weights``.
+    """
+    E = embeddings.double()
+    w = weights.double().clone()
+    n = E.shape[0]
+    sq = (E * E).sum(dim=1)
+
+    def d2_to(centers):
+        d2 = sq[:, None] + (centers * centers).sum(dim=1)[None, :] - 2.0 * E @ centers.T
+        return d2.clamp_min_(0).min(dim=1).values
+
+    if reference is not None and reference.shape[0]:
+        min_d2 = torch.full((n,), float("inf"), dtype=torch.float64)
+        R = reference.double()
+        for start in range(0, R.shape[0], 1024):
+            min_d2 = torch.minimum(min_d2, d2_to(R[start:start + 1024]))
+    else:
+        min_d2 = torch.ones(n, dtype=torch.float64)
+    chosen = []
+    taken = torch.zeros(n, dtype=torch.bool)
+    while len(chosen) < n_instances:
+        probs = w * min_d2
+        probs[taken] = 0
+        index = _sample_proportional(probs, rng)
+        if index is None:  # the rest duplicates the picks: fill by weight
+            rest = (~taken).nonzero(as_tuple=True)[0]
+            order = torch.sort(w[rest], descending=True, stable=True).indices
+            chosen += rest[order[:n_instances - len(chosen)]].tolist()
+            break
+        chosen.append(index)
+        taken[index] = True
+        min_d2 = torch.minimum(min_d2, d2_to(E[index:index + 1]))
+    return np.asarray(chosen, dtype=np.int64)
+
+
+def ally_d2(learner, X_pool, n_instances=1, *, random_state=None, weight="lambda",
+            power=1.0, labeled=False):
+    """Weighted k-means++ on the embeddings, weights ``lambda_hat ** power``."""
+    net = getattr(learner, "estimator", learner)
+    embeddings, scores = ally_scores(net, X_pool)
+    n_instances = min(int(n_instances), embeddings.shape[0])
+    rng = check_random_state(random_state)
+    reference = torch.as_tensor(net.train_embeddings_) if labeled else None
+    w = _weights(net, scores, weight, power)
+    selected = weighted_d2_seeding(embeddings.cpu(), w, n_instances, rng=rng,
+                                   reference=reference)
+    return query_result(selected, scores[selected])
+
+
+def ally_gradient(learner, X_pool, n_instances=1, *, random_state=None, weight="lambda",
+                  power=1.0):
+    """BADGE's gradient-embedding k-means++ with embeddings scaled by ``lambda_hat``."""
+    net = getattr(learner, "estimator", learner)
+    embeddings, scores = ally_scores(net, X_pool)
+    if getattr(net, "_task", "classification") == "regression":
+        # no gradient embedding without classes: a constant factor, k-means++ on the
+        # (lambda-scaled) backbone embeddings
+        probs = torch.full((embeddings.shape[0], 2), 0.5, dtype=embeddings.dtype)
+    else:
+        probs = _class_probabilities(net, embeddings)
+    w = _weights(net, scores, weight, power).to(embeddings.dtype)
+    selected, _ = kmeans_pp_gradient_selection(
+        probs, embeddings * w[:, None], min(int(n_instances), embeddings.shape[0]),
+        random_state=check_random_state(random_state))
+    return query_result(selected, scores[selected])
+
+
+def ally_uncertain(learner, X_pool, n_instances=1, *, random_state=None, weight="lambda"):
+    """The paper's clusters (k = b), argmax of ``lambda_hat * (1 - max p)`` per cluster."""
+    net = getattr(learner, "estimator", learner)
+    embeddings, scores = ally_scores(net, X_pool)
+    n_instances = min(int(n_instances), embeddings.shape[0])
+    probs = _class_probabilities(net, embeddings).cpu().double()
+    uncertainty = (1.0 - probs.max(dim=1).values).numpy()
+    w = _weights(net, scores, weight, 1.0).numpy()
+    labels, _ = kmeans(embeddings, n_instances, random_state=random_state, n_components=32)
+    order = priority_order(w * uncertainty, labels, n_instances)
+    selected = order[:n_instances]
+    return query_result(selected, scores[selected])
+
+
+def weighted_gradient_seeding(probs, embeddings, weights, n_instances, *, rng):
+    """k-means++ in gradient-embedding space, drawn with probability ~ w * D^2.
+
+    The geometry is BADGE's (``g_i = (p_i - onehot(yhat_i)) (outer) e_i``); the
+    multipliers weigh the draw instead of scaling the space. The first pick maximizes
+    ``w * |g|^2``.
+    """
+    from modal_ally.strategies.badge import _gradient_factors, _gradient_sq_distances_to
+
+    a, e = _gradient_factors(probs.double()), embeddings.double()
+    a_sq, e_sq = (a * a).sum(dim=1), (e * e).sum(dim=1)
+    g_sq = a_sq * e_sq
+    w = weights.double()
+    n = a.shape[0]
+    taken = torch.zeros(n, dtype=torch.bool)
+    first = int(torch.argmax(w * g_sq))
+    chosen = [first]
+    taken[first] = True
+    min_d2 = _gradient_sq_distances_to(a, e, a_sq, e_sq, g_sq, first)
+    while len(chosen) < n_instances:
+        p = w * min_d2
+        p[taken] = 0
+        index = _sample_proportional(p, rng)
+        if index is None:
+            rest = (~taken).nonzero(as_tuple=True)[0]
+            order = torch.sort((w * g_sq)[rest], descending=True, stable=True).indices
+            chosen += rest[order[:n_instances - len(chosen)]].tolist()
+            break
+        chosen.append(index)
+        taken[index] = True
+        torch.minimum(min_d2, _gradient_sq_distances_to(a, e, a_sq, e_sq, g_sq, index),
+                      out=min_d2)
+    return np.asarray(chosen, dtype=np.int64)
+
+
+def ally_gradient_weighted(learner, X_pool, n_instances=1, *, random_state=None,
+                           weight="lambda", power=1.0):
+    """BADGE's geometry, draws weighted by ``lambda_hat ** power``."""
+    net = getattr(learner, "estimator", learner)
+    embeddings, scores = ally_scores(net, X_pool)
+    embeddings = embeddings.cpu()
+    if getattr(net, "_task", "classification") == "regression":
+        probs = torch.full((embeddings.shape[0], 2), 0.5, dtype=torch.float64)
+    else:
+        probs = _class_probabilities(net, embeddings).cpu()
+    w = _weights(net, scores, weight, power)
+    selected = weighted_gradient_seeding(probs, embeddings, w,
+                                         min(int(n_instances), embeddings.shape[0]),
+                                         rng=check_random_state(random_state))
+    return query_result(selected, scores[selected])

@@ -1,0 +1,69 @@
+"""The record of every screened ALLY candidate: paired tables read from the run states.
+
+Reads the ``state.json`` of ``benchmarks.ally_screen`` runs (nothing is computed), keeps
+the arms whose every seed finished all rounds, and writes one paired table per task
+(``python -m benchmarks.ally_record OUT_DIR TASK=STATE_DIR ...``).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+from benchmarks.ally_screen import paired_markdown, paired_table
+
+#: The candidates' one-line descriptions (benchmarks/ally_candidates.py).
+LEGEND = {
+    "paper": "the paper's Algorithm 2 (k-means, k = b, top lambda_hat per cluster)",
+    "gradw": "k-means++ in BADGE's gradient space, draws ~ lambda_hat * D^2 "
+             "(**the new default**)",
+    "gradw-sqrt": "as gradw, draws ~ sqrt(lambda_hat) * D^2",
+    "grad": "k-means++ in gradient space with embeddings scaled by lambda_hat",
+    "grad-sqrt": "as grad, scaled by sqrt(lambda_hat)",
+    "grad-nolambda": "k-means++ in gradient space, no lambda (= BADGE on the PDCL net; "
+                     "the ablation of gradw and grad)",
+    "unc": "paper's clusters, top lambda_hat * (1 - max p) per cluster",
+    "d2": "k-means++ on backbone embeddings, draws ~ lambda_hat * D^2",
+    "badge": "BADGE (plain net)", "random": "random", "margin": "margin (plain net)",
+    "uncertainty": "least confidence (plain net)", "entropy": "entropy (plain net)",
+    "coreset": "Coreset k-center greedy (plain net)",
+}
+
+
+def complete_rows(state_path):
+    """Rows of the arms whose every seed finished the run's largest round count."""
+    runs = json.loads(Path(state_path).read_text())["runs"]
+    rounds = max(run["rounds_done"] for run in runs.values())
+    arms = {}
+    for key, run in runs.items():
+        arm = key.split("|seed=")[0]
+        arms.setdefault(arm, []).append(run)
+    seeds = max(len(v) for v in arms.values())
+    rows = []
+    for arm_runs in arms.values():
+        if len(arm_runs) == seeds and all(r["rounds_done"] == rounds for r in arm_runs):
+            rows += [dict(row) for run in arm_runs for row in run["rows"]]
+    return rows
+
+
+def main(argv=None):
+    argv = sys.argv[1:] if argv is None else argv
+    out = Path(argv[0])
+    out.mkdir(parents=True, exist_ok=True)
+    for spec in argv[1:]:
+        task, state_dir = spec.split("=", 1)
+        rows = complete_rows(Path(state_dir) / "state.json")
+        metric_task = "regression" if task == "parkinsons" else "classification"
+        table, seeds = paired_table(rows, metric_task,
+                                    references=("random", "paper", "grad-nolambda"))
+        text = paired_markdown(table, seeds, task=metric_task, title=f"Screening: {task}",
+                               references=("random", "paper", "grad-nolambda"))
+        legend = "\n".join(f"- `{row['arm']}`: {LEGEND.get(row['arm'], '')}"
+                           for row in table)
+        (out / f"{task}.md").write_text(text + "\nArms:\n\n" + legend + "\n")
+        print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,184 @@
+"""Screen ALLY selection rules against the baselines (issue 7), paired per seed.
+
+Runs named arms through the shared modAL loop (``benchmarks/loop.py``: the same
+initial labeled set, test set and network per seed for every arm; ALLY arms train a
+PDCLNet, the others the same module without constraints) and writes, besides the usual
+``rounds.csv`` / ``summary.md`` / plot, ``paired.md`` and ``paired.csv``: per arm the area
+under the learning curve (mean +- std over seeds), on how many seeds it is the best arm,
+and its paired difference to ``random`` and to the paper's ALLY (mean +- std of the
+per-seed differences, seeds won).
+
+Example::
+
+    python -m benchmarks.ally_screen --dataset digits --arms paper,d2,random,badge
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks import cli, registry
+from benchmarks.metrics import curves, learning_curve_area, metric_info
+from benchmarks.reporting import write_csv, write_report
+
+REFERENCES = ("random", "ALLY paper", "ALLY default without lambda (ablation)")
+
+_CANDIDATES = "benchmarks.ally_candidates"
+for _name, _fn in (("ally-d2", "ally_d2"), ("ally-gradient", "ally_gradient"),
+                   ("ally-uncertain", "ally_uncertain"),
+                   ("ally-gradient-weighted", "ally_gradient_weighted")):
+    registry.STRATEGIES.setdefault(_name, registry.StrategySpec(
+        _name, f"{_CANDIDATES}:{_fn}", pdcl=True, accepts_random_state=True))
+
+#: name -> (strategy, estimator parameters, query parameters)
+ARMS = {
+    # the package's ally_query_strategy: its default rule, and the paper's rule
+    "ally": ("ally", {}, {}),
+    "ally-paper": ("ally", {}, {"method": "paper"}),
+    # the screening arms (run before the default changed, when "ally" was the paper's
+    # rule: "paper" ran it; "gradw" is the rule that became the default, pick for pick)
+    "paper": ("ally", {}, {}),
+    "d2": ("ally-d2", {}, {}),
+    "d2-nolambda": ("ally-d2", {}, {"weight": "none"}),
+    "d2-sq": ("ally-d2", {}, {"power": 2.0}),
+    "d2-labeled": ("ally-d2", {}, {"labeled": True}),
+    "d2-labeled-nolambda": ("ally-d2", {}, {"labeled": True, "weight": "none"}),
+    "grad": ("ally-gradient", {}, {}),
+    "grad-nolambda": ("ally-gradient", {}, {"weight": "none"}),
+    "unc": ("ally-uncertain", {}, {}),
+    "gradw": ("ally-gradient-weighted", {}, {}),
+    "gradw-sqrt": ("ally-gradient-weighted", {}, {"power": 0.5}),
+    "grad-sqrt": ("ally-gradient", {}, {"power": 0.5}),
+    "paper-eps-auto": ("ally", {"epsilon": "auto"}, {}),
+    "random": ("random", {}, {}),
+    "uncertainty": ("uncertainty", {}, {}),
+    "margin": ("margin", {}, {}),
+    "entropy": ("entropy", {}, {}),
+    "badge": ("badge", {}, {}),
+    "coreset": ("coreset", {}, {}),
+}
+
+
+#: Names in the final tables (arms that are the same rule share a name).
+DISPLAY = {"ally": "ALLY default", "gradw": "ALLY default",
+           "ally-paper": "ALLY paper", "paper": "ALLY paper",
+           "grad-nolambda": "ALLY default without lambda (ablation)"}
+
+
+def make_arms(names):
+    unknown = [n for n in names if n not in ARMS]
+    if unknown:
+        raise ValueError(f"unknown arms {unknown}; choose from {', '.join(ARMS)}")
+    return [registry.Arm(n, ARMS[n][0], ARMS[n][1], ARMS[n][2]) for n in names]
+
+
+def per_seed_aulc(rows):
+    """{arm: {seed: AULC}}."""
+    out = {}
+    for name, per_seed in curves(rows).items():
+        out[name] = {seed: learning_curve_area(n, m) for seed, (n, m) in per_seed.items()}
+    return out
+
+
+def paired_table(rows, task, references=("random", "paper")):
+    """Rows of the paired comparison (see the module docstring)."""
+    _, higher = metric_info(task)
+    aulc = per_seed_aulc(rows)
+    seeds = sorted(set.intersection(*(set(v) for v in aulc.values())))
+    names = list(aulc)
+    matrix = np.array([[aulc[n][s] for s in seeds] for n in names])
+    best = matrix.argmax(axis=0) if higher else matrix.argmin(axis=0)
+    table = []
+    for i, name in enumerate(names):
+        row = {"arm": name, "n_seeds": len(seeds), "aulc_mean": matrix[i].mean(),
+               "aulc_std": matrix[i].std(ddof=1) if len(seeds) > 1 else 0.0,
+               "best_on": int((best == i).sum())}
+        for ref in references:
+            if ref in aulc and ref != name:
+                diff = matrix[i] - matrix[names.index(ref)]
+                row[f"vs_{ref}_mean"] = diff.mean()
+                row[f"vs_{ref}_std"] = diff.std(ddof=1) if len(seeds) > 1 else 0.0
+                row[f"vs_{ref}_wins"] = int((diff > 0).sum() if higher else (diff < 0).sum())
+        table.append(row)
+    return table, seeds
+
+
+def paired_markdown(table, seeds, *, task, title, references=("random", "paper")):
+    metric, higher = metric_info(task)
+    lines = [f"# {title}", "",
+             f"AULC of test {metric} ({'higher' if higher else 'lower'} is better), mean ± std "
+             f"over {len(seeds)} seeds (ddof=1); *best on*: seeds on which the arm has the "
+             "best AULC of all arms; *vs X*: paired per-seed difference (arm - X), mean ± std, "
+             "and the seeds on which the arm beats X.", "",
+             "| arm | AULC | best on | " + " | ".join(f"vs {r}" for r in references) + " |",
+             "|---|---|---|" + "---|" * len(references)]
+    digits = 4 if higher else 2
+    for row in table:
+        cells = []
+        for ref in references:
+            if f"vs_{ref}_mean" in row:
+                cells.append(f"{row[f'vs_{ref}_mean']:+.{digits}f} ± "
+                             f"{row[f'vs_{ref}_std']:.{digits}f} "
+                             f"({row[f'vs_{ref}_wins']}/{row['n_seeds']})")
+            else:
+                cells.append("—")
+        lines.append(f"| {row['arm']} | {row['aulc_mean']:.{digits}f} ± "
+                     f"{row['aulc_std']:.{digits}f} | {row['best_on']}/{row['n_seeds']} | "
+                     + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def build_parser():
+    parser = cli.loop_parser("python -m benchmarks.ally_screen", __doc__.splitlines()[0])
+    parser.add_argument("--arms", default="ally,ally-paper,grad-nolambda,random",
+                        help="comma-separated arms: " + ", ".join(ARMS))
+    parser.add_argument("--report", default=None,
+                        help="also write the report with the final tables' arm names "
+                             "(ALLY default, ALLY paper, ...) into this folder")
+    return parser
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = cli.parse_loop_args(parser, argv)
+    try:
+        data = cli.load_benchmark_data(args)
+        arms = make_arms(registry.parse_names(args.arms))
+    except (ValueError, FileNotFoundError) as exc:
+        parser.error(str(exc))
+    if data.task == "regression":
+        arms = [a for a in arms if not registry.STRATEGIES[a.strategy].needs_proba
+                and a.strategy != "ally-uncertain"]
+    out = Path(args.out or Path("results", "ally_screen", args.dataset))
+    title = (f"{args.dataset} (pool {data.n_pool}, test {data.n_test}): initial {args.initial}, "
+             f"b = {args.budget}, {args.rounds} rounds, {args.epochs} epochs, "
+             f"{args.seeds} seeds")
+    start = time.perf_counter()
+    result = cli.run_benchmark(parser, args, data, arms, out, title=title,
+                                  print_report=False)
+    table, seeds = paired_table(result["rows"], data.task)
+    markdown = paired_markdown(table, seeds, task=data.task, title=title)
+    (out / "paired.md").write_text(markdown)
+    write_csv(out / "paired.csv", list(dict.fromkeys(k for r in table for k in r)), table)
+    print(markdown)
+    if args.report:
+        rows = [{**row, "strategy": DISPLAY.get(row["strategy"], row["strategy"])}
+                for row in result["rows"]]
+        report = Path(args.report)
+        write_report(rows, report, task=data.task, title=title)
+        table, seeds = paired_table(rows, data.task, references=REFERENCES)
+        (report / "paired.md").write_text(paired_markdown(table, seeds, task=data.task,
+                                                          title=title, references=REFERENCES))
+        write_csv(report / "paired.csv", list(dict.fromkeys(k for r in table for k in r)),
+                  table)
+    print(f"wall {time.perf_counter() - start:.0f} s, torch threads {args.threads}, "
+          f"pid {os.getpid()}")
+    return result
+
+
+if __name__ == "__main__":
+    main()

@@ -17,7 +17,7 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 demo: $(STAMP)
-	$(PY) -m benchmarks.learning_curves --dataset digits
+	$(PY) -m benchmarks.learning_curves --dataset digits --threads 1
 
 test: $(STAMP)
 	$(PY) -m pytest

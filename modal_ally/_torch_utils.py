@@ -69,7 +69,7 @@ def _exact_pairs(X, Y, rows, cols):
     return out
 
 
-def sq_distances(X, Y, *, X_sq=None, Y_sq=None, radius: float = 0.0):
+def sq_distances(X, Y, *, X_sq=None, Y_sq=None, radius: float = 0.0, exact: bool = True):
     """Squared Euclidean distances between the rows of ``X`` and ``Y``, shape (n, m).
 
     The fast ``|x|^2 + |y|^2 - 2 x.y`` form loses precision where the distance is
@@ -77,13 +77,14 @@ def sq_distances(X, Y, *, X_sq=None, Y_sq=None, radius: float = 0.0):
     rounding could place on either side of ``radius`` (the distance a caller compares
     with; 0 for "duplicates") are recomputed from the differences, with one tolerance
     (:func:`rounding_tolerance`), so that copies are at distance exactly 0 and the
-    comparison with ``radius`` is exact.
+    comparison with ``radius`` is exact. ``exact=False`` skips that step (k-means
+    seeding, where only large distances matter).
     """
     X_sq = (X * X).sum(dim=1) if X_sq is None else X_sq
     Y_sq = (Y * Y).sum(dim=1) if Y_sq is None else Y_sq
     sums = X_sq[:, None] + Y_sq[None, :]
     d2 = sums - 2.0 * (X @ Y.T)
-    if d2.numel():
+    if exact and d2.numel():
         slack = (rounding_tolerance(X.shape[1], X.dtype) * sums).sqrt_()
         rows, cols = (d2 <= (slack + radius).square_()).nonzero(as_tuple=True)
         if rows.numel():

@@ -24,26 +24,39 @@ import torch
 from ._torch_utils import as_tensor, sq_distances
 from ._validation import numpy_random_state
 
-__all__ = ["kmeans"]
+__all__ = ["kmeans", "pca_fit", "sample_rows"]
 
 _ASSIGN_CHUNK = 8192
 
 
+#: Rows of the sample the PCA projection is fitted on.
+PCA_SAMPLE = 20000
+
+
 def _pca_projection(X, n_components, rng):
-    n, d = X.shape
-    sample = X[_sample_rows(n, 20000, rng, X.device)]
+    return pca_fit(X[sample_rows(X.shape[0], PCA_SAMPLE, rng, X.device)], n_components)
+
+
+def pca_fit(sample, n_components):
+    """``(mean, components)`` of the top ``n_components`` principal directions of the
+    rows of ``sample``; project with ``(X - mean) @ components``."""
     mean = sample.mean(dim=0)
     centered = sample - mean
     cov = centered.T @ centered / max(sample.shape[0] - 1, 1)
     _, vectors = torch.linalg.eigh(cov.double())
-    components = vectors[:, -n_components:].flip(1).to(X.dtype)
+    components = vectors[:, -n_components:].flip(1).to(sample.dtype)
     return mean, components
 
 
-def _sample_rows(n, size, rng, device):
+def sample_rows(n, size, rng, device):
+    """Sorted positions of ``min(size, n)`` rows drawn without replacement (all rows,
+    in order, without a draw, when ``size >= n``)."""
     if size >= n:
         return torch.arange(n, device=device)
     return torch.as_tensor(np.sort(rng.choice(n, size, replace=False)), device=device)
+
+
+_sample_rows = sample_rows  # the name used before (the dask helper imports it)
 
 
 def _kmeans_pp(X, k, rng, n_rounds=32):
@@ -59,7 +72,7 @@ def _kmeans_pp(X, k, rng, n_rounds=32):
     rounds = k - 1 if n_rounds is None else min(k - 1, n_rounds)
     first = int(rng.randint(n))
     chosen = [torch.tensor([first], device=X.device)]
-    closest = sq_distances(X, X[first:first + 1])[:, 0]
+    closest = sq_distances(X, X[first:first + 1], exact=False)[:, 0]
     remaining = k - 1
     for r in range(rounds):
         m = -(-remaining // (rounds - r))  # ceil: spread the k - 1 centers over the rounds
@@ -70,7 +83,7 @@ def _kmeans_pp(X, k, rng, n_rounds=32):
         if not bool(torch.isfinite(keys[batch]).all()):  # fewer distinct points than k
             batch = torch.topk(gumbel - (closest <= 0).to(X.dtype) * 1e9, m).indices
         chosen.append(batch)
-        closest = torch.minimum(closest, sq_distances(X, X[batch]).min(dim=1).values)
+        closest = torch.minimum(closest, sq_distances(X, X[batch], exact=False).min(dim=1).values)
         closest[batch] = 0
         remaining -= m
     return X[torch.cat(chosen)]
@@ -160,7 +173,7 @@ def kmeans(embeddings, n_clusters, *, random_state=None, n_iter=10, n_components
         X = torch.cat([(X[s:s + _ASSIGN_CHUNK] - mean) @ components
                        for s in range(0, n, _ASSIGN_CHUNK)])
     size = max_samples or max(10 * k, 10_000)
-    sample = X[_sample_rows(n, size, rng, X.device)]
+    sample = X[sample_rows(n, size, rng, X.device)]
     centers = lloyd(sample, _kmeans_pp(sample, k, rng, n_rounds=seeding_rounds),
                     n_iter=n_iter, tol=tol)
     labels, dists = _assign(X, centers)

@@ -21,7 +21,7 @@ import torch
 
 from ._compat import modal_returns_scores, query_result
 from ._validation import check_array, is_dask_collection
-from .clustering import _assign, _kmeans_pp, _pca_projection, _sample_rows, lloyd
+from .clustering import _assign, _kmeans_pp, _pca_projection, lloyd, sample_rows
 
 __all__ = ["is_dask_collection", "check_dask_pool", "require_dask", "current_client"]
 
@@ -192,13 +192,13 @@ def fit_clustering(embeddings, n_clusters, rng, n_components):
     project = n_components is not None and dim > n_components
     size = max(10 * n_clusters, 10_000)
     probe = copy.deepcopy(rng)
-    wanted = [_sample_rows(n, 20000, probe, "cpu")] if project else []
-    wanted.append(_sample_rows(n, size, probe, "cpu"))
+    wanted = [sample_rows(n, 20000, probe, "cpu")] if project else []
+    wanted.append(sample_rows(n, size, probe, "cpu"))
     embeddings.prefetch(torch.unique(torch.cat(wanted)).numpy())
     mean = components = None
     if project:
         mean, components = _pca_projection(embeddings, n_components, rng)
-    sample = embeddings[_sample_rows(n, size, rng, "cpu")]
+    sample = embeddings[sample_rows(n, size, rng, "cpu")]
     if project:
         sample = (sample - mean) @ components
     centers = lloyd(sample, _kmeans_pp(sample, n_clusters, rng, n_rounds=32))

@@ -91,7 +91,7 @@ def _check_options(n_steps, step_size, normalize_gradient):
         raise TypeError(f"normalize_gradient must be True or False, got {normalize_gradient!r}")
 
 
-def enumerate_chunks(X, chunk_size, device):
+def _enumerate_chunks(X, chunk_size, device):
     """``(first row, float32 tensor)`` of each chunk of ``X`` (values checked)."""
     for index, block in enumerate(iter_chunks(X, chunk_size, device)):
         yield index * chunk_size, block
@@ -196,7 +196,7 @@ def generate_informative(estimator, X, *, n_steps: int = 50, step_size: float = 
             return dual_values(head, embeddings, scaling)
 
         # rows are independent in eval mode: one chunk at a time
-        for start, x in enumerate_chunks(X, chunk_size_of(net), device):
+        for start, x in _enumerate_chunks(X, chunk_size_of(net), device):
             rows = slice(start, start + x.shape[0])
             steps = _ascend(predicted, x, n_steps, step_size, normalize_gradient, box)
             for k, (inputs, value) in enumerate(steps):

@@ -234,3 +234,26 @@ def test_bad_value_in_a_late_chunk_is_named(learner, digits, value, message):
             ally_query_strategy(learner, pool, 3, random_state=0)
     finally:
         learner.estimator.set_params(chunk_size=4096)
+
+
+@pytest.mark.parametrize("chunk_size,pca_sample", [(4096, 20000), (64, 300)])
+def test_streamed_projection_ranks_as_the_full_embeddings(learner, digits, monkeypatch,
+                                                          chunk_size, pca_sample):
+    from modal_ally import clustering
+    from modal_ally.strategies import ally
+
+    monkeypatch.setattr(clustering, "PCA_SAMPLE", pca_sample)
+    monkeypatch.setattr(ally, "PCA_SAMPLE", pca_sample)
+    monkeypatch.setattr(ally, "STREAM_ABOVE_BYTES", 0)
+    learner.estimator.set_params(chunk_size=chunk_size)
+    try:
+        ranked = [ally.ranked_pool(ally.validate_ally_query(
+            learner, digits["X_pool"], 20, strategy="test", random_state=0, n_clusters=None,
+            max_dual=None, skip_top_quantile=None, cluster_components=32),
+            keep_embeddings=keep) for keep in (True, False)]
+    finally:
+        learner.estimator.set_params(chunk_size=4096)
+    (full, scores_full, order_full), (none, scores, order) = ranked
+    assert full is not None and none is None
+    np.testing.assert_allclose(scores, scores_full, rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(order[:20], order_full[:20])

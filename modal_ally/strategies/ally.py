@@ -13,15 +13,22 @@ import warnings
 from dataclasses import replace
 
 import numpy as np
+import torch
 
 from .._compat import query_result
 from .._dask_ally import dask_ally_result
+from .._inference import chunk_size_of, embed, iter_chunks
+from .._torch_utils import as_tensor, eval_mode
 from .._validation import numpy_random_state
-from ..clustering import kmeans
+from ..clustering import PCA_SAMPLE, kmeans, pca_fit, sample_rows
 from ..distributed import is_dask_collection
 from ._common import Query, embed_pool, validate_query
 
 __all__ = ["ally_query_strategy", "ally_scores", "priority_order", "equitable_selection"]
+
+#: Above this size (bytes of float32) the pool's embeddings are not kept: one pass
+#: keeps their PCA projection only (``_projected_pool``).
+STREAM_ABOVE_BYTES = 256 * 2**20
 
 
 def priority_order(scores, labels, n_instances):
@@ -111,13 +118,56 @@ def ally_scores(learner, X_pool):
     return embeddings.cpu().numpy(), scores
 
 
-def ranked_pool(query: Query):
-    """Embeddings, predicted lambdas and ALLY's priority order of the pool."""
+def _projected_pool(query: Query, n_clusters: int):
+    """One pass over the pool: predicted lambdas and PCA-projected embeddings.
+
+    The projection is fitted on the embeddings of a sample of pool rows drawn exactly
+    as :func:`~modal_ally.clustering.kmeans` draws it, so the clustering is the same
+    as on the full embeddings; only ``n x cluster_components`` values are kept, not
+    the ``n x embedding_dim`` embeddings. None where the full embeddings are needed
+    (no projection, one cluster per row) or small (at most ``STREAM_ABOVE_BYTES``:
+    there the sample's extra forward pass would cost more than the memory saved).
+    """
+    net, X_pool = query.net, query.X_pool
+    n, n_components = X_pool.shape[0], query.options["cluster_components"]
+    if n_components is None or n_clusters >= n:
+        return None
+    with torch.no_grad(), eval_mode(net.module_) as module:
+        probe = module.backbone(as_tensor(X_pool[:1]).to(net.device))
+    if probe[0].numel() <= n_components or n * probe[0].numel() * 4 <= STREAM_ABOVE_BYTES:
+        return None
+    rows = sample_rows(n, PCA_SAMPLE, query.random_state, "cpu")
+    sampled = X_pool[rows] if torch.is_tensor(X_pool) else X_pool[rows.numpy()]
+    # values unchecked here: every row is checked once below, before any use
+    mean, components = pca_fit(embed(net, sampled, name=None, as_numpy=False,
+                                     out_device=net.device, checked=True), n_components)
+    scores = torch.empty(n)
+    projected = torch.empty((n, n_components), device=net.device)
+    start = 0
+    with torch.no_grad(), eval_mode(net.module_) as module:
+        for block in iter_chunks(X_pool, chunk_size_of(net), net.device, name="X_pool"):
+            stop = start + block.shape[0]
+            embeddings = module.backbone(block).reshape(block.shape[0], -1).float()
+            scores[start:stop] = net.predict_dual_from_embeddings(embeddings)
+            projected[start:stop] = (embeddings - mean) @ components
+            start = stop
+    return projected, scores.numpy().astype(np.float64)
+
+
+def ranked_pool(query: Query, *, keep_embeddings: bool = False):
+    """Embeddings (None unless ``keep_embeddings``), predicted lambdas and ALLY's
+    priority order of the pool."""
     options, n_instances = query.options, query.n_instances
-    embeddings, scores = pool_scores(query)
-    labels, sq_dist = kmeans(embeddings, options["n_clusters"] or n_instances,
-                             random_state=query.random_state,
-                             n_components=options["cluster_components"])
+    k = options["n_clusters"] or n_instances
+    streamed = None if keep_embeddings else _projected_pool(query, k)
+    if streamed is None:
+        embeddings, scores = pool_scores(query)
+        labels, sq_dist = kmeans(embeddings, k, random_state=query.random_state,
+                                 n_components=options["cluster_components"])
+    else:
+        (projected, scores), embeddings = streamed, None
+        labels, sq_dist = kmeans(projected, k, random_state=query.random_state,
+                                 n_components=None)
     ranking = scores
     if not getattr(query.net, "dual_head_fitted_", False):
         warnings.warn(

@@ -145,7 +145,7 @@ def ally_redundancy_aware_query_strategy(learner, X_pool, n_instances=1, *, delt
     if is_dask_collection(query.X_pool):
         return dask_ally_result(query, priority_order, select=select_with_exclusion)
     labeled = getattr(query.net, "train_embeddings_", None)
-    embeddings, scores, order = ranked_pool(query)
+    embeddings, scores, order = ranked_pool(query, keep_embeddings=True)
     delta = query.options["delta"]
     if delta == "auto":
         delta = query.options["delta_scale"] * median_pairwise_distance(

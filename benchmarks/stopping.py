@@ -32,6 +32,9 @@ Example
 ::
 
     nice -n 10 python -m benchmarks.stopping --datasets digits,breast_cancer,wine,diabetes
+    nice -n 10 python -m benchmarks.stopping --datasets parkinsons,manyclass,mnist \\
+        --max-pool 1500 --epochs 30 --budget-fraction 0.08 --out docs/results/stopping_real \\
+        --work results/stopping_real
 """
 
 from __future__ import annotations
@@ -58,6 +61,8 @@ TAIL_ROUNDS = 3
 ACCURACY_TOLERANCE = 0.01
 MSE_TOLERANCE = 0.02
 CLASSIFICATION_ONLY = ("overall_uncertainty", "max_confidence")
+# the shared data folder next to the repository (MNIST, Parkinsons)
+DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
 
 
 def make_criteria(task, *, budget, n_pool):
@@ -274,6 +279,11 @@ def build_parser():
     parser.add_argument("--budget-fraction", type=float, default=0.04,
                         help="labels per round (and initial set) as a share of the pool")
     parser.add_argument("--max-rounds", type=int, default=40)
+    parser.add_argument("--data-dir", default=str(DEFAULT_DATA_DIR),
+                        help="folder of the data sets read from disk (mnist: MNIST/raw, "
+                             "parkinsons: parkinsons/); default: %(default)s")
+    parser.add_argument("--max-pool", type=int, default=None,
+                        help="keep at most this many pool rows (seeded subset)")
     parser.add_argument("--out", default="docs/results/stopping")
     parser.add_argument("--work", default="results/stopping")
     return parser
@@ -283,14 +293,15 @@ def run_dataset(name, args):
     """Every strategy and seed of one data set; returns the rows (with ``dataset``)."""
     from benchmarks.datasets import load_dataset
 
-    data = load_dataset(name, random_state=0)
+    data = load_dataset(name, data_dir=args.data_dir, max_pool=args.max_pool, random_state=0)
     n_pool = int(data.X_pool.shape[0])
     budget = max(2, int(round(args.budget_fraction * n_pool)))
     names = registry.parse_names(args.strategies)
     if data.task != "classification":
         names = [n for n in names if not registry.STRATEGIES[n].needs_proba]
     config = {"dataset": name, "initial": budget, "budget": budget, "epochs": args.epochs,
-              "data_random_state": 0, "criteria": "modal_ally.stopping defaults"}
+              "data_random_state": 0, "max_pool": args.max_pool,
+              "criteria": "modal_ally.stopping defaults"}
     observer = StoppingObserver(data.task, budget=budget, n_pool=n_pool)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message=".*force_all_finite.*")
@@ -329,7 +340,8 @@ def main(argv=None):
                + [{"dataset": "all", **row} for row in by_strategy] + per_dataset)
     write_csv(out / "summary.csv", list(dict.fromkeys(k for row in summary for k in row)),
               summary)
-    header = (f"{args.seeds} seeds, {args.epochs} epochs per fit, initial set and "
+    pool = "" if args.max_pool is None else f"pool capped at {args.max_pool} rows, "
+    header = (f"{args.seeds} seeds, {args.epochs} epochs per fit, {pool}initial set and "
               f"{args.budget_fraction:.0%} of the pool per round; tolerance 1 accuracy "
               f"point (MSE: 2 %) of the final metric (mean of the last {TAIL_ROUNDS} rounds)")
     write_atomic(out / "summary.md", summary_markdown(

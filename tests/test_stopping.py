@@ -414,6 +414,60 @@ def test_benchmark_judges_stops_against_the_hindsight_point():
     assert table["a"]["labels_used_fraction"] == pytest.approx(20 / 70)
 
 
+def test_benchmark_passes_data_dir_and_max_pool_to_the_loader(monkeypatch, tmp_path):
+    import benchmarks.datasets
+    from benchmarks import stopping
+
+    args = stopping.build_parser().parse_args(
+        ["--datasets", "mnist", "--data-dir", str(tmp_path), "--max-pool", "123"])
+    assert (args.data_dir, args.max_pool) == (str(tmp_path), 123)
+    default = stopping.build_parser().parse_args([])
+    repo = Path(stopping.__file__).resolve().parents[1]
+    assert Path(default.data_dir) == repo.parent / "shared" / "data"
+    assert default.max_pool is None
+    seen = {}
+
+    def fake_load(name, **kwargs):
+        seen.update(kwargs, name=name)
+        raise RuntimeError("stop here")
+
+    monkeypatch.setattr(benchmarks.datasets, "load_dataset", fake_load)
+    with pytest.raises(RuntimeError, match="stop here"):
+        stopping.run_dataset("mnist", args)
+    assert seen["name"] == "mnist" and seen["data_dir"] == str(tmp_path)
+    assert seen["max_pool"] == 123
+
+
+def test_benchmark_missing_data_dir_gives_the_loaders_error(tmp_path):
+    from benchmarks import stopping
+
+    args = stopping.build_parser().parse_args(
+        ["--datasets", "parkinsons", "--data-dir", str(tmp_path / "missing")])
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        stopping.run_dataset("parkinsons", args)
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(not (Path("/work/shared/data") / "parkinsons").is_dir(),
+                    reason="Parkinsons data not in /work/shared/data")
+def test_benchmark_runs_on_a_capped_real_pool(tmp_path):
+    import csv
+
+    from benchmarks import stopping
+
+    stopping.main(["--datasets", "parkinsons", "--data-dir", "/work/shared/data",
+                   "--max-pool", "60", "--seeds", "1", "--epochs", "1",
+                   "--budget-fraction", "0.25", "--max-rounds", "1", "--strategies",
+                   "ally,random", "--out", str(tmp_path / "out"),
+                   "--work", str(tmp_path / "work")])
+    with open(tmp_path / "out" / "rounds.csv") as handle:
+        rows = list(csv.DictReader(handle))
+    assert {row["dataset"] for row in rows} == {"parkinsons"}
+    assert len(rows) == 4  # 2 strategies x (initial fit + 1 round)
+    assert max(int(row["n_labels"]) for row in rows) == 30  # 2 x 25 % of the 60-row pool
+    assert (tmp_path / "out" / "summary.md").read_text().count("pool capped at 60 rows") == 1
+
+
 @pytest.mark.slow
 def test_learning_curves_record_every_criterion(tmp_path):
     import csv

@@ -145,7 +145,9 @@ def _projected_pool(query: Query, n_clusters: int):
     if n_components is None or n_clusters >= n:
         return None
     with torch.no_grad(), eval_mode(net.module_) as module:
-        probe = module.backbone(as_tensor(X_pool[:1]).to(net.device))
+        first = X_pool[:1]  # a copy for numpy: a read-only memmap slice cannot back a tensor
+        first = np.array(first) if isinstance(first, np.ndarray) else first
+        probe = module.backbone(as_tensor(first).to(net.device))
     if probe[0].numel() <= n_components or n * probe[0].numel() * 4 <= STREAM_ABOVE_BYTES:
         return None
     rows = sample_rows(n, PCA_SAMPLE, query.random_state, "cpu")

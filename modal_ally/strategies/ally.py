@@ -216,12 +216,12 @@ def dual_weighted_selection(query: Query, *, weighted=True):
     """
     net, n = query.net, query.n_instances
     embeddings, scores = pool_scores(query)
-    embeddings = embeddings.double()
     if getattr(net, "_task", "classification") == "regression":
         factors = torch.full((embeddings.shape[0], 2), 0.5, dtype=torch.float64,
                              device=embeddings.device)
-    else:
-        factors = _class_probabilities(net, embeddings.float()).double()
+    else:  # the head reads the float32 embeddings; the selection works in float64
+        factors = _class_probabilities(net, embeddings).double()
+    embeddings = embeddings.double()
     weights = torch.as_tensor(scores, dtype=torch.float64, device=embeddings.device)
     if not getattr(net, "dual_head_fitted_", False) and weighted:
         _no_dual_information_warning("BADGE's k-means++ on gradient embeddings")

@@ -51,7 +51,8 @@ def _weights(net, scores, weight, power):
     return w
 
 
-def weighted_d2_seeding(embeddings, weights, n_instances, *, rng, reference=None):
+def weighted_d2_seeding(embeddings, weights, n_instances, *, rng, reference=None,
+                        greedy=False):
     """Draw ``n_instances`` rows by weighted k-means++ (probability ~ w * D^2).
 
     Parameters
@@ -63,6 +64,9 @@ def weighted_d2_seeding(embeddings, weights, n_instances, *, rng, reference=None
     reference : torch.Tensor (m, d) or None
         Points that count as already chosen (the labeled set); with None the first pick
         is drawn proportional to ``weights``.
+    greedy : bool, default False
+        Take the largest ``w * D^2`` at every step instead of drawing (a weighted k-center
+        greedy: Core-Set's rule with every distance weighed by ``w``).
     """
     E = embeddings.double()
     w = weights.double().clone()
@@ -85,7 +89,10 @@ def weighted_d2_seeding(embeddings, weights, n_instances, *, rng, reference=None
     while len(chosen) < n_instances:
         probs = w * min_d2
         probs[taken] = 0
-        index = _sample_proportional(probs, rng)
+        if greedy:
+            index = int(torch.argmax(probs)) if bool((probs > 0).any()) else None
+        else:
+            index = _sample_proportional(probs, rng)
         if index is None:  # the rest duplicates the picks: fill by weight
             rest = (~taken).nonzero(as_tuple=True)[0]
             order = torch.sort(w[rest], descending=True, stable=True).indices
@@ -98,7 +105,7 @@ def weighted_d2_seeding(embeddings, weights, n_instances, *, rng, reference=None
 
 
 def ally_d2(learner, X_pool, n_instances=1, *, random_state=None, weight="lambda",
-            power=1.0, labeled=False):
+            power=1.0, labeled=False, greedy=False):
     """Weighted k-means++ on the embeddings, weights ``lambda_hat ** power``."""
     net = getattr(learner, "estimator", learner)
     embeddings, scores = ally_scores(net, X_pool)
@@ -107,7 +114,7 @@ def ally_d2(learner, X_pool, n_instances=1, *, random_state=None, weight="lambda
     reference = torch.as_tensor(net.train_embeddings_) if labeled else None
     w = _weights(net, scores, weight, power)
     selected = weighted_d2_seeding(embeddings.cpu(), w, n_instances, rng=rng,
-                                   reference=reference)
+                                   reference=reference, greedy=greedy)
     return query_result(selected, scores[selected])
 
 
@@ -179,8 +186,9 @@ def weighted_gradient_seeding(probs, embeddings, weights, n_instances, *, rng):
 
 
 def ally_gradient_weighted(learner, X_pool, n_instances=1, *, random_state=None,
-                           weight="lambda", power=1.0):
-    """BADGE's geometry, draws weighted by ``lambda_hat ** power``."""
+                           weight="lambda", power=1.0, shrink=False):
+    """BADGE's geometry, draws weighted by ``lambda_hat ** power``; with ``shrink``, by
+    ``lambda_hat + mean(lambda_hat)`` (every pool point stays drawable)."""
     net = getattr(learner, "estimator", learner)
     embeddings, scores = ally_scores(net, X_pool)
     embeddings = embeddings.cpu()
@@ -189,6 +197,8 @@ def ally_gradient_weighted(learner, X_pool, n_instances=1, *, random_state=None,
     else:
         probs = _class_probabilities(net, embeddings).cpu()
     w = _weights(net, scores, weight, power)
+    if shrink:
+        w = w + w.mean()
     selected = weighted_gradient_seeding(probs, embeddings, w,
                                          min(int(n_instances), embeddings.shape[0]),
                                          rng=check_random_state(random_state))

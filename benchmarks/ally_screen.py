@@ -24,6 +24,7 @@ import numpy as np
 from benchmarks import cli, registry
 from benchmarks.metrics import curves, learning_curve_area, metric_info
 from benchmarks.reporting import write_csv, write_report
+from benchmarks.store import STATE_FILE, RunStore, SettingsError
 
 REFERENCES = ("random", "ALLY paper", "ALLY default without lambda (ablation)")
 
@@ -54,6 +55,16 @@ ARMS = {
     "gradw-sqrt": ("ally-gradient-weighted", {}, {"power": 0.5}),
     "grad-sqrt": ("ally-gradient", {}, {"power": 0.5}),
     "paper-eps-auto": ("ally", {"epsilon": "auto"}, {}),
+    # regression: the PDCL regressor with a smaller dual step (dual_lr 0.005)
+    "ally-r": ("ally", {"dual_lr": 0.005}, {}),
+    "ally-paper-r": ("ally", {"dual_lr": 0.005}, {"method": "paper"}),
+    "d2-labeled-r": ("ally-d2", {"dual_lr": 0.005}, {"labeled": True}),
+    "d2-labeled-nolambda-r": ("ally-d2", {"dual_lr": 0.005},
+                              {"labeled": True, "weight": "none"}),
+    "d2-labeled-greedy-r": ("ally-d2", {"dual_lr": 0.005},
+                            {"labeled": True, "greedy": True}),
+    "gradw-shrink": ("ally-gradient-weighted", {}, {"shrink": True}),
+    "gradw-shrink-r": ("ally-gradient-weighted", {"dual_lr": 0.005}, {"shrink": True}),
     "random": ("random", {}, {}),
     "uncertainty": ("uncertainty", {}, {}),
     "margin": ("margin", {}, {}),
@@ -132,10 +143,29 @@ def paired_markdown(table, seeds, *, task, title, references=("random", "paper")
     return "\n".join(lines) + "\n"
 
 
+def discard(parser, args, out, names):
+    """Drop the saved curves of ``names`` from the state in ``out`` (``--rerun``)."""
+    unknown = [n for n in names if n not in registry.parse_names(args.arms)]
+    if unknown:
+        parser.error(f"--rerun names arms not in --arms: {', '.join(unknown)}")
+    if not (out / STATE_FILE).exists():
+        return
+    try:
+        with RunStore(out, cli.loop_config(args),
+                      allow_thread_change=args.allow_thread_change) as store:
+            dropped = store.discard_runs(names)
+    except SettingsError as exc:
+        parser.error(str(exc))
+    print(f"discarded {len(dropped)} saved curves of {', '.join(names)} in {out}")
+
+
 def build_parser():
     parser = cli.loop_parser("python -m benchmarks.ally_screen", __doc__.splitlines()[0])
     parser.add_argument("--arms", default="ally,ally-paper,grad-nolambda,random",
                         help="comma-separated arms: " + ", ".join(ARMS))
+    parser.add_argument("--rerun", default="",
+                        help="comma-separated arms whose saved curves in --out are "
+                             "discarded and run again (after a change to their code)")
     parser.add_argument("--report", default=None,
                         help="also write the report with the final tables' arm names "
                              "(ALLY default, ALLY paper, ...) into this folder")
@@ -158,6 +188,8 @@ def main(argv=None):
              f"b = {args.budget}, {args.rounds} rounds, {args.epochs} epochs, "
              f"{args.seeds} seeds")
     start = time.perf_counter()
+    if args.rerun:
+        discard(parser, args, out, registry.parse_names(args.rerun))
     result = cli.run_benchmark(parser, args, data, arms, out, title=title,
                                   print_report=False)
     table, seeds = paired_table(result["rows"], data.task)

@@ -113,6 +113,21 @@ class RunStore:
         self._state["runs"][key] = json.loads(json.dumps(run))
         self._write()
 
+    def discard_runs(self, arm_names) -> list[str]:
+        """Forget every saved curve of these arms (to run them again after a code change).
+
+        Returns the discarded run keys, sorted; ``state.json`` and ``rounds.csv`` are
+        rewritten once.
+        """
+        self._check_open()
+        names = set(arm_names)
+        keys = sorted(k for k in self._state["runs"] if k.split("|", 1)[0] in names)
+        for key in keys:
+            del self._state["runs"][key]
+        if keys:
+            self._write()
+        return keys
+
     def _write(self):
         write_atomic(self.state_path, json.dumps(self._state))
         rows = [row for saved in self._state["runs"].values() for row in saved["rows"]]

@@ -243,3 +243,27 @@ def test_bad_observers_are_refused(observers, error, match, tmp_path):
 def test_check_observers():
     assert loop.check_observers(None) == ()
     assert loop.check_observers([print]) == (print,)
+
+
+# ---------------------------------------------------------------- rerun after a change
+def test_discarded_arms_are_run_again_and_the_others_kept(tmp_path, capsys):
+    from benchmarks import ally_screen
+
+    args = ["--dataset", "digits", "--initial", "30", "--budget", "10", "--epochs", "2",
+            "--rounds", "1", "--seeds", "1", "--no-progress", "--out", str(tmp_path)]
+    ally_screen.main([*args, "--arms", "random,margin"])
+    before = json.loads((tmp_path / STATE_FILE).read_text())["runs"]
+    with pytest.raises(SystemExit):
+        ally_screen.main([*args, "--arms", "random,margin", "--rerun", "badge"])
+    assert "--rerun names arms not in --arms: badge" in capsys.readouterr().err
+
+    ally_screen.main([*args, "--arms", "random,margin", "--rerun", "margin"])
+    assert "discarded 1 saved curves of margin" in capsys.readouterr().out
+    after = json.loads((tmp_path / STATE_FILE).read_text())["runs"]
+    assert after["random|seed=0"] == before["random|seed=0"]  # kept, not rerun
+    assert after["margin|seed=0"]["rows"][0]["fit_s"] != before["margin|seed=0"]["rows"][0][
+        "fit_s"]  # timed again: it was run again
+    assert [r["metric"] for r in after["margin|seed=0"]["rows"]] == [
+        r["metric"] for r in before["margin|seed=0"]["rows"]]  # same seeded curve
+    rounds = list(csv.DictReader(open(tmp_path / "rounds.csv")))
+    assert sorted(r["strategy"] for r in rounds) == ["margin", "margin", "random", "random"]

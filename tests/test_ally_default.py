@@ -91,3 +91,28 @@ def test_default_on_a_regressor_is_weighted_kmeanspp_on_embeddings(fitted_regres
     everything = indices_of(ally_query_strategy(fitted_regressor, X_pool[:15], 15,
                                                 random_state=1))
     assert sorted(everything) == list(range(15))
+
+
+def test_shrunk_duals_keep_every_point_drawable():
+    from modal_ally.strategies.ally import shrunk_duals
+
+    scores = torch.tensor([0.0, 0.0, 1.0, 3.0])
+    weights = shrunk_duals(scores)
+    assert weights.dtype == torch.float64
+    np.testing.assert_allclose(weights.numpy(), [1.0, 1.0, 2.0, 4.0])  # + mean 1.0
+    assert shrunk_duals(torch.zeros(3)).eq(0).all()  # no information: the caller's case
+    assert shrunk_duals(torch.zeros(0)).numel() == 0
+
+
+def test_points_the_dual_head_scores_zero_are_still_drawn(fitted_net, digits, monkeypatch):
+    X_pool = digits["X_pool"]
+    n = len(X_pool)
+    zeroed = np.arange(n) % 2 == 0  # half the pool predicted lambda 0, the rest 1
+    fake = torch.as_tensor(np.where(zeroed, 0.0, 1.0), dtype=torch.float32)
+    monkeypatch.setattr(type(fitted_net), "predict_dual_from_embeddings",
+                        lambda self, e: fake[:e.shape[0]].clone())
+    picks = np.concatenate([dual_weighted_selection(_query(fitted_net, X_pool, 40, s))[0]
+                            for s in range(5)])
+    from_zeroed = zeroed[picks].mean()
+    # weights 0.5 and 1.5: drawable, at a third of the others' rate (up to D^2)
+    assert 0.05 < from_zeroed < 0.45

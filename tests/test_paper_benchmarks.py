@@ -47,3 +47,19 @@ def test_redundancy_rejects_bad_settings(tmp_path, capsys):
     with pytest.raises(SystemExit):
         redundancy.main(TINY + ["--low-clusters", "10", "--out", str(tmp_path)])
     assert "low-clusters" in capsys.readouterr().err
+
+
+@pytest.mark.filterwarnings("ignore:every dual variable:UserWarning")  # dual_lr 0: expected
+def test_dual_step_compares_pdcl_with_the_unconstrained_net(tmp_path):
+    from benchmarks import dual_step
+
+    rows = dual_step.main(["--datasets", "diabetes", "--sizes", "40", "--dual-lrs",
+                           "0.05,0", "--seeds", "1", "--epochs", "3", "--out", str(tmp_path)])
+    nets = [(r["net"], r["dual_lr"]) for r in rows]
+    assert nets == [("unconstrained", 0.0), ("PDCL", 0.05), ("PDCL", 0.0)]
+    assert all(r["metric"] > 0 and r["ratio"] == r["metric"] / rows[0]["metric"]
+               for r in rows)
+    # dual_lr 0 with the default epsilon: every multiplier stays 0, the very same net
+    assert rows[2]["ratio"] == pytest.approx(1.0, rel=1e-4)
+    assert "| 40 | PDCL | 0.05 |" in (tmp_path / "dual_step.md").read_text()
+    assert (tmp_path / "dual_step.csv").exists()

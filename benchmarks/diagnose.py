@@ -10,10 +10,11 @@ points are worth to the current model, their true loss ``l(f(x), y)``:
   (the dual head on the pool), ``1 - margin``, the entropy, BADGE's gradient norm
   ``|p - onehot(yhat)| |e|``;
 - the dual state at the end of training: the share of active constraints
-  (``lambda > 0``) and the mean multiplier;
+  (``lambda > 0``) and the mean multiplier; the share of the pool whose predicted
+  multiplier is 0 (a draw weighted by ``lambda_hat`` alone never reaches it);
 - test accuracy;
 - one batch of b = 100 drawn by the paper's rule (k-means with k = b, argmax
-  ``lambda_hat`` per cluster), by the new default (lambda-weighted k-means++ in gradient space), by
+  ``lambda_hat`` per cluster), by the default (k-means++ in gradient space, draws weighted by the shrunk duals), by
   BADGE and at random: how many classes it covers (normalized entropy of its class
   histogram), its mean true loss, and for the paper's rule how far its picks are from
   their cluster center (percentile among the cluster's members: 100 = the farthest).
@@ -123,6 +124,8 @@ def measure(data, seed, n, budget):
            "train_spearman_head": _spearman(
                net.predict_dual_from_embeddings(net.train_embeddings_).numpy(), net.lambdas_),
            "rho_lambda": _spearman(scores, loss),
+           # pool rows a draw ~ lambda_hat * D^2 can never reach
+           "pool_zero_fraction": float((scores <= 1e-6).mean()),
            "rho_margin": _spearman(top2[:, 0] - top2[:, 1], loss),
            "rho_entropy": _spearman(entropy, loss), "rho_gradnorm": _spearman(grad_norm, loss)}
     batches, pct = _batches(net, X_rest, embeddings, scores, probs, seed)

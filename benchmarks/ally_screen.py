@@ -5,8 +5,8 @@ initial labeled set, test set and network per seed for every arm; ALLY arms trai
 PDCLNet, the others the same module without constraints) and writes, besides the usual
 ``rounds.csv`` / ``summary.md`` / plot, ``paired.md`` and ``paired.csv``: per arm the area
 under the learning curve (mean +- std over seeds), on how many seeds it is the best arm,
-and its paired difference to ``random`` and to the paper's ALLY (mean +- std of the
-per-seed differences, seeds won).
+and its paired difference to ``random``, to the paper's ALLY and to the best other arm
+(by mean AULC; mean +- std of the per-seed differences, seeds won).
 
 Example::
 
@@ -108,9 +108,15 @@ def paired_table(rows, task, references=("random", "paper")):
         row = {"arm": name, "n_seeds": len(seeds), "aulc_mean": matrix[i].mean(),
                "aulc_std": matrix[i].std(ddof=1) if len(seeds) > 1 else 0.0,
                "best_on": int((best == i).sum())}
-        for ref in references:
-            if ref in aulc and ref != name:
-                diff = matrix[i] - matrix[names.index(ref)]
+        others = [j for j in range(len(names)) if j != i]
+        if others:  # the best other arm by mean AULC
+            means = matrix[others].mean(axis=1)
+            j = others[int(means.argmax() if higher else means.argmin())]
+            row["best_other"] = names[j]
+        for ref in [*references, "best_other"]:
+            target = row.get("best_other") if ref == "best_other" else ref
+            if target in aulc and target != name:
+                diff = matrix[i] - matrix[names.index(target)]
                 row[f"vs_{ref}_mean"] = diff.mean()
                 row[f"vs_{ref}_std"] = diff.std(ddof=1) if len(seeds) > 1 else 0.0
                 row[f"vs_{ref}_wins"] = int((diff > 0).sum() if higher else (diff < 0).sum())
@@ -124,17 +130,20 @@ def paired_markdown(table, seeds, *, task, title, references=("random", "paper")
              f"AULC of test {metric} ({'higher' if higher else 'lower'} is better), mean ± std "
              f"over {len(seeds)} seeds (ddof=1); *best on*: seeds on which the arm has the "
              "best AULC of all arms; *vs X*: paired per-seed difference (arm - X), mean ± std, "
-             "and the seeds on which the arm beats X.", "",
-             "| arm | AULC | best on | " + " | ".join(f"vs {r}" for r in references) + " |",
-             "|---|---|---|" + "---|" * len(references)]
+             "and the seeds on which the arm beats X; *vs the best other arm*: the same against "
+             "the arm with the best mean AULC besides this one (named).", "",
+             "| arm | AULC | best on | " + " | ".join(f"vs {r}" for r in references)
+             + " | vs the best other arm |",
+             "|---|---|---|" + "---|" * (len(references) + 1)]
     digits = 4 if higher else 2
     for row in table:
         cells = []
-        for ref in references:
+        for ref in [*references, "best_other"]:
             if f"vs_{ref}_mean" in row:
                 cells.append(f"{row[f'vs_{ref}_mean']:+.{digits}f} ± "
                              f"{row[f'vs_{ref}_std']:.{digits}f} "
-                             f"({row[f'vs_{ref}_wins']}/{row['n_seeds']})")
+                             f"({row[f'vs_{ref}_wins']}/{row['n_seeds']})"
+                             + (f" {row['best_other']}" if ref == "best_other" else ""))
             else:
                 cells.append("—")
         lines.append(f"| {row['arm']} | {row['aulc_mean']:.{digits}f} ± "

@@ -63,3 +63,24 @@ def test_dual_step_compares_pdcl_with_the_unconstrained_net(tmp_path):
     assert rows[2]["ratio"] == pytest.approx(1.0, rel=1e-4)
     assert "| 40 | PDCL | 0.05 |" in (tmp_path / "dual_step.md").read_text()
     assert (tmp_path / "dual_step.csv").exists()
+
+
+def test_paired_table_names_the_best_other_arm():
+    from benchmarks.ally_screen import paired_markdown, paired_table
+
+    level = {"a": [0.5, 0.6, 0.7], "b": [0.55, 0.65, 0.75], "c": [0.4, 0.5, 0.6]}
+    rows = [{"strategy": arm, "seed": seed, "round": r, "n_labels": 10 * (r + 1),
+             "metric": level[arm][seed] + 0.01 * r}
+            for arm in level for seed in range(3) for r in range(2)]
+    table, seeds = paired_table(rows, "classification", references=("c",))
+    by_arm = {row["arm"]: row for row in table}
+    assert seeds == [0, 1, 2]
+    assert by_arm["a"]["best_other"] == "b" and by_arm["b"]["best_other"] == "a"
+    assert by_arm["a"]["vs_best_other_mean"] == pytest.approx(-0.05)
+    assert by_arm["a"]["vs_best_other_wins"] == 0 and by_arm["b"]["vs_best_other_wins"] == 3
+    assert by_arm["a"]["vs_c_wins"] == 3 and "vs_c_mean" not in by_arm["c"]
+    text = paired_markdown(table, seeds, task="classification", title="t", references=("c",))
+    assert "| -0.0500 ± 0.0000 (0/3) b |" in text
+    # regression: lower is better, so the best other arm has the lowest AULC
+    table, _ = paired_table(rows, "regression", references=())
+    assert {row["arm"]: row["best_other"] for row in table} == {"a": "c", "b": "c", "c": "a"}

@@ -14,10 +14,11 @@ points are worth to the current model, their true loss ``l(f(x), y)``:
   multiplier is 0 (a draw weighted by ``lambda_hat`` alone never reaches it);
 - test accuracy;
 - one batch of b = 100 drawn by the paper's rule (k-means with k = b, argmax
-  ``lambda_hat`` per cluster), by the default (k-means++ in gradient space, draws weighted by the shrunk duals), by
-  BADGE and at random: how many classes it covers (normalized entropy of its class
-  histogram), its mean true loss, and for the paper's rule how far its picks are from
-  their cluster center (percentile among the cluster's members: 100 = the farthest).
+  ``lambda_hat`` per cluster), by the default (k-means++ in gradient space, draws
+  weighted by the shrunk duals), by BADGE and at random: how many classes it covers
+  (normalized entropy of its class histogram), its mean true loss, and for the paper's
+  rule how far its picks are from their cluster center (percentile among the cluster's
+  members: 100 = the farthest).
 
 Budgets: ``epochs50`` (the paper's 50 epochs: 100 optimizer steps at n = 100) and
 ``steps500`` (at least 500 optimizer steps: ``max(50, ceil(500 / batches per epoch))``

@@ -17,7 +17,23 @@ from benchmarks.ally_screen import paired_markdown, paired_table
 LEGEND = {
     "paper": "the paper's Algorithm 2 (k-means, k = b, top lambda_hat per cluster)",
     "gradw": "k-means++ in BADGE's gradient space, draws ~ lambda_hat * D^2 "
-             "(**the new default**)",
+             "(the default before the shrunk duals)",
+    "ally": "the package's ally_query_strategy default when the run was made (on the "
+            "*_shrunk and parkinsons_dual_step tables: draws ~ lambda_hat * D^2, as gradw)",
+    "ally-paper": "the package's method='paper' (Algorithm 2)",
+    "gradw-shrink": "as gradw, draws ~ (lambda_hat + mean lambda_hat) * D^2 "
+                    "(**the default rule now**; on parkinsons_dual_step it ran with the "
+                    "regressor's dual_lr of then, 0.05)",
+    "gradw-shrink-r": "gradw-shrink, PDCLRegressor with dual_lr 0.005 "
+                      "(**the default now**, regression)",
+    "ally-r": "gradw (the default before), PDCLRegressor with dual_lr 0.005",
+    "ally-paper-r": "the paper's Algorithm 2, PDCLRegressor with dual_lr 0.005",
+    "d2-labeled": "k-means++ on backbone embeddings, D also to the labeled set, "
+                  "draws ~ lambda_hat * D^2",
+    "d2-labeled-r": "d2-labeled, PDCLRegressor with dual_lr 0.005",
+    "d2-labeled-nolambda-r": "d2-labeled without lambda (D^2 only), dual_lr 0.005",
+    "d2-labeled-greedy-r": "d2-labeled, the largest lambda_hat * D^2 at every step "
+                           "(weighted k-center greedy), dual_lr 0.005",
     "gradw-sqrt": "as gradw, draws ~ sqrt(lambda_hat) * D^2",
     "grad": "k-means++ in gradient space with embeddings scaled by lambda_hat",
     "grad-sqrt": "as grad, scaled by sqrt(lambda_hat)",
@@ -54,11 +70,14 @@ def main(argv=None):
     for spec in argv[1:]:
         task, state_dir = spec.split("=", 1)
         rows = complete_rows(Path(state_dir) / "state.json")
-        metric_task = "regression" if task == "parkinsons" else "classification"
-        table, seeds = paired_table(rows, metric_task,
-                                    references=("random", "paper", "grad-nolambda"))
+        metric_task = ("regression" if task.startswith(("parkinsons", "diabetes"))
+                       else "classification")
+        arms = {row["strategy"] for row in rows}
+        references = [r for r in ("random", "paper", "ally-paper", "grad-nolambda", "ally")
+                      if r in arms]
+        table, seeds = paired_table(rows, metric_task, references=references)
         text = paired_markdown(table, seeds, task=metric_task, title=f"Screening: {task}",
-                               references=("random", "paper", "grad-nolambda"))
+                               references=references)
         legend = "\n".join(f"- `{row['arm']}`: {LEGEND.get(row['arm'], '')}"
                            for row in table)
         (out / f"{task}.md").write_text(text + "\nArms:\n\n" + legend + "\n")

@@ -105,7 +105,7 @@ def weighted_d2_seeding(embeddings, weights, n_instances, *, rng, reference=None
 
 
 def ally_d2(learner, X_pool, n_instances=1, *, random_state=None, weight="lambda",
-            power=1.0, labeled=False, greedy=False):
+            power=1.0, labeled=False, greedy=False, shrink=False):
     """Weighted k-means++ on the embeddings, weights ``lambda_hat ** power``."""
     net = getattr(learner, "estimator", learner)
     embeddings, scores = ally_scores(net, X_pool)
@@ -113,6 +113,8 @@ def ally_d2(learner, X_pool, n_instances=1, *, random_state=None, weight="lambda
     rng = check_random_state(random_state)
     reference = torch.as_tensor(net.train_embeddings_) if labeled else None
     w = _weights(net, scores, weight, power)
+    if shrink:
+        w = w + w.mean()
     selected = weighted_d2_seeding(embeddings.cpu(), w, n_instances, rng=rng,
                                    reference=reference, greedy=greedy)
     return query_result(selected, scores[selected])

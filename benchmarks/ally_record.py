@@ -26,6 +26,11 @@ LEGEND = {
                     "regressor's dual_lr of then, 0.05)",
     "gradw-shrink-r": "gradw-shrink, PDCLRegressor with dual_lr 0.005 "
                       "(**the default now**, regression)",
+    "d2-labeled-shrink-r": "d2-labeled with the shrunk weights lambda_hat + mean, "
+                           "dual_lr 0.005",
+    "d2-labeled-greedy-shrink-r": "d2-labeled-greedy with the shrunk weights, dual_lr 0.005",
+    "gradw-dlr05": "gradw with the regressor's former dual_lr 0.05 (the regression "
+                   "default before this change)",
     "ally-r": "gradw (the default before), PDCLRegressor with dual_lr 0.005",
     "ally-paper-r": "the paper's Algorithm 2, PDCLRegressor with dual_lr 0.005",
     "d2-labeled": "k-means++ on backbone embeddings, D also to the labeled set, "

@@ -64,6 +64,11 @@ ARMS = {
     "d2-labeled-greedy-r": ("ally-d2", {"dual_lr": 0.005},
                             {"labeled": True, "greedy": True}),
     "gradw-shrink": ("ally-gradient-weighted", {}, {"shrink": True}),
+    "d2-labeled-shrink-r": ("ally-d2", {"dual_lr": 0.005}, {"labeled": True, "shrink": True}),
+    "d2-labeled-greedy-shrink-r": ("ally-d2", {"dual_lr": 0.005},
+                                   {"labeled": True, "greedy": True, "shrink": True}),
+    # the previous default for a regressor: gradw with the regressor's former dual_lr
+    "gradw-dlr05": ("ally-gradient-weighted", {"dual_lr": 0.05}, {}),
     "gradw-shrink-r": ("ally-gradient-weighted", {"dual_lr": 0.005}, {"shrink": True}),
     "random": ("random", {}, {}),
     "uncertainty": ("uncertainty", {}, {}),

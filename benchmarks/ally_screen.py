@@ -100,8 +100,24 @@ def per_seed_aulc(rows):
     return out
 
 
-def paired_table(rows, task, references=("random", "paper")):
-    """Rows of the paired comparison (see the module docstring)."""
+def _best_other(matrix, names, i, eligible, higher):
+    """The name of the best arm by mean AULC among ``eligible`` ones other than arm i."""
+    others = [j for j, name in enumerate(names) if j != i and name in eligible]
+    if not others:
+        return None
+    means = matrix[others].mean(axis=1)
+    return names[others[int(means.argmax() if higher else means.argmin())]]
+
+
+#: The comparisons against the best other arm: column key -> markdown header.
+BEST = {"best_other": "vs the best other arm", "best_baseline": "vs the best baseline"}
+
+
+def paired_table(rows, task, references=("random", "paper"), baselines=None):
+    """Rows of the paired comparison (see the module docstring).
+
+    ``baselines`` (names): also compare every arm with the best of these (``best_baseline``).
+    """
     _, higher = metric_info(task)
     aulc = per_seed_aulc(rows)
     seeds = sorted(set.intersection(*(set(v) for v in aulc.values())))
@@ -112,14 +128,12 @@ def paired_table(rows, task, references=("random", "paper")):
     for i, name in enumerate(names):
         row = {"arm": name, "n_seeds": len(seeds), "aulc_mean": matrix[i].mean(),
                "aulc_std": matrix[i].std(ddof=1) if len(seeds) > 1 else 0.0,
-               "best_on": int((best == i).sum())}
-        others = [j for j in range(len(names)) if j != i]
-        if others:  # the best other arm by mean AULC
-            means = matrix[others].mean(axis=1)
-            j = others[int(means.argmax() if higher else means.argmin())]
-            row["best_other"] = names[j]
-        for ref in [*references, "best_other"]:
-            target = row.get("best_other") if ref == "best_other" else ref
+               "best_on": int((best == i).sum()),
+               "best_other": _best_other(matrix, names, i, names, higher)}
+        if baselines is not None:
+            row["best_baseline"] = _best_other(matrix, names, i, set(baselines), higher)
+        for ref in [*references, *BEST]:
+            target = row.get(ref) if ref in BEST else ref
             if target in aulc and target != name:
                 diff = matrix[i] - matrix[names.index(target)]
                 row[f"vs_{ref}_mean"] = diff.mean()
@@ -131,24 +145,26 @@ def paired_table(rows, task, references=("random", "paper")):
 
 def paired_markdown(table, seeds, *, task, title, references=("random", "paper")):
     metric, higher = metric_info(task)
+    best = [key for key in BEST if any(key in row for row in table)]
     lines = [f"# {title}", "",
              f"AULC of test {metric} ({'higher' if higher else 'lower'} is better), mean ± std "
              f"over {len(seeds)} seeds (ddof=1); *best on*: seeds on which the arm has the "
              "best AULC of all arms; *vs X*: paired per-seed difference (arm - X), mean ± std, "
-             "and the seeds on which the arm beats X; *vs the best other arm*: the same against "
-             "the arm with the best mean AULC besides this one (named).", "",
+             "and the seeds on which the arm beats X; *vs the best other arm* (*baseline*): "
+             "the same against the arm (the strategy other than ALLY) with the best mean AULC "
+             "besides this one, named.", "",
              "| arm | AULC | best on | " + " | ".join(f"vs {r}" for r in references)
-             + " | vs the best other arm |",
-             "|---|---|---|" + "---|" * (len(references) + 1)]
+             + "".join(f" | {BEST[key]}" for key in best) + " |",
+             "|---|---|---|" + "---|" * (len(references) + len(best))]
     digits = 4 if higher else 2
     for row in table:
         cells = []
-        for ref in [*references, "best_other"]:
+        for ref in [*references, *best]:
             if f"vs_{ref}_mean" in row:
                 cells.append(f"{row[f'vs_{ref}_mean']:+.{digits}f} ± "
                              f"{row[f'vs_{ref}_std']:.{digits}f} "
                              f"({row[f'vs_{ref}_wins']}/{row['n_seeds']})"
-                             + (f" {row['best_other']}" if ref == "best_other" else ""))
+                             + (f" {row[ref]}" if ref in BEST else ""))
             else:
                 cells.append("—")
         lines.append(f"| {row['arm']} | {row['aulc_mean']:.{digits}f} ± "
@@ -216,7 +232,10 @@ def main(argv=None):
                 for row in result["rows"]]
         report = Path(args.report)
         write_report(rows, report, task=data.task, title=title)
-        table, seeds = paired_table(rows, data.task, references=REFERENCES)
+        baselines = {row["strategy"] for row in rows
+                     if not row["strategy"].startswith("ALLY")}
+        table, seeds = paired_table(rows, data.task, references=REFERENCES,
+                                    baselines=baselines)
         (report / "paired.md").write_text(paired_markdown(table, seeds, task=data.task,
                                                           title=title, references=REFERENCES))
         write_csv(report / "paired.csv", list(dict.fromkeys(k for r in table for k in r)),

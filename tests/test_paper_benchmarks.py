@@ -84,3 +84,22 @@ def test_paired_table_names_the_best_other_arm():
     # regression: lower is better, so the best other arm has the lowest AULC
     table, _ = paired_table(rows, "regression", references=())
     assert {row["arm"]: row["best_other"] for row in table} == {"a": "c", "b": "c", "c": "a"}
+
+
+def test_paired_table_names_the_best_baseline():
+    from benchmarks.ally_screen import paired_markdown, paired_table
+
+    level = {"ALLY x": [0.6, 0.7], "b": [0.5, 0.6], "c": [0.58, 0.5]}
+    rows = [{"strategy": arm, "seed": seed, "round": 0, "n_labels": 10,
+             "metric": level[arm][seed]} for arm in level for seed in range(2)]
+    table, seeds = paired_table(rows, "classification", references=(), baselines={"b", "c"})
+    by_arm = {row["arm"]: row for row in table}
+    assert by_arm["ALLY x"]["best_baseline"] == "b"  # mean 0.55 against c's 0.54
+    assert by_arm["ALLY x"]["vs_best_baseline_mean"] == pytest.approx(0.1)
+    assert by_arm["b"]["best_baseline"] == "c" and by_arm["b"]["best_other"] == "ALLY x"
+    text = paired_markdown(table, seeds, task="classification", title="t", references=())
+    assert "| vs the best other arm | vs the best baseline |" in text
+    assert "+0.1000 ± 0.0000 (2/2) b |" in text
+    plain, _ = paired_table(rows, "classification", references=())
+    assert "vs the best baseline" not in paired_markdown(plain, seeds, task="classification",
+                                                         title="t", references=())

@@ -169,10 +169,11 @@ def test_float32_overflow_and_quantile_guard_refused(fitted_net, digits):
     X_pool = digits["X_pool"].astype(np.float64)
     X_pool[123, 4] = 1e300
     with pytest.raises(ValueError, match="overflow float32"):
-        ally_query_strategy(fitted_net, da.from_array(X_pool, chunks=100), 5)
+        ally_query_strategy(fitted_net, da.from_array(X_pool, chunks=100), 5,
+                            method="paper")
     with pytest.raises(ValueError, match="use max_dual"):
         ally_query_strategy(fitted_net, da.from_array(digits["X_pool"], chunks=100), 5,
-                            skip_top_quantile=0.1)
+                            method="paper", skip_top_quantile=0.1)
 
 
 STRATEGIES = {**ALLY, "badge": badge_query_strategy, "coreset": coreset_query_strategy,

@@ -29,6 +29,9 @@ LEGEND = {
     "d2-labeled-shrink-r": "d2-labeled with the shrunk weights lambda_hat + mean, "
                            "dual_lr 0.005",
     "d2-labeled-greedy-shrink-r": "d2-labeled-greedy with the shrunk weights, dual_lr 0.005",
+    "ally-paper-k1": "the paper's rule with k = 1: top-b by lambda_hat",
+    "ally-paper-k20": "the paper's rule with k = 20 clusters (b = 100: 5 picks per cluster)",
+    "ally-paper-k50": "the paper's rule with k = 50 clusters (2 picks per cluster)",
     "gradw-dlr05": "gradw with the regressor's former dual_lr 0.05 (the regression "
                    "default before this change)",
     "ally-r": "gradw (the default before), PDCLRegressor with dual_lr 0.005",

@@ -63,6 +63,10 @@ ARMS = {
                               {"labeled": True, "weight": "none"}),
     "d2-labeled-greedy-r": ("ally-d2", {"dual_lr": 0.005},
                             {"labeled": True, "greedy": True}),
+    # the paper's rule with k clusters other than b (k = 1: plain top-b by lambda_hat)
+    "ally-paper-k1": ("ally", {}, {"method": "paper", "n_clusters": 1}),
+    "ally-paper-k20": ("ally", {}, {"method": "paper", "n_clusters": 20}),
+    "ally-paper-k50": ("ally", {}, {"method": "paper", "n_clusters": 50}),
     "gradw-shrink": ("ally-gradient-weighted", {}, {"shrink": True}),
     "d2-labeled-shrink-r": ("ally-d2", {"dual_lr": 0.005}, {"labeled": True, "shrink": True}),
     "d2-labeled-greedy-shrink-r": ("ally-d2", {"dual_lr": 0.005},

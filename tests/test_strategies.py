@@ -121,3 +121,12 @@ def test_ally_with_a_regressor(fitted_regressor, diabetes):
     chosen = indices_of(ally_redundancy_aware_query_strategy(fitted_regressor, X_pool, 10,
                                                              random_state=0))
     assert len(set(chosen)) == 10
+
+
+def test_more_clusters_than_queries_is_top_b(fitted_net, digits):
+    # every cluster's quota b // k is 0 for k > b: the order is the plain score order
+    X_pool = digits["X_pool"]
+    top = indices_of(ally_query_strategy(fitted_net, X_pool, 10, method="paper", n_clusters=1))
+    many = indices_of(ally_query_strategy(fitted_net, X_pool, 10, method="paper",
+                                          n_clusters=25, random_state=0))
+    np.testing.assert_array_equal(np.sort(many), np.sort(top))

@@ -306,8 +306,9 @@ def ally_query_strategy(learner, X_pool, n_instances=1, *, method="default",
     method : {"default", "paper"}, default "default"
         The selection rule (above). ``"paper"`` is the published ALLY.
     n_clusters : int or None, default None
-        ``method="paper"`` only: k; None uses k = b (the paper's setting; larger k is
-        more diverse). k = 1 is plain top-b by predicted lambda.
+        ``method="paper"`` only: k; None uses k = b (the paper's setting). Every cluster
+        gives its ``b // k`` highest predicted lambdas, so a larger k up to b is more
+        diverse; k = 1, and any k > b (a quota of 0), is plain top-b by predicted lambda.
     random_state : int, RandomState, torch.Generator or None
         Seeds the draws (the clustering for ``"paper"``); a fixed value makes the query
         deterministic.

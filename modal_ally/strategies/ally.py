@@ -212,8 +212,8 @@ def shrunk_duals(scores):
     0 keeps the weight ``mean(lambda_hat)``; one at the mean weighs twice that. The
     dual head generalizes from few labeled rows to the pool noisily (the README's
     diagnosis): plain ``lambda_hat`` weights gave a quarter to a third of an MNIST pool
-    (at 300-900 labels) weight 0, so the draw could never reach them. Shrunk, the duals tilt every draw
-    and exclude nothing (the outlier guard still can).
+    (at 300-900 labels) weight 0, so the draw could never reach them. Shrunk, the duals
+    tilt every draw and exclude nothing (the outlier guard still can).
 
     Parameters
     ----------

@@ -29,6 +29,7 @@ from modal_ally._compat import query_result
 from modal_ally.clustering import kmeans
 from modal_ally.strategies import ally_scores as _ally_scores
 from modal_ally.strategies import kmeans_pp_gradient_selection, priority_order
+from modal_ally.strategies.ally import shrunk_duals
 from modal_ally.strategies.badge import _class_probabilities, _sample_proportional
 
 
@@ -114,7 +115,7 @@ def ally_d2(learner, X_pool, n_instances=1, *, random_state=None, weight="lambda
     reference = torch.as_tensor(net.train_embeddings_) if labeled else None
     w = _weights(net, scores, weight, power)
     if shrink:
-        w = w + w.mean()
+        w = shrunk_duals(w)
     selected = weighted_d2_seeding(embeddings.cpu(), w, n_instances, rng=rng,
                                    reference=reference, greedy=greedy)
     return query_result(selected, scores[selected])
@@ -200,7 +201,7 @@ def ally_gradient_weighted(learner, X_pool, n_instances=1, *, random_state=None,
         probs = _class_probabilities(net, embeddings).cpu()
     w = _weights(net, scores, weight, power)
     if shrink:
-        w = w + w.mean()
+        w = shrunk_duals(w)
     selected = weighted_gradient_seeding(probs, embeddings, w,
                                          min(int(n_instances), embeddings.shape[0]),
                                          rng=check_random_state(random_state))

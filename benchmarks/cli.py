@@ -8,7 +8,6 @@ with :func:`add_loop_arguments`, check it with :func:`check_loop_arguments` and 
 from __future__ import annotations
 
 import argparse
-import contextlib
 import warnings
 from pathlib import Path
 
@@ -19,6 +18,7 @@ from benchmarks.loop import run_active_learning
 from benchmarks.registry import parse_names
 from benchmarks.reporting import write_report
 from benchmarks.store import SettingsError
+from modal_ally._torch_utils import torch_threads
 
 __all__ = ["add_loop_arguments", "check_loop_arguments", "load_benchmark_data",
            "loop_config", "loop_parser", "out_dir", "parse_int_list", "parse_loop_args",
@@ -123,18 +123,6 @@ def loop_config(args, **extra) -> dict:
               "lr": LEARNING_RATE}
     config.update(extra)
     return config
-
-
-@contextlib.contextmanager
-def torch_threads(n_threads):
-    """Run the block with ``n_threads`` torch threads (None: unchanged), then restore."""
-    before = torch.get_num_threads()
-    if n_threads is not None:
-        torch.set_num_threads(int(n_threads))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def run_benchmark(parser, args, data, arms, out_dir, *, title: str,

@@ -23,21 +23,14 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
-from benchmarks.cli import torch_threads
 from benchmarks.datasets import load_dataset
 from benchmarks.estimators import build_estimator
-from benchmarks.metrics import metric_info
+from benchmarks.metrics import evaluate, metric_info
 from benchmarks.registry import Arm, parse_names
 from benchmarks.reporting import write_csv
+from modal_ally._torch_utils import torch_threads
 
 __all__ = ["compare", "main"]
-
-
-def _test_metric(net, data):
-    predicted = net.predict(data.X_test)
-    if data.task == "regression":
-        return float(np.mean((np.ravel(predicted) - data.y_test) ** 2))
-    return float(np.mean(predicted == data.y_test))
 
 
 def _dual_ranking(net, data, rest):
@@ -45,11 +38,7 @@ def _dual_ranking(net, data, rest):
     from modal_ally.strategies import ally_scores
 
     _, scores = ally_scores(net, data.X_pool[rest])
-    if data.task == "regression":
-        loss = (np.ravel(net.predict(data.X_pool[rest])) - data.y_pool[rest]) ** 2
-    else:
-        proba = net.predict_proba(data.X_pool[rest])
-        loss = -np.log(np.clip(proba[np.arange(len(rest)), data.y_pool[rest]], 1e-12, 1))
+    loss = net.per_sample_loss(data.X_pool[rest], data.y_pool[rest])
     return float(spearmanr(scores, loss)[0]) if np.ptp(scores) > 0 else float("nan")
 
 
@@ -63,7 +52,7 @@ def compare(data, *, sizes, seeds, dual_lrs, epochs=50):
             rest = np.setdiff1d(np.arange(data.n_pool), labeled)
             plain = build_estimator("random", data, epochs=epochs, seed=seed)
             plain.fit(data.X_pool[labeled], data.y_pool[labeled])
-            reference = _test_metric(plain, data)
+            reference = evaluate(plain, data.X_test, data.y_test, data.task)
             rows.append({"n_labels": size, "seed": seed, "net": "unconstrained",
                          "dual_lr": 0.0, "metric": reference, "ratio": 1.0,
                          "spearman": float("nan")})
@@ -71,7 +60,7 @@ def compare(data, *, sizes, seeds, dual_lrs, epochs=50):
                 net = build_estimator(Arm("ally", "ally"), data, epochs=epochs, seed=seed,
                                       dual_lr=dual_lr)
                 net.fit(data.X_pool[labeled], data.y_pool[labeled])
-                metric = _test_metric(net, data)
+                metric = evaluate(net, data.X_test, data.y_test, data.task)
                 rows.append({"n_labels": size, "seed": seed, "net": "PDCL",
                              "dual_lr": dual_lr, "metric": metric,
                              "ratio": metric / reference,

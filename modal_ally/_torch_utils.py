@@ -43,6 +43,18 @@ def as_tensor(values, device=None, *, dtype=torch.float32, min_float: bool = Fal
 
 
 @contextlib.contextmanager
+def torch_threads(n_threads):
+    """Run the block with ``n_threads`` torch threads (None: unchanged), then restore."""
+    before = torch.get_num_threads()
+    if n_threads is not None:
+        torch.set_num_threads(int(n_threads))
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@contextlib.contextmanager
 def eval_mode(*modules):
     """Context manager: ``modules`` in eval mode, each restored to its mode afterwards."""
     modes = [module.training for module in modules]

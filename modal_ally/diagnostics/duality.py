@@ -39,13 +39,13 @@ solver is in :mod:`modal_ally.diagnostics._constrained`.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import numbers
 
 import numpy as np
 import torch
 
+from .._torch_utils import torch_threads
 from ..net import PDCLNet
 from ._constrained import (
     ConstrainedSolution,
@@ -62,18 +62,9 @@ __all__ = ["LinearModule", "ConstrainedSolution", "make_duality_data", "minimax_
 
 
 # ---------------------------------------------------------------------------- PDCL side
-@contextlib.contextmanager
-def _torch_threads(n_threads):
-    # a full-batch step on a few dozen rows is microseconds of arithmetic: extra
-    # OpenMP threads only add synchronization, which on a busy machine costs ~20 ms
-    # a step
-    previous = torch.get_num_threads()
-    if n_threads is not None:
-        torch.set_num_threads(int(n_threads))
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
+# a full-batch step on a few dozen rows is microseconds of arithmetic: extra OpenMP
+# threads only add synchronization, which on a busy machine costs ~20 ms a step
+# (fit_pdcl_linear runs under torch_threads(n_threads), default 1)
 
 
 def fit_pdcl_linear(X, y, epsilon, *, weight_decay: float = 1e-2, max_epochs: int = 1000,
@@ -117,7 +108,7 @@ def fit_pdcl_linear(X, y, epsilon, *, weight_decay: float = 1e-2, max_epochs: in
               "callbacks__print_log": None}
     params.update(net_params)
     net = PDCLNet(LinearModule, **params)
-    with _torch_threads(n_threads):
+    with torch_threads(n_threads):
         net.fit(X, y)
     return net
 

@@ -23,7 +23,7 @@ Parts (``--parts``, default all):
     of the file.
 ``quality``
     BADGE and Core-Set on a Dask pool select in two rounds (per block, then on the
-    union; see ``modal_ally._dask_select``). On a pool of ``--quality-rows`` rows in
+    union; see ``modal_ally.distributed._select``). On a pool of ``--quality-rows`` rows in
     ``--quality-blocks`` blocks: BADGE's k-means cost in gradient space and Core-Set's
     covering radius of the Dask batch over the exact batch, per seed; random batches
     as a reference.
@@ -341,7 +341,7 @@ def run_quality_part(args, net) -> list[dict]:
     import torch
 
     from modal_ally import badge_query_strategy, coreset_query_strategy
-    from modal_ally._dask_select import gradient_factors, sq_distances_to_set
+    from modal_ally.distributed._select import gradient_factors, sq_distances_to_set
 
     X_pool = make_rows(0, args.quality_rows, n_features=args.features)
     pool = da.from_array(X_pool, chunks=-(-args.quality_rows // args.quality_blocks))
@@ -393,7 +393,8 @@ def run_block_part(args, net) -> list[dict]:
     the machine's load."""
     import dask.array as da
 
-    from modal_ally import _dask_ally, _dask_baselines
+    from modal_ally.distributed import _ally as _dask_ally
+    from modal_ally.distributed import _baselines as _dask_baselines
 
     pool = da.from_array(make_rows(0, args.chunk_rows, n_features=args.features),
                          chunks=args.chunk_rows)

@@ -111,14 +111,14 @@ def test_coreset_on_one_block_is_exact(fitted_net, digits):
 
 
 def _cover_radius(embeddings, labeled, picked):
-    from modal_ally._dask_select import sq_distances_to_set
+    from modal_ally.distributed._select import sq_distances_to_set
 
     centers = torch.cat([labeled, embeddings[torch.as_tensor(picked)]])
     return float(sq_distances_to_set(embeddings, centers).max().sqrt())
 
 
 def _badge_cost(net, embeddings, picked):
-    from modal_ally._dask_select import gradient_factors, nearest_gradient_center
+    from modal_ally.distributed._select import gradient_factors, nearest_gradient_center
 
     with torch.no_grad():
         a = gradient_factors(torch.softmax(net.module_.head(embeddings), dim=1))
@@ -326,7 +326,7 @@ def cluster_client():
 
 
 def _unpickled():
-    from modal_ally._dask_pool import BlockNet
+    from modal_ally.distributed._pool import BlockNet
 
     return BlockNet.unpickled
 

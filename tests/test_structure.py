@@ -30,8 +30,9 @@ PACKAGE = Path(modal_ally.__file__).parent
 UNLISTED = 11
 LAYERS = {
     "_validation": 0, "_torch_utils": 0, "_compat": 0, "_split": 0,
-    "_inference": 1, "data": 1, "modules": 1, "clustering": 1, "_dask_select": 1,
-    "_dask_pool": 2, "distributed": 3, "_dask_ally": 6, "_dask_baselines": 6,
+    "_inference": 1, "data": 1, "modules": 1, "clustering": 1, "distributed._select": 1,
+    "distributed._pool": 2, "distributed": 3, "distributed._ally": 6,
+    "distributed._baselines": 6,
     "dual_head": 2, "_dual_state": 2, "_pdcl_checks": 2, "_guard": 2,
     "callbacks": 3,
     "_pdcl": 4,

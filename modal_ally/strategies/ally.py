@@ -24,12 +24,12 @@ import numpy as np
 import torch
 
 from .._compat import query_result
-from .._dask_ally import dask_ally_result
 from .._inference import chunk_size_of, embed, iter_chunks
 from .._torch_utils import as_tensor, eval_mode
 from .._validation import check_choice, numpy_random_state
 from ..clustering import PCA_SAMPLE, kmeans, pca_fit, sample_rows
 from ..distributed import is_dask_collection
+from ..distributed._ally import dask_ally_result
 from ._common import Query, embed_pool, validate_query
 from .badge import _class_probabilities, _select
 

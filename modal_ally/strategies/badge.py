@@ -17,11 +17,11 @@ import torch
 from skorch import NeuralNetRegressor
 
 from .._compat import query_result
-from .._dask_baselines import dask_badge_result
 from .._inference import chunk_size_of, map_chunks
 from .._torch_utils import BLOCK_ROWS, eval_mode, overflow_safe, rounding_tolerance
 from .._validation import check_n_instances, check_random_state, clip_n_instances, uniform
 from ..distributed import is_dask_collection
+from ..distributed._baselines import dask_badge_result
 from ._common import as_matrix, embed_pool, validate_query
 
 __all__ = ["badge_query_strategy", "kmeans_pp_gradient_selection"]

@@ -12,10 +12,10 @@ import numpy as np
 import torch
 
 from .._compat import query_result
-from .._dask_baselines import dask_coreset_result
 from .._torch_utils import min_sq_distances, overflow_safe, sq_distances
 from .._validation import check_n_instances, check_random_state, clip_n_instances, randint
 from ..distributed import is_dask_collection
+from ..distributed._baselines import dask_coreset_result
 from ._common import as_matrix, embed_pool, labeled_embeddings, validate_query
 
 __all__ = ["coreset_query_strategy", "k_center_greedy"]

@@ -6,8 +6,8 @@ import numpy as np
 import torch
 
 from .._compat import query_result
-from .._dask_baselines import dask_random_result
 from ..distributed import is_dask_collection
+from ..distributed._baselines import dask_random_result
 from ._common import check_pool_values, validate_query
 
 __all__ = ["random_query_strategy"]

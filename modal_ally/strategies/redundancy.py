@@ -10,10 +10,10 @@ import numpy as np
 import torch
 
 from .._compat import query_result
-from .._dask_ally import dask_ally_result
 from .._torch_utils import as_tensor, min_sq_distances, sq_distances
 from .._validation import numpy_random_state
 from ..distributed import is_dask_collection
+from ..distributed._ally import dask_ally_result
 from .ally import priority_order, ranked_pool, validate_ally_query
 
 __all__ = ["ally_redundancy_aware_query_strategy", "select_with_exclusion",

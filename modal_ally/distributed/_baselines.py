@@ -1,7 +1,7 @@
 """BADGE, Core-Set and random sampling on a Dask array pool (client side).
 
 One pass over the pool: every block returns its own ``b`` picks (see
-:mod:`modal_ally._dask_select` for the two-round selections and their guarantees), and
+:mod:`modal_ally.distributed._select` for the two-round selections and their guarantees), and
 a tree of merge tasks on the workers reduces them to one batch.
 """
 
@@ -10,10 +10,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._dask_pool import BlockNet
-from ._dask_select import badge_block, coreset_block, merge_badge, merge_coreset
-from ._validation import as_finite_float32
-from .distributed import (
+from .._validation import as_finite_float32
+from . import (
     block_tasks,
     compute,
     dask_query_result,
@@ -22,6 +20,8 @@ from .distributed import (
     ship,
     tree_reduce,
 )
+from ._pool import BlockNet
+from ._select import badge_block, coreset_block, merge_badge, merge_coreset
 
 __all__ = ["dask_badge_query", "dask_coreset_query", "dask_random_query",
            "dask_badge_result", "dask_coreset_result", "dask_random_result"]

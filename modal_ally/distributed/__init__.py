@@ -19,9 +19,9 @@ import sys
 import numpy as np
 import torch
 
-from ._compat import modal_returns_scores, query_result
-from ._validation import check_array, is_dask_collection
-from .clustering import _assign, _kmeans_pp, _pca_projection, lloyd, sample_rows
+from .._compat import modal_returns_scores, query_result
+from .._validation import check_array, is_dask_collection
+from ..clustering import _assign, _kmeans_pp, _pca_projection, lloyd, sample_rows
 
 __all__ = ["is_dask_collection", "check_dask_pool", "require_dask", "current_client"]
 

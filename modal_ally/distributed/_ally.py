@@ -16,8 +16,7 @@ import warnings
 import numpy as np
 import torch
 
-from ._dask_pool import AllyPlan, BlockNet, ally_block, equitable_order, merge_candidates
-from .distributed import (
+from . import (
     LazyEmbeddings,
     block_tasks,
     compute,
@@ -27,6 +26,7 @@ from .distributed import (
     ship,
     tree_reduce,
 )
+from ._pool import AllyPlan, BlockNet, ally_block, equitable_order, merge_candidates
 
 __all__ = ["dask_ally_query", "dask_ally_result"]
 

@@ -16,9 +16,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ._inference import DEFAULT_CHUNK_SIZE, iter_chunks
-from ._torch_utils import min_sq_distances
-from .clustering import _assign
+from .._inference import DEFAULT_CHUNK_SIZE, iter_chunks
+from .._torch_utils import min_sq_distances
+from ..clustering import _assign
 
 #: One candidate of the equitable selection: its pool row, the value it is ranked by
 #: (predicted lambda, or minus the distance to its center when the dual head learned

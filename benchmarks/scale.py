@@ -31,7 +31,7 @@ Parts (``--parts``, default all):
 ``block``
     CPU seconds of one block's work (``--chunk-rows`` rows) per strategy in one
     process with one torch thread: rows per CPU-second, a worker's throughput on an
-    idle core whatever the machine's load (the projection of the README's "Scaling
+    idle core whatever the machine's load (the projection of docs/scaling.md's "Scaling
     out").
 
 Outputs in ``--out`` (default ``docs/results/scale``): ``scale.csv``/``scale.md``,

@@ -373,11 +373,11 @@ def test_criteria_inside_a_modal_loop(release):
 
 
 @pytest.mark.slow
-def test_readme_section_example_runs(tmp_path):
+def test_docs_stopping_example_runs(tmp_path):
     import re
 
-    text = (ROOT / "README.md").read_text()
-    block = re.search(r"## When to stop labeling\n.*?```python\n(.*?)```", text, re.S).group(1)
+    text = (ROOT / "docs" / "stopping.md").read_text()
+    block = re.search(r"# When to stop labeling\n.*?```python\n(.*?)```", text, re.S).group(1)
     (tmp_path / "example.py").write_text(block)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)}
     done = subprocess.run([sys.executable, "-W", "ignore", str(tmp_path / "example.py")],

@@ -210,7 +210,7 @@ def shrunk_duals(scores):
 
     The predicted multipliers shrunk toward their pool mean. A point the dual head scores
     0 keeps the weight ``mean(lambda_hat)``; one at the mean weighs twice that. The
-    dual head generalizes from few labeled rows to the pool noisily (the README's
+    dual head generalizes from few labeled rows to the pool noisily (docs/label-efficiency.md's
     diagnosis): plain ``lambda_hat`` weights gave a quarter to a third of an MNIST pool
     (at 300-900 labels) weight 0, so the draw could never reach them. Shrunk, the duals
     tilt every draw and exclude nothing (the outlier guard still can).
@@ -287,7 +287,7 @@ def ally_query_strategy(learner, X_pool, n_instances=1, *, method="default",
       weighs its predicted multiplier: informative (by the duals), uncertain (by the
       gradient norm) and diverse at once; a point the dual head scores 0 can still be
       drawn. On held-out benchmarks it saves more labels than the paper's rule (see
-      the README, which also lists where it does not win).
+      docs/label-efficiency.md, which also lists where it does not win).
     - ``method="paper"``: the paper's Algorithm 2, exactly: k-means on the embeddings
       into ``n_clusters`` groups, the ``n_instances // n_clusters`` highest predicted
       lambdas of every cluster; leftover budget goes to the next highest lambdas of

@@ -32,6 +32,8 @@ class DualState:
         self.latest = torch.full(self.lambdas.shape, float("nan"), device=device)
         self.primal_sum = torch.zeros((), device=device)
         self.primal_rows = 0
+        self.lambda_sum = torch.zeros_like(self.lambdas)
+        self.epochs = 0
 
     def gather(self, index):
         """``(lambda_B, epsilon_B)`` of a minibatch (lambda_B a copy)."""
@@ -48,6 +50,16 @@ class DualState:
         if losses is not None:  # l' != l: the objective needs its own sum
             self.primal_sum += losses.sum()
             self.primal_rows += losses.shape[0]
+
+    def end_epoch(self):
+        """Add the end-of-epoch multipliers to the running sum behind :meth:`mean_lambdas`."""
+        self.lambda_sum += self.lambdas
+        self.epochs += 1
+
+    def mean_lambdas(self):
+        """Mean of every row's end-of-epoch multiplier over the epochs so far (the last
+        multipliers when no epoch has ended)."""
+        return self.lambda_sum / self.epochs if self.epochs else self.lambdas.clone()
 
     def slack(self):
         return self.epsilon - self.latest

@@ -226,8 +226,14 @@ class PDCLMixin:
             else per_row_epsilon(self.epsilon, X, y)
 
     def on_train_end(self, net, X=None, y=None, **kwargs):
-        """Export the multipliers (``lambdas_``) before the callbacks' ``on_train_end``."""
-        self.lambdas_ = to_numpy(self.dual_state_.lambdas).astype(np.float32)
+        """Export the multipliers before the callbacks' ``on_train_end``: ``lambdas_``
+        (the last iterate), ``lambdas_mean_`` (each row's end-of-epoch multiplier averaged
+        over the epochs of this call) and ``constraint_losses_`` (each row's constraint
+        loss ``l'_i`` at its last training step)."""
+        state = self.dual_state_
+        self.lambdas_ = to_numpy(state.lambdas).astype(np.float32)
+        self.lambdas_mean_ = to_numpy(state.mean_lambdas()).astype(np.float32)
+        self.constraint_losses_ = to_numpy(state.latest).astype(np.float32)
 
     def get_dataset(self, X, y=None):
         if is_dataset(X):

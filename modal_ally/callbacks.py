@@ -47,6 +47,7 @@ class DualStatistics(Callback):
         row = net.history[-1]
         if state is None or "train_loss" not in row:
             return
+        state.end_epoch()
         primal = state.epoch_primal_loss(row)
         net.history.record("primal_loss", primal)
         net.history.record("lagrangian", float(row["train_loss"]))

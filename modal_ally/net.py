@@ -78,6 +78,10 @@ _PDCL_DOC = """
     ----------
     lambdas_ : ndarray of shape (n_rows,)
         The multiplier of each row of the X given to the last ``fit``.
+    lambdas_mean_ : ndarray of shape (n_rows,)
+        Each row's end-of-epoch multiplier averaged over the epochs of the last fit.
+    constraint_losses_ : ndarray of shape (n_rows,)
+        Each row's constraint loss ``l'_i`` at its last training step.
     epsilon_ : ndarray of shape (n_rows,)
         The constraint level used for each row.
     train_embeddings_ : ndarray of shape (n_rows, embedding_dim)

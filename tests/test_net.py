@@ -41,6 +41,19 @@ def test_history_records_dual_state(fitted_net):
     assert last["active_fraction"] == pytest.approx((fitted_net.lambdas_ > 0).mean())
 
 
+def test_mean_multipliers_and_last_constraint_losses(digits):
+    X, y = digits["X_train"][:200], digits["y_train"][:200]
+    net = PDCLNet(max_epochs=4, random_state=0).fit(X, y)
+    lambdas = [net.lambdas_]
+    for epochs in (1, 2, 3):  # the same seed: the first epochs of the 4-epoch fit
+        lambdas.append(PDCLNet(max_epochs=epochs, random_state=0).fit(X, y).lambdas_)
+    np.testing.assert_allclose(net.lambdas_mean_, np.mean(lambdas, axis=0), rtol=1e-5)
+    assert net.lambdas_mean_.shape == net.constraint_losses_.shape == (200,)
+    assert (net.lambdas_mean_ <= net.lambdas_ + 1e-6).mean() > 0.5  # lambda mostly grows
+    losses = net.per_sample_loss(X, y)  # eval mode after the last step: close, not equal
+    assert np.corrcoef(losses, net.constraint_losses_)[0, 1] > 0.8
+
+
 def test_random_state_makes_fit_reproducible(digits):
     X, y = digits["X_train"], digits["y_train"]
     a = PDCLNet(max_epochs=3, random_state=7).fit(X, y)

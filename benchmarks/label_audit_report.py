@@ -21,6 +21,12 @@ def _values(rows, key):
     return np.array([r.get(key, np.nan) for r in rows], dtype=float)
 
 
+def _mean(rows, key):
+    values = _values(rows, key)
+    values = values[np.isfinite(values)]
+    return float(values.mean()) if values.size else float("nan")
+
+
 def _fmt(values, digits=3):
     values = values[np.isfinite(values)]
     if not values.size:
@@ -64,14 +70,14 @@ def main_table(rows, default):
                      f"{_fmt(_values(group, 'p@k:5-fold'))} | 1 / 5 |")
         table.append({"task": task, "kind": kind, "rate": rate, "n_seeds": len(group),
                       "diff_vs_5fold": mean_diff, **{
-                          f"auroc_{name}": np.nanmean(_values(group, f"auroc:{_method_key(default, c)}"))
+                          f"auroc_{name}": _mean(group, f"auroc:{_method_key(default, c)}")
                           for name, c in METHODS}})
     return lines, table
 
 
 def flagged_table(rows):
     lines = ["| task | noise | rate | corrupted | flagged (package) | precision | recall | "
-             "flagged (cleanlab) | precision | recall |", "|---|---|---|---|---|---|---|---|---|---|"]
+             "flagged (cleanlab) | precision | recall |", "|---" * 10 + "|"]
     for (task, kind, rate), group in sorted(_groups(rows).items()):
         lines.append(f"| {task} | {kind} | {rate:.0%} | {_fmt(_values(group, 'n_corrupted'), 0)}"
                      + "".join(f" | {_fmt(_values(group, f'{m}:{who}'), d)}"
@@ -95,12 +101,12 @@ def candidate_table(rows):
         if not chosen:
             continue
         lines.append(f"| {label} ({len(chosen)} runs) | " + " | ".join(
-            f"{np.nanmean(_values(chosen, f'auroc:{n}')):.4f}" for n in [*names, "5-fold"])
+            f"{_mean(chosen, f'auroc:{n}'):.4f}" for n in [*names, "5-fold"])
             + " |")
         for task in sorted({r["task"] for r in chosen}):
             sub = [r for r in chosen if r["task"] == task]
             lines.append(f"| {task} | " + " | ".join(
-                f"{np.nanmean(_values(sub, f'auroc:{n}')):.4f}" for n in [*names, "5-fold"])
+                f"{_mean(sub, f'auroc:{n}'):.4f}" for n in [*names, "5-fold"])
                 + " |")
     return lines
 

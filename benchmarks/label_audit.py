@@ -195,6 +195,8 @@ def configs(tasks, kinds, rates, seeds):
         regression = TASKS[task][0] == "parkinsons"
         for kind in (("replaced",) if regression else kinds):
             for rate in rates:
+                if rate == 0 and kind != (("replaced",) if regression else kinds)[0]:
+                    continue  # a clean set is the same whatever the noise kind
                 for seed in seeds:
                     yield task, kind, rate, seed
 

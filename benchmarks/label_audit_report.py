@@ -36,9 +36,16 @@ def _fmt(values, digits=3):
 
 
 def _groups(rows):
-    groups = {}
+    """Rows by (task, noise kind, rate); the clean sets (rate 0) under the kind "none",
+    one row per task and seed."""
+    groups, seen = {}, set()
     for row in rows:
-        groups.setdefault((row["task"], row["kind"], row["rate"]), []).append(row)
+        kind = row["kind"] if row["rate"] > 0 else "none"
+        if kind == "none":
+            if (row["task"], row["seed"]) in seen:
+                continue
+            seen.add((row["task"], row["seed"]))
+        groups.setdefault((row["task"], kind, row["rate"]), []).append(row)
     return groups
 
 

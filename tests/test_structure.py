@@ -38,6 +38,7 @@ LAYERS = {
     "_pdcl": 4,
     "net": 5,
     "generative": 6, "strategies._common": 6, "diagnostics._constrained": 6,
+    "label_audit": 6, "relabeling": 7,
     "strategies.badge": 7, "strategies.coreset": 7, "strategies.random_sampling": 7,
     "strategies.ally": 8,  # its default rule draws in BADGE's gradient space
     "strategies.redundancy": 9,

@@ -1,0 +1,141 @@
+"""The label-audit report: ``summary.md`` and ``summary.csv`` from ``rows.jsonl``.
+
+Per task, noise kind and rate (mean ± std over seeds): AUROC and precision at k of the
+package's ranking (:data:`modal_ally.label_audit.DEFAULT_SCORE` on the one PDCL fit), the
+5-fold anchor, cleanlab, the area under the margin and the final training loss; the
+paired per-seed difference package - 5-fold; the flagged sets' precision and recall; and
+the AUROC of every candidate score, tuning tasks and the held-out task apart.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from benchmarks.reporting import write_atomic, write_csv
+
+METHODS = (("package", None), ("5-fold", "5-fold"), ("cleanlab", "cleanlab"),
+           ("AUM", "aum"), ("final loss", "loss"))
+
+
+def _values(rows, key):
+    return np.array([r.get(key, np.nan) for r in rows], dtype=float)
+
+
+def _mean(rows, key):
+    values = _values(rows, key)
+    values = values[np.isfinite(values)]
+    return float(values.mean()) if values.size else float("nan")
+
+
+def _fmt(values, digits=3):
+    values = values[np.isfinite(values)]
+    if not values.size:
+        return "—"
+    std = values.std(ddof=1) if values.size > 1 else 0.0
+    return f"{values.mean():.{digits}f} ± {std:.{digits}f}"
+
+
+def _groups(rows):
+    """Rows by (task, noise kind, rate); the clean sets (rate 0) under the kind "none",
+    one row per task and seed."""
+    groups, seen = {}, set()
+    for row in rows:
+        kind = row["kind"] if row["rate"] > 0 else "none"
+        if kind == "none":
+            if (row["task"], row["seed"]) in seen:
+                continue
+            seen.add((row["task"], row["seed"]))
+        groups.setdefault((row["task"], kind, row["rate"]), []).append(row)
+    return groups
+
+
+def _method_key(default, column):
+    return f"pdcl:{default}" if column is None else column
+
+
+def _paired(rows, default):
+    diff = _values(rows, f"auroc:pdcl:{default}") - _values(rows, "auroc:5-fold")
+    ok = diff[np.isfinite(diff)]
+    if not ok.size:
+        return "—", 0, 0
+    std = ok.std(ddof=1) if ok.size > 1 else 0.0
+    return f"{ok.mean():+.3f} ± {std:.3f} ({int((ok >= 0).sum())}/{ok.size})", ok.mean(), ok.size
+
+
+def main_table(rows, default):
+    """Markdown lines and CSV rows of the main comparison."""
+    lines = ["| task | noise | rate | seeds | " + " | ".join(
+        f"AUROC {name}" for name, _ in METHODS) + " | package - 5-fold (seeds >= 0) | "
+        "P@k package | P@k 5-fold | fits package / 5-fold |",
+        "|---|---|---|---|" + "---|" * len(METHODS) + "---|---|---|---|"]
+    table = []
+    for (task, kind, rate), group in sorted(_groups(rows).items()):
+        cells = [_fmt(_values(group, f"auroc:{_method_key(default, c)}")) for _, c in METHODS]
+        paired, mean_diff, _ = _paired(group, default)
+        lines.append(f"| {task} | {kind} | {rate:.0%} | {len(group)} | " + " | ".join(cells)
+                     + f" | {paired} | {_fmt(_values(group, f'p@k:pdcl:{default}'))} | "
+                     f"{_fmt(_values(group, 'p@k:5-fold'))} | 1 / 5 |")
+        table.append({"task": task, "kind": kind, "rate": rate, "n_seeds": len(group),
+                      "diff_vs_5fold": mean_diff, **{
+                          f"auroc_{name}": _mean(group, f"auroc:{_method_key(default, c)}")
+                          for name, c in METHODS}})
+    return lines, table
+
+
+def flagged_table(rows):
+    lines = ["| task | noise | rate | corrupted | flagged (package) | precision | recall | "
+             "flagged (cleanlab) | precision | recall |", "|---" * 10 + "|"]
+    for (task, kind, rate), group in sorted(_groups(rows).items()):
+        lines.append(f"| {task} | {kind} | {rate:.0%} | {_fmt(_values(group, 'n_corrupted'), 0)}"
+                     + "".join(f" | {_fmt(_values(group, f'{m}:{who}'), d)}"
+                               for who in ("package", "cleanlab")
+                               for m, d in (("flagged", 0), ("precision", 3), ("recall", 3)))
+                     + " |")
+    return lines
+
+
+def candidate_table(rows):
+    from modal_ally.label_audit import SCORES
+
+    names = [f"pdcl:{s}" for s in SCORES]
+    lines = ["| tasks | " + " | ".join(SCORES) + " | 5-fold |",
+             "|---|" + "---|" * (len(SCORES) + 1)]
+    from benchmarks.label_audit import HELD_OUT
+
+    for label, keep in (("tuning", lambda t: t not in HELD_OUT),
+                        ("held-out", lambda t: t in HELD_OUT)):
+        chosen = [r for r in rows if keep(r["task"])]
+        if not chosen:
+            continue
+        lines.append(f"| {label} ({len(chosen)} runs) | " + " | ".join(
+            f"{_mean(chosen, f'auroc:{n}'):.4f}" for n in [*names, "5-fold"])
+            + " |")
+        for task in sorted({r["task"] for r in chosen}):
+            sub = [r for r in chosen if r["task"] == task]
+            lines.append(f"| {task} | " + " | ".join(
+                f"{_mean(sub, f'auroc:{n}'):.4f}" for n in [*names, "5-fold"])
+                + " |")
+    return lines
+
+
+def write_summary(rows, out):
+    from modal_ally.label_audit import DEFAULT_SCORE
+
+    if not rows:
+        return
+    noisy = [r for r in rows if r["rate"] > 0]
+    lines, table = main_table(noisy, DEFAULT_SCORE)
+    text = "\n".join([
+        "# Label audit: finding planted label errors", "",
+        f"Package: `rank_label_issues` (score `{DEFAULT_SCORE}`) on the one PDCL fit. "
+        "AUROC mean ± std over seeds; *package - 5-fold*: paired per-seed difference, and "
+        "the seeds on which the package is at or above the anchor. P@k: precision at "
+        "k = number of corrupted rows. Threads: "
+        f"{sorted({r.get('threads') for r in rows})}; epochs "
+        f"{sorted({r['epochs'] for r in rows})}.", "", *lines, "",
+        "## Flagged sets: `find_label_issues` (threshold 'auto') and cleanlab's", "",
+        *flagged_table(rows), "",
+        "## Candidate scores (mean AUROC; one default chosen on the tuning tasks)", "",
+        *candidate_table(noisy), ""])
+    write_atomic(out / "summary.md", text)
+    write_csv(out / "summary.csv", list(dict.fromkeys(k for r in table for k in r)), table)

@@ -1,0 +1,80 @@
+"""The label-audit and noisy-oracle benchmarks: planted noise, and tiny runs of both
+scripts (digits and breast cancer, a few epochs)."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from benchmarks import label_audit, noisy_oracle
+from benchmarks.label_noise import confusable_partners, corrupt, flip
+
+
+def test_corrupt_plants_exactly_the_rate():
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(200, 3))
+    y = np.repeat(np.arange(4), 50)
+    for kind in ("symmetric", "pairs"):
+        noisy, mask = corrupt(X, y, 0.2, kind, np.random.default_rng(1), n_classes=4)
+        assert mask.sum() == 40 and np.all(noisy[mask] != y[mask])
+        np.testing.assert_array_equal(noisy[~mask], y[~mask])
+    again, _ = corrupt(X, y, 0.2, "pairs", np.random.default_rng(1), n_classes=4)
+    np.testing.assert_array_equal(noisy, again)  # seeded
+
+
+def test_confusable_partner_is_the_nearest_centroid():
+    X = np.array([[0.0], [0.1], [1.0], [1.1], [5.0], [5.1]])
+    y = np.array([0, 0, 1, 1, 2, 2])
+    np.testing.assert_array_equal(confusable_partners(X, y, 3), [1, 0, 1])
+
+
+def test_replaced_targets_come_from_other_rows():
+    y = np.arange(100, dtype=float)
+    noisy = flip(y, np.arange(10), "replaced", np.random.default_rng(0))
+    assert set(noisy[:10]) <= set(y) and np.array_equal(noisy[10:], y[10:])
+    with pytest.raises(ValueError, match="unknown noise kind"):
+        flip(y, [1], "swap", np.random.default_rng(0))
+
+
+def test_oracle_errs_at_its_rate_and_answers_anew():
+    y = np.repeat(np.arange(10), 500)
+    first, second = noisy_oracle.oracle_answers(y, 10, 0.2, seed=0)
+    assert abs((first != y).mean() - 0.2) < 0.02 and abs((second != y).mean() - 0.2) < 0.02
+    assert ((first != y) & (second != y)).mean() < 0.06  # independent draws
+    again, _ = noisy_oracle.oracle_answers(y, 10, 0.2, seed=0)
+    np.testing.assert_array_equal(first, again)
+
+
+@pytest.mark.slow
+def test_label_audit_script_runs_and_reports(tmp_path):
+    label_audit.main(["--tasks", "breast_cancer", "--rates", "0,0.2", "--seeds", "1",
+                      "--kinds", "symmetric", "--epochs", "5", "--out", str(tmp_path)])
+    rows = label_audit.read_rows(tmp_path / "rows.jsonl")
+    assert [r["rate"] for r in rows] == [0.0, 0.2]
+    noisy = rows[1]
+    assert noisy["fits:pdcl:lambda_mean"] == 1 and noisy["fits:5-fold"] == 5
+    assert 0 <= noisy["auroc:pdcl:lambda_mean"] <= 1 and 0 <= noisy["auroc:5-fold"] <= 1
+    assert "flagged:package" in rows[0] and "auroc:pdcl:lambda" not in rows[0]
+    text = (tmp_path / "summary.md").read_text()
+    assert "breast_cancer" in text and "package - 5-fold" in text
+    label_audit.main(["--tasks", "breast_cancer", "--rates", "0,0.2", "--seeds", "1",
+                      "--kinds", "symmetric", "--epochs", "5", "--out", str(tmp_path)])
+    assert len(label_audit.read_rows(tmp_path / "rows.jsonl")) == 2  # resumed, not rerun
+
+
+@pytest.mark.slow
+def test_noisy_oracle_script_spends_the_same_annotations(tmp_path):
+    noisy_oracle.main(["--dataset", "digits", "--seeds", "1", "--rounds", "2",
+                       "--initial", "30", "--budget", "10", "--epochs", "2", "--rates", "0.2",
+                       "--arms", "ALLY + guard + audit,margin", "--no-progress",
+                       "--out", str(tmp_path)])
+    curves = [json.loads(line) for line in (tmp_path / "curves.jsonl").read_text().split("\n")
+              if line]
+    assert {c["arm"] for c in curves} == {"ALLY + guard + audit", "margin"}
+    for curve in curves:
+        assert [r["annotations"] for r in curve["rows"]] == [30, 40, 50]
+    audited = next(c for c in curves if c["arm"] == "ALLY + guard + audit")
+    assert audited["rows"][-1]["relabels"] == 4  # 20 % of two rounds of 10
+    assert (tmp_path / "rate_0.2" / "paired.md").exists()

@@ -1,12 +1,9 @@
 """Primal-dual constrained learning (PDCL) as a skorch mixin.
 
-The net trains on the labeled rows under one constraint per row,
-``l'(f(x_i), y_i) <= epsilon_i``, alternating a primal optimizer step on the
-minibatch Lagrangian with a projected dual ascent step on that minibatch's
-multipliers (Elenter et al., NeurIPS 2022, Algorithm 1). The multipliers live in a
-:class:`DualState` for the duration of one ``fit``/``partial_fit``; the per-epoch
-statistics and the dual-head fit are default callbacks (:mod:`modal_ally.callbacks`).
-"""
+One constraint per labeled row, ``l'(f(x_i), y_i) <= epsilon_i``: a primal step on the
+minibatch Lagrangian, then a projected dual ascent step on its rows' multipliers
+(Elenter et al., NeurIPS 2022, Algorithm 1), kept in a :class:`DualState` for one
+``fit``; statistics and the dual-head fit are default callbacks."""
 
 from __future__ import annotations
 
@@ -226,14 +223,12 @@ class PDCLMixin:
             else per_row_epsilon(self.epsilon, X, y)
 
     def on_train_end(self, net, X=None, y=None, **kwargs):
-        """Export the multipliers before the callbacks' ``on_train_end``: ``lambdas_``
-        (the last iterate), ``lambdas_mean_`` (each row's end-of-epoch multiplier averaged
-        over the epochs of this call) and ``constraint_losses_`` (each row's constraint
-        loss ``l'_i`` at its last training step)."""
+        """Export ``lambdas_``, ``lambdas_mean_`` and ``constraint_losses_`` (see the
+        estimators' Attributes) before the callbacks' ``on_train_end``."""
         state = self.dual_state_
-        self.lambdas_ = to_numpy(state.lambdas).astype(np.float32)
-        self.lambdas_mean_ = to_numpy(state.mean_lambdas()).astype(np.float32)
-        self.constraint_losses_ = to_numpy(state.latest).astype(np.float32)
+        for name, value in (("lambdas_", state.lambdas), ("lambdas_mean_", state.mean_lambdas()),
+                            ("constraint_losses_", state.latest)):
+            setattr(self, name, to_numpy(value).astype(np.float32))
 
     def get_dataset(self, X, y=None):
         if is_dataset(X):

@@ -330,8 +330,7 @@ class PDCLMixin:
     @property
     def dual_scaling_(self) -> DualScaling:
         """How the dual head's output maps to lambda units."""
-        return DualScaling(mean=float(self.dual_target_mean_),
-                           scale=float(self.dual_target_scale_),
+        return DualScaling(mean=float(self.dual_target_mean_), scale=float(self.dual_target_scale_),
                            fitted=bool(getattr(self, "dual_head_fitted_", False)))
 
     def predict_dual_from_embeddings(self, embeddings):

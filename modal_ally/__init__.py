@@ -1,5 +1,6 @@
 """modal_ally: ALLY (Active Learning via Lagrangian dualitY) for modAL."""
 
+from . import modal_patches
 from .data import RowDataset
 from .generative import GenerativeResult, generate_informative
 from .modules import MLP, BackboneHeadModule, DualHead, ResNet18Embedding
@@ -29,3 +30,6 @@ __all__ = [
     "DualCriterion", "LabelBudget", "MaxConfidence", "OverallUncertainty", "StabilizingPredictions",
 ]
 __version__ = "0.1.0"
+
+# modAL 0.4.1/0.4.2.1 on scikit-learn >= 1.8 and pandas >= 2, and an atomic teach
+modal_patches.apply_at_import()

@@ -178,10 +178,11 @@ def deep_cases():
         return None
     X0, y0, X_pool, y_pool = data()
     out = {}
-    for name, warm_start, y in (("fit_epsilon", False, y_pool[:5]),
-                                ("partial_fit_unknown_label", True, np.r_[y_pool[:4], 11])):
+    for name, warm_start, y, epsilon in (
+            ("fit_epsilon", False, y_pool[:5], np.full(60, 0.2)),
+            ("partial_fit_unknown_label", True, np.r_[y_pool[:4], 11], 0.2)):
         learner = DeepActiveLearner(
-            estimator=PDCLNet(epsilon=np.full(60, 0.2), max_epochs=2, random_state=0,
+            estimator=PDCLNet(epsilon=epsilon, max_epochs=2, random_state=0,
                               classes=list(range(10))),
             query_strategy=ally_query_strategy)
         learner.teach(X0, y0, warm_start=False)

@@ -42,7 +42,8 @@ LAYERS = {
     "strategies.ally": 8,  # its default rule draws in BADGE's gradient space
     "strategies.redundancy": 9,
     "strategies": 10,
-    "baselines": 11, "selection": 11, "diagnostics.duality": 11, "diagnostics": 11,
+    "baselines": 11, "selection": 11, "label_studio": 11,
+    "diagnostics.duality": 11, "diagnostics": 11,
     "": 12,
 }
 

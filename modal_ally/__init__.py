@@ -1,8 +1,8 @@
 """modal_ally: ALLY (Active Learning via Lagrangian dualitY) for modAL."""
 
-from . import modal_patches
 from .data import RowDataset
 from .generative import GenerativeResult, generate_informative
+from .modal_patches import apply_at_import as _apply_modal_patches
 from .modules import MLP, BackboneHeadModule, DualHead, ResNet18Embedding
 from .net import PDCLNet, PDCLRegressor
 from .stopping import (
@@ -32,4 +32,4 @@ __all__ = [
 __version__ = "0.1.0"
 
 # modAL 0.4.1/0.4.2.1 on scikit-learn >= 1.8 and pandas >= 2, and an atomic teach
-modal_patches.apply_at_import()
+_apply_modal_patches()

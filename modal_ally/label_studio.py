@@ -155,7 +155,8 @@ class LabelStudioBridge:
     Notes
     -----
     What the bridge has taught is kept on the learner itself, in
-    ``learner.label_studio_taught_`` (``{server/project: {task id: {"choice", "annotations"}}}``),
+    ``learner.label_studio_taught_`` (``{project: {task id: {"choice", "annotations"}}}``, the
+    project known by its id and creation time),
     written only after ``teach`` succeeded. The record travels with the model it
     describes: pickle the learner and it remembers; a learner started afresh (or
     restored from before a pull) is taught those annotations again, which it needs,
@@ -177,6 +178,7 @@ class LabelStudioBridge:
         self.learner, self.project, self.X_pool = learner, int(project), X_pool
         self.task_ids, self.labels, self.from_name = task_ids, _labels_map(labels), from_name
         self._row_of = {int(task): row for row, task in enumerate(task_ids)}
+        self._project_key = None
         if client is None:
             if url is None or api_key is None:
                 raise ValueError("give url and api_key (a personal access token), or client")
@@ -186,7 +188,8 @@ class LabelStudioBridge:
             client = self._call("checking the access token", LabelStudio, base_url=self.url,
                                 api_key=api_key)
         else:
-            self.url = str(client._client_wrapper.get_base_url()).rstrip("/")
+            wrapper = getattr(client, "_client_wrapper", None)
+            self.url = str(url or (wrapper.get_base_url() if wrapper else "the server"))
         self.client = client
 
     # ------------------------------------------------------------------ errors
@@ -214,7 +217,14 @@ class LabelStudioBridge:
     # ------------------------------------------------------------------ ledger
     @property
     def _key(self):
-        return f"{self.url}/projects/{self.project}"
+        """The project's identity: its id and creation time (read once from the server),
+        the same whichever URL reaches it (localhost or 127.0.0.1), and different for a
+        project of the same id on another server."""
+        if self._project_key is None:
+            found = self._call(f"reading project {self.project}", self.client.projects.get,
+                               id=self.project)
+            self._project_key = f"project {self.project} created {found.created_at}"
+        return self._project_key
 
     @property
     def taught(self) -> dict:

@@ -3,6 +3,7 @@
 from .data import RowDataset
 from .generative import GenerativeResult, generate_informative
 from .label_audit import find_label_issues, rank_label_issues
+from .modal_patches import apply_at_import as _apply_modal_patches
 from .modules import MLP, BackboneHeadModule, DualHead, ResNet18Embedding
 from .net import PDCLNet, PDCLRegressor
 from .relabeling import relabel
@@ -32,3 +33,6 @@ __all__ = [
     "DualCriterion", "LabelBudget", "MaxConfidence", "OverallUncertainty", "StabilizingPredictions",
 ]
 __version__ = "0.1.0"
+
+# modAL 0.4.1/0.4.2.1 on scikit-learn >= 1.8 and pandas >= 2, and an atomic teach
+_apply_modal_patches()

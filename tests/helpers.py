@@ -2,6 +2,7 @@
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -18,6 +19,10 @@ from modal_ally.baselines import (
 
 ROOT = Path(__file__).resolve().parents[1]
 MODAL_0421 = ROOT / ".venv" / "modal-0.4.2.1"
+#: The oldest scikit-learn we support (pyproject's floor); `make test` installs it into
+#: .venv/sklearn-<floor> beside the newest one in .venv itself.
+SKLEARN_OLDEST = re.search(r'"scikit-learn>=([0-9.]+)', (ROOT / "pyproject.toml").read_text())[1]
+SKLEARN_OLD = ROOT / ".venv" / f"sklearn-{SKLEARN_OLDEST}"
 
 STRATEGIES = {
     "ally": ally_query_strategy,
@@ -28,12 +33,13 @@ STRATEGIES = {
 }
 
 
-def run_driver(script, extra_path=None):
-    """Run ``tests/<script>`` in a subprocess (with modAL from ``extra_path`` ahead of
-    site-packages when given) and return the JSON report it prints."""
+def run_driver(script, *extra_paths):
+    """Run ``tests/<script>`` in a subprocess (with the folders ``extra_paths``, e.g. a
+    modAL or scikit-learn release, ahead of site-packages) and return the JSON report
+    it prints."""
     env = dict(os.environ)
-    paths = ([str(extra_path)] if extra_path else []) + [str(ROOT)]
-    env["PYTHONPATH"] = os.pathsep.join(paths + ([] if extra_path else
+    paths = [str(path) for path in extra_paths if path] + [str(ROOT)]
+    env["PYTHONPATH"] = os.pathsep.join(paths + ([] if len(paths) > 1 else
                                                  [env.get("PYTHONPATH", "")]))
     env["PYTHONWARNINGS"] = "ignore::FutureWarning"
     done = subprocess.run([sys.executable, str(ROOT / "tests" / script)],

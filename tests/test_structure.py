@@ -36,14 +36,15 @@ LAYERS = {
     "dual_head": 2, "_dual_state": 2, "_pdcl_checks": 2, "_guard": 2,
     "callbacks": 3,
     "_pdcl": 4,
-    "net": 5,
+    "net": 5, "modal_patches": 5,
     "generative": 6, "strategies._common": 6, "diagnostics._constrained": 6,
     "label_audit": 6, "relabeling": 7,
     "strategies.badge": 7, "strategies.coreset": 7, "strategies.random_sampling": 7,
     "strategies.ally": 8,  # its default rule draws in BADGE's gradient space
     "strategies.redundancy": 9,
     "strategies": 10,
-    "baselines": 11, "selection": 11, "diagnostics.duality": 11, "diagnostics": 11,
+    "baselines": 11, "selection": 11, "label_studio": 11,
+    "diagnostics.duality": 11, "diagnostics": 11,
     "": 12,
 }
 

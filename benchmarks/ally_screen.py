@@ -74,6 +74,10 @@ ARMS = {
     # the previous default for a regressor: gradw with the regressor's former dual_lr
     "gradw-dlr05": ("ally-gradient-weighted", {"dual_lr": 0.05}, {}),
     "gradw-shrink-r": ("ally-gradient-weighted", {"dual_lr": 0.005}, {"shrink": True}),
+    # issue 16: the previous default (the paper's head read for the pool too), and the
+    # default rule's draw with other weights on the label-conditional head's duals
+    "ally-paperhead": ("ally", {"pool_dual_head": None}, {}),
+    "gradw-sq": ("ally-gradient-weighted", {}, {"power": 2.0}),
     "random": ("random", {}, {}),
     "uncertainty": ("uncertainty", {}, {}),
     "margin": ("margin", {}, {}),

@@ -14,6 +14,7 @@ import inspect
 import math
 import numbers
 import time
+import warnings
 from collections.abc import Mapping
 
 import numpy as np
@@ -29,11 +30,17 @@ from ._inference import chunk_size_of, embed, iter_chunks
 from ._pdcl_checks import check_pdcl_params, per_row_epsilon
 from ._split import SplitModule, as_backbone_head
 from ._torch_utils import eval_mode
-from ._validation import as_finite_float32, as_numeric, check_array, numpy_random_state
+from ._validation import (
+    as_finite_float32,
+    as_numeric,
+    check_array,
+    check_choice,
+    numpy_random_state,
+)
 from .callbacks import DualHeadFit, DualStatistics, NonFiniteGuard
 from .data import RowDataset, collate_rows
 from .dual_head import DualScaling, fit_dual_head, predict_dual
-from .modules import MLP, DualHead
+from .modules import MLP, ConditionalDualHead, DualHead
 
 _SKORCH_DEFAULTS = dict(optimizer=torch.optim.Adam, lr=1e-3, max_epochs=50, batch_size=64,
                         train_split=None, verbose=0, dataset=RowDataset,
@@ -54,13 +61,15 @@ class PDCLMixin:
     # prefix routes ``dual_head__*`` parameters to it without registering it among the
     # modules skorch trains and switches between train and eval mode at every batch;
     # as a CUDA-dependent attribute it pickles like ``module_``.
-    prefixes_ = NeuralNet.prefixes_ + ["dual_head"]
-    cuda_dependent_attributes_ = NeuralNet.cuda_dependent_attributes_ + ["dual_head_"]
+    prefixes_ = NeuralNet.prefixes_ + ["dual_head", "pool_dual_head"]
+    cuda_dependent_attributes_ = NeuralNet.cuda_dependent_attributes_ + [
+        "dual_head_", "pool_dual_head_"]
 
     def __init__(self, module=None, *, epsilon, dual_lr=0.05, dual_lr_schedule="constant",
                  constraint_loss=None, auto_epsilon_factor=1.1, dual_head=DualHead,
                  dual_head_epochs=100, dual_head_lr=5e-3, dual_head_batch_size=4096,
-                 chunk_size=4096, embedding_layer=None, random_state=None, **kwargs):
+                 pool_dual_head=ConditionalDualHead, chunk_size=4096, embedding_layer=None,
+                 random_state=None, **kwargs):
         super().__init__(module, **{**_SKORCH_DEFAULTS, **kwargs})
         self.epsilon = epsilon
         self.dual_lr = dual_lr
@@ -71,6 +80,7 @@ class PDCLMixin:
         self.dual_head_epochs = dual_head_epochs
         self.dual_head_lr = dual_head_lr
         self.dual_head_batch_size = dual_head_batch_size
+        self.pool_dual_head = pool_dual_head
         self.chunk_size = chunk_size
         self.embedding_layer = embedding_layer
         self.random_state = random_state
@@ -127,10 +137,10 @@ class PDCLMixin:
                                         self.embedding_layer)
         return self
 
-    def _build_dual_head(self, embedding_dim):
-        kwargs = self.get_params_for("dual_head")
+    def _build_dual_head(self, embedding_dim, prefix="dual_head"):
+        kwargs = self.get_params_for(prefix)
         kwargs.setdefault("input_dim", int(embedding_dim))
-        return self.initialized_instance(self.dual_head, kwargs).to(self.device)
+        return self.initialized_instance(getattr(self, prefix), kwargs).to(self.device)
 
     def initialize_criterion(self):
         kwargs = self.get_params_for("criterion")
@@ -323,7 +333,11 @@ class PDCLMixin:
 
     # ------------------------------------------------------------------ dual head
     def _fit_dual_head(self, embeddings, targets):
-        """Fit a fresh dual head on ``(embeddings, targets)`` (see ``fit_dual_head``)."""
+        """Fit a fresh dual head on ``(embeddings, targets)`` (see ``fit_dual_head``).
+
+        The paper's head (``dual_head_``): what ``method="paper"``, the redundancy-aware
+        rule and the generative mode read.
+        """
         self.dual_head_ = self._build_dual_head(embeddings.shape[1])
         scaling = fit_dual_head(
             self.dual_head_, embeddings, targets, epochs=self.dual_head_epochs,
@@ -332,6 +346,35 @@ class PDCLMixin:
         self.dual_target_mean_, self.dual_target_scale_ = scaling.mean, scaling.scale
         self.dual_head_fitted_ = scaling.fitted
 
+    def _fit_pool_dual_head(self, embeddings, targets, y):
+        """Fit the pool's dual head (``pool_dual_head_``, what ``predict_dual`` and the
+        default rule read): a label-conditional head on the rows' labels and predicted
+        class probabilities. Without one (``pool_dual_head=None``, or a regressor: no
+        classes to condition on) the paper's head serves the pool too."""
+        if self.pool_dual_head is None or self._class_probabilities(embeddings[:1]) is None:
+            self.pool_dual_head_, self.pool_dual_scaling_ = self.dual_head_, self.dual_scaling_
+            return
+        labels = torch.as_tensor(self._encode_targets(y))
+        probs = self._class_probabilities(embeddings)
+        with warnings.catch_warnings():  # the paper's head has said it already
+            warnings.simplefilter("ignore")
+            self.pool_dual_head_ = self._build_dual_head(embeddings.shape[1],
+                                                         "pool_dual_head")
+            self.pool_dual_scaling_ = fit_dual_head(
+                self.pool_dual_head_, embeddings, targets, epochs=self.dual_head_epochs,
+                lr=self.dual_head_lr, batch_size=self.dual_head_batch_size,
+                seed=self._seed() or 0, device=self.device, labels=labels, probs=probs,
+                conditional="loss")
+
+    def _class_probabilities(self, embeddings):
+        """Softmax of the net's head on embeddings (None for a regressor)."""
+        if getattr(self, "_task", "classification") == "regression":
+            return None
+        with torch.no_grad(), eval_mode(self.module_) as module:
+            block = torch.as_tensor(embeddings).to(self.device)
+            logits = module.head(block)
+            return torch.softmax(logits.reshape(block.shape[0], -1).float(), dim=1)
+
     @property
     def dual_scaling_(self) -> DualScaling:
         """How the dual head's output maps to lambda units."""
@@ -339,17 +382,31 @@ class PDCLMixin:
                            scale=float(self.dual_target_scale_),
                            fitted=bool(getattr(self, "dual_head_fitted_", False)))
 
-    def predict_dual_from_embeddings(self, embeddings):
+    def predict_dual_from_embeddings(self, embeddings, *, head="pool"):
         """Predicted multipliers (>= 0, lambda units) for embeddings (numpy or tensor).
 
-        Returns a CPU float tensor of shape (n_samples,); zeros when every training
-        multiplier was 0.
+        ``head="pool"`` (the default rule's): the label-conditional head, each
+        embedding scored by the expectation of its per-class multiplier under the net's
+        predicted class probabilities; ``head="paper"``: the paper's head
+        (``method="paper"``). Returns a CPU float tensor of shape (n_samples,); zeros
+        when every training multiplier was 0.
         """
         self.check_is_fitted(["lambdas_"])
+        check_choice(head, "head", ("pool", "paper"))
         if not getattr(self, "dual_head_fitted_", False):
             return torch.zeros(embeddings.shape[0])
-        return predict_dual(self.dual_head_, embeddings, self.dual_scaling_,
-                            chunk_size=chunk_size_of(self), device=self.device)
+        module, scaling = (self.dual_head_, self.dual_scaling_) if head == "paper" \
+            else self._pool_reader()
+        return predict_dual(module, embeddings, scaling, chunk_size=chunk_size_of(self),
+                            device=self.device, classifier=self._class_probabilities)
+
+    def _pool_reader(self):
+        """The pool's head and its scaling (the paper's where none was fitted apart:
+        a net fitted before the pool head existed, or ``callbacks__dual_head=None``)."""
+        head = getattr(self, "pool_dual_head_", None)
+        if head is None:
+            return self.dual_head_, self.dual_scaling_
+        return head, self.pool_dual_scaling_
 
     def embed(self, X):
         """Backbone embeddings of ``X``, shape (n_samples, embedding_dim), float32."""
@@ -357,7 +414,8 @@ class PDCLMixin:
         return embed(self, X)
 
     def predict_dual(self, X):
-        """Predicted dual variable (informativeness) of each row of ``X``.
+        """Predicted dual variable (informativeness) of each row of ``X``: the pool's
+        head (see :meth:`predict_dual_from_embeddings`).
 
         One backbone pass and one dual-head pass per chunk of ``chunk_size`` rows.
 

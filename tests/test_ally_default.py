@@ -110,7 +110,7 @@ def test_points_the_dual_head_scores_zero_are_still_drawn(fitted_net, digits, mo
     zeroed = np.arange(n) % 2 == 0  # half the pool predicted lambda 0, the rest 1
     fake = torch.as_tensor(np.where(zeroed, 0.0, 1.0), dtype=torch.float32)
     monkeypatch.setattr(type(fitted_net), "predict_dual_from_embeddings",
-                        lambda self, e: fake[:e.shape[0]].clone())
+                        lambda self, e, head="pool": fake[:e.shape[0]].clone())
     picks = np.concatenate([dual_weighted_selection(_query(fitted_net, X_pool, 40, s))[0]
                             for s in range(5)])
     from_zeroed = zeroed[picks].mean()

@@ -31,7 +31,8 @@ REFERENCES = ("random", "ALLY paper", "ALLY default without lambda (ablation)")
 _CANDIDATES = "benchmarks.ally_candidates"
 for _name, _fn in (("ally-d2", "ally_d2"), ("ally-gradient", "ally_gradient"),
                    ("ally-uncertain", "ally_uncertain"),
-                   ("ally-gradient-weighted", "ally_gradient_weighted")):
+                   ("ally-gradient-weighted", "ally_gradient_weighted"),
+                   ("ally-gradient-clusters", "ally_gradient_clusters")):
     registry.STRATEGIES.setdefault(_name, registry.StrategySpec(
         _name, f"{_CANDIDATES}:{_fn}", pdcl=True, accepts_random_state=True))
 
@@ -78,6 +79,7 @@ ARMS = {
     # default rule's draw with other weights on the label-conditional head's duals
     "ally-paperhead": ("ally", {"pool_dual_head": None}, {}),
     "gradw-sq": ("ally-gradient-weighted", {}, {"power": 2.0}),
+    "gclust": ("ally-gradient-clusters", {}, {}),
     "random": ("random", {}, {}),
     "uncertainty": ("uncertainty", {}, {}),
     "margin": ("margin", {}, {}),

@@ -76,6 +76,9 @@ VARIANTS = {
     "loss-logmlp": Variant(conditional="loss", head=(("slot", "logloss"),)),
     "loss-mlp": Variant(conditional="loss"),
     "loss-mlp-val": Variant(conditional="loss", validation=0.2, epochs=300),
+    "loss-mlp-e30": Variant(conditional="loss", epochs=30),
+    "loss-mlp-e300": Variant(conditional="loss", epochs=300),
+    "loss-mlp-mean": Variant(target="mean", conditional="loss"),
     "loss-add": Variant(conditional="loss", head=_ADD),
     "loss-add-mean": Variant(target="mean", conditional="loss", head=_ADD),
     "loss-add-rank": Variant(conditional="loss", loss="rank", head=_ADD),
@@ -258,7 +261,7 @@ def main(argv=None):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    footer = ""
+    footer, result = "", {"pool": None, "own": None}
     with torch_threads(args.threads):
         if not args.skip_pool:
             rows = []
@@ -272,7 +275,7 @@ def main(argv=None):
                         rows.append(measure(data, seed, n, variants))
                         print({k: (round(v, 3) if isinstance(v, float) else v)
                                for k, v in rows[-1].items()}, flush=True)
-            frame = pd.DataFrame(rows)
+            frame = result["pool"] = pd.DataFrame(rows)
             frame.to_csv(out / "dual_head.csv", index=False, float_format="%.5g")
             footer = (f"\n`python -m benchmarks.dual_head --tasks {args.tasks} --seeds "
                       f"{args.seeds}`: {time.perf_counter() - start:.0f} s, torch "
@@ -289,7 +292,7 @@ def main(argv=None):
                 for seed in range(args.seeds):
                     own.append(own_multipliers(data, seed, n, variants, args.own_points))
                     print(own[-1], flush=True)
-            frame = pd.DataFrame(own)
+            frame = result["own"] = pd.DataFrame(own)
             frame.to_csv(out / "own.csv", index=False, float_format="%.5g")
             title = (f"Spearman with the points' own multipliers ({args.own_task}, "
                      f"{args.own_points} pool points per seed and size, each added alone "
@@ -299,6 +302,7 @@ def main(argv=None):
                                         + f"\n{time.perf_counter() - start:.0f} s in all.\n")
             print(summary_markdown(frame, ["last", "mean"], title))
     print(f"wall {time.perf_counter() - start:.0f} s, torch threads {args.threads}")
+    return result
 
 
 if __name__ == "__main__":

@@ -80,6 +80,8 @@ ARMS = {
     "ally-paperhead": ("ally", {"pool_dual_head": None}, {}),
     "gradw-sq": ("ally-gradient-weighted", {}, {"power": 2.0}),
     "gclust": ("ally-gradient-clusters", {}, {}),
+    # the pool head reading the class's loss alone (no embedding)
+    "ally-lossonly": ("ally", {"pool_dual_head__form": "loss"}, {}),
     "random": ("random", {}, {}),
     "uncertainty": ("uncertainty", {}, {}),
     "margin": ("margin", {}, {}),

@@ -65,7 +65,11 @@ class Variant:
 
 
 #: The screened variants (``paper``: the paper's head, what ``method="paper"`` reads).
-_ADD = (("form", "additive"), ("slot", "loss"))
+_ADD = (("form", "additive"), ("slot", "loss"))  # ConditionalDualHead's defaults
+_MLP = (("form", "mlp"),)
+
+#: The screened variants (``paper``: the paper's head, what ``method="paper"`` reads;
+#: ``loss-add``: the pool head ``PDCLNet`` fits by default).
 VARIANTS = {
     "paper": Variant(),
     "mean": Variant(target="mean"),
@@ -73,17 +77,17 @@ VARIANTS = {
     "proba-in": Variant(inputs="embedding+proba"),
     "rank": Variant(loss="rank"),
     "val": Variant(validation=0.2, epochs=300),
-    "loss-logmlp": Variant(conditional="loss", head=(("slot", "logloss"),)),
-    "loss-mlp": Variant(conditional="loss"),
-    "loss-mlp-val": Variant(conditional="loss", validation=0.2, epochs=300),
-    "loss-mlp-e30": Variant(conditional="loss", epochs=30),
-    "loss-mlp-e300": Variant(conditional="loss", epochs=300),
-    "loss-mlp-mean": Variant(target="mean", conditional="loss"),
+    "loss-logmlp": Variant(conditional="loss", head=(("form", "mlp"), ("slot", "logloss"))),
+    "loss-mlp": Variant(conditional="loss", head=_MLP),
+    "loss-mlp-val": Variant(conditional="loss", validation=0.2, epochs=300, head=_MLP),
+    "loss-mlp-e30": Variant(conditional="loss", epochs=30, head=_MLP),
+    "loss-mlp-e300": Variant(conditional="loss", epochs=300, head=_MLP),
+    "loss-mlp-mean": Variant(target="mean", conditional="loss", head=_MLP),
+    "loss-only": Variant(conditional="loss", head=(("form", "loss"),)),
     "loss-add": Variant(conditional="loss", head=_ADD),
     "loss-add-mean": Variant(target="mean", conditional="loss", head=_ADD),
     "loss-add-rank": Variant(conditional="loss", loss="rank", head=_ADD),
-    "loss-add-val": Variant(conditional="loss", validation=0.2, epochs=300,
-                            head=_ADD),
+    "loss-add-val": Variant(conditional="loss", validation=0.2, epochs=300, head=_ADD),
 }
 
 #: Per task: load_dataset arguments and the labeled-set sizes.
@@ -142,10 +146,11 @@ def fit_variant(net, variant: Variant, *, seed):
 def variant_scores(net, embeddings, variants, *, seed):
     """{variant: predicted lambda of ``embeddings``} for ``net``."""
     out = {}
+    classifier = _classifier(net)
     for name, variant in variants.items():
         head, scaling = fit_variant(net, variant, seed=seed)
         out[name] = predict_dual(head, embeddings, scaling, chunk_size=4096, device="cpu",
-                                 classifier=_classifier(net)).numpy()
+                                 classifier=classifier).numpy()
     return out
 
 

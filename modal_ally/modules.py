@@ -138,22 +138,29 @@ class ConditionalDualHead(nn.Module):
     an unlabeled row is scored by the expectation over the classes
     (:mod:`modal_ally.dual_head`).
 
-    ``form="mlp"``: the first layer splits as ``A e + w s``, so every class costs the
-    small layers only; ``form="additive"``: ``u(e) + softplus(w) s``, an embedding term
-    plus a term that grows with the class's loss (a multiplier is accumulated
-    violation: it grows with its row's loss). ``slot="logloss"`` reads ``log(-log q)``
-    instead. Hidden widths as :class:`DualHead` (the paper's 64, 32, 16).
+    ``form="additive"`` (the default): ``u(e) + softplus(w) s``, an embedding term plus a
+    term that grows with the class's loss, so the predicted multiplier never falls as the
+    class's loss rises (a multiplier is accumulated violation: it grows with its row's
+    loss), and every further class costs one multiply-add; ``form="mlp"``: the first
+    layer splits as ``A e + w s`` and the class's loss enters the small layers freely
+    (measured unstable where few multipliers are positive: docs/label-efficiency.md);
+    ``form="loss"``: the class's loss alone (``b + w s`` into the same layers; the
+    embedding is not read). ``slot="logloss"``
+    reads ``log(-log q)`` instead. Hidden widths as :class:`DualHead` (the paper's 64, 32, 16).
     """
 
     def __init__(self, input_dim: int, hidden_units: Sequence[int] = (64, 32, 16),
-                 form: str = "mlp", slot: str = "loss"):
+                 form: str = "additive", slot: str = "loss"):
         super().__init__()
         widths = [int(u) for u in hidden_units]
         if not widths:
             raise ValueError("ConditionalDualHead needs at least one hidden layer")
+        if form not in ("mlp", "additive", "loss") or slot not in ("loss", "logloss"):
+            raise ValueError("ConditionalDualHead: form must be 'mlp', 'additive' or "
+                             f"'loss' and slot 'loss' or 'logloss', got {form!r}, {slot!r}")
         self.form, self.slot = form, slot
         self.embedding_layer = nn.Linear(int(input_dim), widths[0])
-        self.slot_layer = nn.Linear(1, widths[0] if form == "mlp" else 1, bias=False)
+        self.slot_layer = nn.Linear(1, 1 if form == "additive" else widths[0], bias=False)
         layers: list[nn.Module] = [nn.ReLU()]
         for width, units in zip(widths, widths[1:] + [1]):
             layers += [nn.Linear(width, units), nn.ReLU()]
@@ -178,7 +185,10 @@ class ConditionalDualHead(nn.Module):
         self.slot_scale.copy_(scale if float(scale) > 1e-6 else torch.ones(()))
 
     def forward(self, embeddings: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
-        h = self.embedding_layer((embeddings - self.input_mean) / self.input_scale)
+        if self.form == "loss":
+            h = self.embedding_layer.bias.expand(embeddings.shape[0], -1)
+        else:
+            h = self.embedding_layer((embeddings - self.input_mean) / self.input_scale)
         s = ((self.slot_feature(q) - self.slot_mean) / self.slot_scale).to(h.dtype)
         weight = self.slot_layer.weight[:, 0].to(h.dtype)
         if self.form == "additive":

@@ -34,8 +34,9 @@ from modal_ally.strategies.badge import _class_probabilities, _sample_proportion
 
 
 def ally_scores(net, X_pool):
-    """Pool embeddings (a tensor) and predicted lambdas (the API these candidates used)."""
-    embeddings, scores = _ally_scores(net, X_pool)
+    """Pool embeddings (a tensor) and predicted lambdas of the pool head (what the
+    default rule reads; the API these candidates used)."""
+    embeddings, scores = _ally_scores(net, X_pool, head="pool")
     return torch.as_tensor(embeddings), scores
 
 __all__ = ["ally_d2", "ally_gradient", "ally_uncertain", "weighted_d2_seeding"]

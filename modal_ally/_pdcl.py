@@ -385,10 +385,11 @@ class PDCLMixin:
     def predict_dual_from_embeddings(self, embeddings, *, head="pool"):
         """Predicted multipliers (>= 0, lambda units) for embeddings (numpy or tensor).
 
-        ``head="pool"`` (the default rule's): the label-conditional head, each
-        embedding scored by the expectation of its per-class multiplier under the net's
-        predicted class probabilities; ``head="paper"``: the paper's head
-        (``method="paper"``). Returns a CPU float tensor of shape (n_samples,); zeros
+        ``head="pool"`` (the default: what the default query rule reads): the
+        label-conditional head, each embedding scored by the expectation of its
+        per-class multiplier under the net's predicted class probabilities;
+        ``head="paper"``: the paper's head (``method="paper"``, :meth:`predict_dual`).
+        Returns a CPU float tensor of shape (n_samples,); zeros
         when every training multiplier was 0.
         """
         self.check_is_fitted(["lambdas_"])
@@ -413,23 +414,27 @@ class PDCLMixin:
         self.check_is_fitted(["lambdas_"])
         return embed(self, X)
 
-    def predict_dual(self, X):
-        """Predicted dual variable (informativeness) of each row of ``X``: the pool's
-        head (see :meth:`predict_dual_from_embeddings`).
+    def predict_dual(self, X, *, head="paper"):
+        """Predicted dual variable (informativeness) of each row of ``X``.
 
-        One backbone pass and one dual-head pass per chunk of ``chunk_size`` rows.
+        ``head="paper"`` (the default, what it always returned): the paper's head, as
+        ``method="paper"`` and the dual stopping criterion read it; ``head="pool"``: the
+        label-conditional pool head the default query rule reads (see
+        :meth:`predict_dual_from_embeddings`). One backbone pass and one dual-head pass
+        per chunk of ``chunk_size`` rows.
 
         Returns
         -------
         scores : numpy.ndarray of shape (n_samples,), float32, >= 0
         """
         self.check_is_fitted(["lambdas_"])
+        check_choice(head, "head", ("pool", "paper"))
         X = check_array(X, name="X", n_features=self.feature_shape_)
         parts = []
         with torch.no_grad(), eval_mode(self.module_) as module:
             for block in iter_chunks(X, chunk_size_of(self), self.device):
                 parts.append(self.predict_dual_from_embeddings(
-                    module.backbone(block).reshape(block.shape[0], -1)))
+                    module.backbone(block).reshape(block.shape[0], -1), head=head))
         return torch.cat(parts).numpy().astype(np.float32)
 
     def per_sample_loss(self, X, y):

@@ -44,7 +44,7 @@ def test_without_weights_it_is_badge_on_the_same_net(fitted_net, digits):
 
 def test_the_duals_steer_the_draws(fitted_net, digits):
     X_pool = digits["X_pool"]
-    dual = fitted_net.predict_dual(X_pool)
+    dual = fitted_net.predict_dual(X_pool, head="pool")  # what the default rule reads
     weighted, unweighted = [], []
     for seed in range(5):
         with_duals, _ = dual_weighted_selection(_query(fitted_net, X_pool, 40, seed))
@@ -60,7 +60,7 @@ def test_the_duals_steer_the_draws(fitted_net, digits):
 
 def test_default_outlier_guard_never_draws_guarded_points(digits):
     net, X_pool, _ = mislabeled_setup(digits)
-    dual = net.predict_dual(X_pool)
+    dual = net.predict_dual(X_pool, head="pool")  # what the default rule reads
     guarded = indices_of(ally_query_strategy(net, X_pool, 20, random_state=0,
                                              skip_top_quantile=0.15))
     skipped = np.argsort(-dual, kind="stable")[:int(0.15 * len(X_pool))]

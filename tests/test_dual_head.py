@@ -37,7 +37,10 @@ def test_pool_score_is_the_expectation_over_predicted_classes(fitted_net, digits
     expected = (p * per_class.clamp_min(0)).sum(dim=1)
     got = fitted_net.predict_dual_from_embeddings(E)
     np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-5, atol=1e-6)
-    assert np.allclose(fitted_net.predict_dual(digits["X_pool"][:50]), got.numpy(), atol=1e-6)
+    assert np.allclose(fitted_net.predict_dual(digits["X_pool"][:50], head="pool"),
+                       got.numpy(), atol=1e-6)
+    paper = fitted_net.predict_dual_from_embeddings(E, head="paper").numpy()
+    assert np.allclose(fitted_net.predict_dual(digits["X_pool"][:50]), paper, atol=1e-6)
 
 
 def test_paper_head_reads_as_before(fitted_net, digits):
@@ -171,7 +174,9 @@ def test_regressor_scores_the_pool_with_the_papers_head(fitted_regressor, diabet
 def test_pickled_net_scores_the_same(fitted_net, digits):
     clone = pickle.loads(pickle.dumps(fitted_net))
     X = digits["X_pool"][:40]
-    np.testing.assert_allclose(clone.predict_dual(X), fitted_net.predict_dual(X), atol=1e-6)
+    for head in ("pool", "paper"):
+        np.testing.assert_allclose(clone.predict_dual(X, head=head),
+                                   fitted_net.predict_dual(X, head=head), atol=1e-6)
 
 
 def test_block_net_computes_the_nets_lambda_hat(fitted_net, fitted_regressor, digits,

@@ -111,10 +111,12 @@ def pool_scores(query: Query, head="pool"):
     return embeddings, scores.numpy().astype(np.float64)
 
 
-def ally_scores(learner, X_pool):
+def ally_scores(learner, X_pool, *, head="paper"):
     """Predicted dual variable of every pool sample, and the pool's embeddings.
 
-    One backbone pass over the pool (in chunks); the dual head runs on the embeddings.
+    One backbone pass over the pool (in chunks); the dual head runs on the embeddings:
+    ``head="paper"`` the paper's head (as ``predict_dual``), ``"pool"`` the
+    label-conditional head the default rule reads.
 
     Parameters
     ----------
@@ -128,7 +130,7 @@ def ally_scores(learner, X_pool):
     scores : numpy.ndarray of shape (n_samples,), float64, >= 0
     """
     query = validate_query(learner, X_pool, 1, strategy="ally_scores", require_pdcl=True)
-    embeddings, scores = pool_scores(query)
+    embeddings, scores = pool_scores(query, head=head)
     return embeddings.cpu().numpy(), scores
 
 

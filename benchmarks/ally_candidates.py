@@ -189,10 +189,9 @@ def weighted_gradient_seeding(probs, embeddings, weights, n_instances, *, rng):
     return np.asarray(chosen, dtype=np.int64)
 
 
-def ally_gradient_weighted(learner, X_pool, n_instances=1, *, random_state=None,
-                           weight="lambda", power=1.0, shrink=False):
-    """BADGE's geometry, draws weighted by ``lambda_hat ** power``; with ``shrink``, by
-    ``lambda_hat + mean(lambda_hat)`` (every pool point stays drawable)."""
+def _gradient_inputs(learner, X_pool):
+    """The net, pool embeddings (CPU), predicted lambdas and class probabilities (a
+    constant factor for a regressor: BADGE's regression embedding is ``e`` itself)."""
     net = getattr(learner, "estimator", learner)
     embeddings, scores = ally_scores(net, X_pool)
     embeddings = embeddings.cpu()
@@ -200,6 +199,14 @@ def ally_gradient_weighted(learner, X_pool, n_instances=1, *, random_state=None,
         probs = torch.full((embeddings.shape[0], 2), 0.5, dtype=torch.float64)
     else:
         probs = _class_probabilities(net, embeddings).cpu()
+    return net, embeddings, scores, probs
+
+
+def ally_gradient_weighted(learner, X_pool, n_instances=1, *, random_state=None,
+                           weight="lambda", power=1.0, shrink=False):
+    """BADGE's geometry, draws weighted by ``lambda_hat ** power``; with ``shrink``, by
+    ``lambda_hat + mean(lambda_hat)`` (every pool point stays drawable)."""
+    net, embeddings, scores, probs = _gradient_inputs(learner, X_pool)
     w = _weights(net, scores, weight, power)
     if shrink:
         w = shrunk_duals(w)
@@ -220,13 +227,7 @@ def ally_gradient_clusters(learner, X_pool, n_instances=1, *, random_state=None,
     """
     from modal_ally.strategies.badge import _gradient_factors, _gradient_sq_distances_to
 
-    net = getattr(learner, "estimator", learner)
-    embeddings, scores = ally_scores(net, X_pool)
-    embeddings = embeddings.cpu()
-    if getattr(net, "_task", "classification") == "regression":
-        probs = torch.full((embeddings.shape[0], 2), 0.5, dtype=torch.float64)
-    else:
-        probs = _class_probabilities(net, embeddings).cpu()
+    net, embeddings, scores, probs = _gradient_inputs(learner, X_pool)
     n = min(int(n_instances), embeddings.shape[0])
     seeds = weighted_gradient_seeding(probs, embeddings,
                                       torch.ones(embeddings.shape[0], dtype=torch.float64),

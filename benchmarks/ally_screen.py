@@ -25,6 +25,7 @@ from benchmarks import cli, registry
 from benchmarks.metrics import curves, learning_curve_area, metric_info
 from benchmarks.reporting import write_csv, write_report
 from benchmarks.store import STATE_FILE, RunStore, SettingsError
+from modal_ally._torch_utils import torch_threads
 
 REFERENCES = ("random", "ALLY paper", "ALLY default without lambda (ablation)")
 
@@ -230,8 +231,9 @@ def main(argv=None):
              f"b = {args.budget}, {args.rounds} rounds, {args.epochs} epochs, "
              f"{args.seeds} seeds")
     start = time.perf_counter()
-    if args.rerun:
-        discard(parser, args, out, registry.parse_names(args.rerun))
+    if args.rerun:  # under the run's thread count, which the saved state records
+        with torch_threads(args.threads):
+            discard(parser, args, out, registry.parse_names(args.rerun))
     result = cli.run_benchmark(parser, args, data, arms, out, title=title,
                                   print_report=False)
     table, seeds = paired_table(result["rows"], data.task)

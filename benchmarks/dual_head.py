@@ -65,11 +65,11 @@ class Variant:
 
 
 #: The screened variants (``paper``: the paper's head, what ``method="paper"`` reads).
-_ADD = (("form", "additive"), ("slot", "loss"))  # ConditionalDualHead's defaults
-_MLP = (("form", "mlp"),)
+_ADD = (("form", "additive"), ("slot", "loss"))
+_MLP = (("form", "mlp"),)  # ConditionalDualHead's defaults
 
 #: The screened variants (``paper``: the paper's head, what ``method="paper"`` reads;
-#: ``loss-add``: the pool head ``PDCLNet`` fits by default).
+#: ``loss-mlp``: the pool head ``PDCLNet`` fits by default).
 VARIANTS = {
     "paper": Variant(),
     "mean": Variant(target="mean"),

@@ -138,19 +138,19 @@ class ConditionalDualHead(nn.Module):
     an unlabeled row is scored by the expectation over the classes
     (:mod:`modal_ally.dual_head`).
 
-    ``form="additive"`` (the default): ``u(e) + softplus(w) s``, an embedding term plus a
-    term that grows with the class's loss, so the predicted multiplier never falls as the
-    class's loss rises (a multiplier is accumulated violation: it grows with its row's
-    loss), and every further class costs one multiply-add; ``form="mlp"``: the first
-    layer splits as ``A e + w s`` and the class's loss enters the small layers freely
-    (measured unstable where few multipliers are positive: docs/label-efficiency.md);
-    ``form="loss"``: the class's loss alone (``b + w s`` into the same layers; the
-    embedding is not read). ``slot="logloss"``
+    ``form="mlp"`` (the default): the first layer splits as ``A e + w s``, so the
+    embedding's part is computed once per row and every class costs the small layers
+    only; ``form="additive"``: ``u(e) + softplus(w) s``, an embedding term plus a term
+    that grows with the class's loss (monotone in it by construction; one multiply-add
+    per class); ``form="loss"``: the class's loss alone (``b + w s`` into the same
+    layers; the embedding is not read). docs/label-efficiency.md compares them: the
+    additive form ranks the pool more stably where few multipliers are positive, the
+    mlp form labels better in the loops. ``slot="logloss"``
     reads ``log(-log q)`` instead. Hidden widths as :class:`DualHead` (the paper's 64, 32, 16).
     """
 
     def __init__(self, input_dim: int, hidden_units: Sequence[int] = (64, 32, 16),
-                 form: str = "additive", slot: str = "loss"):
+                 form: str = "mlp", slot: str = "loss"):
         super().__init__()
         widths = [int(u) for u in hidden_units]
         if not widths:

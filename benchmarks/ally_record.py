@@ -20,8 +20,8 @@ LEGEND = {
              "(the default before the shrunk duals)",
     "ally": "the package's ally_query_strategy default when the run was made (on the "
             "*_shrunk and parkinsons_dual_step tables: draws ~ lambda_hat * D^2, as gradw; "
-            "on the *_issue16 tables: the shrunk draws on the label-conditional pool head "
-            "in its first form, form='mlp')",
+            "on the *_issue16 tables: the shrunk draws on the label-conditional pool head, "
+            "form='mlp', the default since)",
     "ally-paper": "the package's method='paper' (Algorithm 2)",
     "gradw-shrink": "as gradw, draws ~ (lambda_hat + mean lambda_hat) * D^2 "
                     "(**the default rule now**; on parkinsons_dual_step it ran with the "

@@ -203,3 +203,16 @@ def test_paper_rule_order_uses_paper_scores(fitted_net, digits):
                                 n_clusters=1, random_state=0)
     picks = picks[0] if isinstance(picks, tuple) else picks
     np.testing.assert_array_equal(np.sort(np.asarray(picks)), np.sort(top))
+
+
+@pytest.mark.parametrize("form", ["mlp", "additive", "loss"])
+def test_conditional_head_forms_score_rows_and_classes(form):
+    head = ConditionalDualHead(5, form=form)
+    E, q = torch.randn(7, 5), torch.softmax(torch.randn(7, 3), dim=1)
+    assert head(E, q[:, 0]).shape == (7,)
+    per_class = head(E, q)
+    assert per_class.shape == (7, 3)
+    np.testing.assert_allclose(per_class[:, 1].detach().numpy(),
+                               head(E, q[:, 1]).detach().numpy(), rtol=1e-5, atol=1e-6)
+    with pytest.raises(ValueError, match="form"):
+        ConditionalDualHead(5, form="tree")

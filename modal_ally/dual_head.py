@@ -167,6 +167,22 @@ def fit_dual_head(head: nn.Module, embeddings: torch.Tensor, targets: torch.Tens
     head.set_input_scaling(x[train.to(device)])
     if own is not None and hasattr(head, "set_slot_scaling"):
         head.set_slot_scaling(own[train.to(device)])
+
+    def output(rows):
+        return _rows_output(head, x, conditional, slots, own, rows)
+
+    _train(head, output, scaled, train, held, epochs=epochs, lr=lr, batch_size=batch_size,
+           loss=loss, generator=generator, device=device)
+    if loss == "rank":
+        with torch.no_grad():
+            scaling = _calibrated(output(slice(None)), scaled, scaling)
+    return scaling
+
+
+def _train(head, output, scaled, train, held, *, epochs, lr, batch_size, loss, generator,
+           device):
+    """Adam on shuffled minibatches of the ``train`` rows; with ``held`` rows, the head
+    of the epoch with the lowest held-out loss is kept."""
     optimizer = torch.optim.Adam(head.parameters(), lr=lr)
     n_train = train.shape[0]
     batch = min(int(batch_size), n_train)
@@ -178,27 +194,20 @@ def fit_dual_head(head: nn.Module, embeddings: torch.Tensor, targets: torch.Tens
         order = order.to(device)
         for start in range(0, n_train, batch):
             rows = order[start:start + batch]
-            out = _rows_output(head, x, conditional, slots, own, rows)
-            value = _loss(loss, out, scaled[rows])
+            value = _loss(loss, output(rows), scaled[rows])
             optimizer.zero_grad(set_to_none=True)
             value.backward()
             optimizer.step()
         if held is not None:
             with torch.no_grad():
                 head.train(False)
-                out = _rows_output(head, x, conditional, slots, own, held)
-                score = float(_loss(loss, out, scaled[held]))
+                score = float(_loss(loss, output(held), scaled[held]))
                 head.train(True)
             if score < best:
                 best, best_state = score, copy.deepcopy(head.state_dict())
     if best_state is not None:
         head.load_state_dict(best_state)
     head.train(False)
-    if loss == "rank":
-        with torch.no_grad():
-            out = _rows_output(head, x, conditional, slots, own, slice(None))
-        scaling = _calibrated(out, scaled, scaling)
-    return scaling
 
 
 def _calibrated(out, scaled, scaling):

@@ -34,8 +34,9 @@ from modal_ally.strategies.badge import _class_probabilities, _sample_proportion
 
 
 def ally_scores(net, X_pool):
-    """Pool embeddings (a tensor) and predicted lambdas (the API these candidates used)."""
-    embeddings, scores = _ally_scores(net, X_pool)
+    """Pool embeddings (a tensor) and predicted lambdas of the pool head (what the
+    default rule reads; the API these candidates used)."""
+    embeddings, scores = _ally_scores(net, X_pool, head="pool")
     return torch.as_tensor(embeddings), scores
 
 __all__ = ["ally_d2", "ally_gradient", "ally_uncertain", "weighted_d2_seeding"]
@@ -188,10 +189,9 @@ def weighted_gradient_seeding(probs, embeddings, weights, n_instances, *, rng):
     return np.asarray(chosen, dtype=np.int64)
 
 
-def ally_gradient_weighted(learner, X_pool, n_instances=1, *, random_state=None,
-                           weight="lambda", power=1.0, shrink=False):
-    """BADGE's geometry, draws weighted by ``lambda_hat ** power``; with ``shrink``, by
-    ``lambda_hat + mean(lambda_hat)`` (every pool point stays drawable)."""
+def _gradient_inputs(learner, X_pool):
+    """The net, pool embeddings (CPU), predicted lambdas and class probabilities (a
+    constant factor for a regressor: BADGE's regression embedding is ``e`` itself)."""
     net = getattr(learner, "estimator", learner)
     embeddings, scores = ally_scores(net, X_pool)
     embeddings = embeddings.cpu()
@@ -199,10 +199,50 @@ def ally_gradient_weighted(learner, X_pool, n_instances=1, *, random_state=None,
         probs = torch.full((embeddings.shape[0], 2), 0.5, dtype=torch.float64)
     else:
         probs = _class_probabilities(net, embeddings).cpu()
+    return net, embeddings, scores, probs
+
+
+def ally_gradient_weighted(learner, X_pool, n_instances=1, *, random_state=None,
+                           weight="lambda", power=1.0, shrink=False):
+    """BADGE's geometry, draws weighted by ``lambda_hat ** power``; with ``shrink``, by
+    ``lambda_hat + mean(lambda_hat)`` (every pool point stays drawable)."""
+    net, embeddings, scores, probs = _gradient_inputs(learner, X_pool)
     w = _weights(net, scores, weight, power)
     if shrink:
         w = shrunk_duals(w)
     selected = weighted_gradient_seeding(probs, embeddings, w,
                                          min(int(n_instances), embeddings.shape[0]),
                                          rng=check_random_state(random_state))
+    return query_result(selected, scores[selected])
+
+
+def ally_gradient_clusters(learner, X_pool, n_instances=1, *, random_state=None,
+                           weight="lambda"):
+    """Top ``lambda_hat`` within gradient-space clusters (issue 16's candidate).
+
+    BADGE's k-means++ seeding in gradient-embedding space (unweighted) draws ``b`` seeds;
+    every pool point joins its nearest seed, and each of these ``b`` clusters gives its
+    highest predicted multiplier (the paper's equitable rule, :func:`priority_order`,
+    on clusters of BADGE's geometry). ``weight="none"``: the seeds themselves (BADGE).
+    """
+    from modal_ally.strategies.badge import _gradient_factors, _gradient_sq_distances_to
+
+    net, embeddings, scores, probs = _gradient_inputs(learner, X_pool)
+    n = min(int(n_instances), embeddings.shape[0])
+    seeds = weighted_gradient_seeding(probs, embeddings,
+                                      torch.ones(embeddings.shape[0], dtype=torch.float64),
+                                      n, rng=check_random_state(random_state))
+    if weight == "none" or not getattr(net, "dual_head_fitted_", False):
+        return query_result(seeds, scores[seeds])
+    a, e = _gradient_factors(probs.double()), embeddings.double()
+    a_sq, e_sq = (a * a).sum(dim=1), (e * e).sum(dim=1)
+    g_sq = a_sq * e_sq
+    nearest = torch.full((e.shape[0],), float("inf"), dtype=torch.float64)
+    labels = torch.zeros(e.shape[0], dtype=torch.int64)
+    for k, seed in enumerate(seeds):
+        d2 = _gradient_sq_distances_to(a, e, a_sq, e_sq, g_sq, int(seed))
+        closer = d2 < nearest
+        labels[closer] = k
+        nearest = torch.where(closer, d2, nearest)
+    selected = priority_order(scores, labels.numpy(), n)[:n]
     return query_result(selected, scores[selected])

@@ -19,7 +19,9 @@ LEGEND = {
     "gradw": "k-means++ in BADGE's gradient space, draws ~ lambda_hat * D^2 "
              "(the default before the shrunk duals)",
     "ally": "the package's ally_query_strategy default when the run was made (on the "
-            "*_shrunk and parkinsons_dual_step tables: draws ~ lambda_hat * D^2, as gradw)",
+            "*_shrunk and parkinsons_dual_step tables: draws ~ lambda_hat * D^2, as gradw; "
+            "on the *_issue16 tables: the shrunk draws on the label-conditional pool head, "
+            "form='mlp', the default since)",
     "ally-paper": "the package's method='paper' (Algorithm 2)",
     "gradw-shrink": "as gradw, draws ~ (lambda_hat + mean lambda_hat) * D^2 "
                     "(**the default rule now**; on parkinsons_dual_step it ran with the "
@@ -49,6 +51,13 @@ LEGEND = {
                      "the ablation of gradw and grad)",
     "unc": "paper's clusters, top lambda_hat * (1 - max p) per cluster",
     "d2": "k-means++ on backbone embeddings, draws ~ lambda_hat * D^2",
+    # issue 16 (the *_issue16 tables)
+    "ally-paperhead": "the default rule reading the paper's head (the default before "
+                      "issue 16: pool_dual_head=None)",
+    "gradw-sq": "as gradw on the pool head, draws ~ lambda_hat^2 * D^2",
+    "gclust": "top lambda_hat (pool head) within b clusters of BADGE's k-means++ seeds",
+    "ally-lossonly": "the default rule reading a pool head of the class's loss alone "
+                     "(pool_dual_head__form='loss')",
     "badge": "BADGE (plain net)", "random": "random", "margin": "margin (plain net)",
     "uncertainty": "least confidence (plain net)", "entropy": "entropy (plain net)",
     "coreset": "Coreset k-center greedy (plain net)",

@@ -25,13 +25,15 @@ from benchmarks import cli, registry
 from benchmarks.metrics import curves, learning_curve_area, metric_info
 from benchmarks.reporting import write_csv, write_report
 from benchmarks.store import STATE_FILE, RunStore, SettingsError
+from modal_ally._torch_utils import torch_threads
 
 REFERENCES = ("random", "ALLY paper", "ALLY default without lambda (ablation)")
 
 _CANDIDATES = "benchmarks.ally_candidates"
 for _name, _fn in (("ally-d2", "ally_d2"), ("ally-gradient", "ally_gradient"),
                    ("ally-uncertain", "ally_uncertain"),
-                   ("ally-gradient-weighted", "ally_gradient_weighted")):
+                   ("ally-gradient-weighted", "ally_gradient_weighted"),
+                   ("ally-gradient-clusters", "ally_gradient_clusters")):
     registry.STRATEGIES.setdefault(_name, registry.StrategySpec(
         _name, f"{_CANDIDATES}:{_fn}", pdcl=True, accepts_random_state=True))
 
@@ -74,6 +76,13 @@ ARMS = {
     # the previous default for a regressor: gradw with the regressor's former dual_lr
     "gradw-dlr05": ("ally-gradient-weighted", {"dual_lr": 0.05}, {}),
     "gradw-shrink-r": ("ally-gradient-weighted", {"dual_lr": 0.005}, {"shrink": True}),
+    # issue 16: the previous default (the paper's head read for the pool too), and the
+    # default rule's draw with other weights on the label-conditional head's duals
+    "ally-paperhead": ("ally", {"pool_dual_head": None}, {}),
+    "gradw-sq": ("ally-gradient-weighted", {}, {"power": 2.0}),
+    "gclust": ("ally-gradient-clusters", {}, {}),
+    # the pool head reading the class's loss alone (no embedding)
+    "ally-lossonly": ("ally", {"pool_dual_head__form": "loss"}, {}),
     "random": ("random", {}, {}),
     "uncertainty": ("uncertainty", {}, {}),
     "margin": ("margin", {}, {}),
@@ -222,8 +231,9 @@ def main(argv=None):
              f"b = {args.budget}, {args.rounds} rounds, {args.epochs} epochs, "
              f"{args.seeds} seeds")
     start = time.perf_counter()
-    if args.rerun:
-        discard(parser, args, out, registry.parse_names(args.rerun))
+    if args.rerun:  # under the run's thread count, which the saved state records
+        with torch_threads(args.threads):
+            discard(parser, args, out, registry.parse_names(args.rerun))
     result = cli.run_benchmark(parser, args, data, arms, out, title=title,
                                   print_report=False)
     table, seeds = paired_table(result["rows"], data.task)

@@ -7,8 +7,9 @@ is scored. The benchmark knows every label, so each score is compared with what 
 points are worth to the current model, their true loss ``l(f(x), y)``:
 
 - Spearman correlation with the true loss of: the predicted multiplier ``lambda_hat``
-  (the dual head on the pool), ``1 - margin``, the entropy, BADGE's gradient norm
-  ``|p - onehot(yhat)| |e|``;
+  (the pool's label-conditional dual head, what the default rule reads), the paper's
+  head's (``lambda_hat_paper``, what ``method="paper"`` reads), ``1 - margin``, the
+  entropy, BADGE's gradient norm ``|p - onehot(yhat)| |e|``;
 - the dual state at the end of training: the share of active constraints
   (``lambda > 0``) and the mean multiplier; the share of the pool whose predicted
   multiplier is 0 (a draw weighted by ``lambda_hat`` alone never reaches it);
@@ -80,7 +81,7 @@ def _spearman(a, b):
 
 
 def _batches(net, X_rest, embeddings, scores, probs, rng_seed):
-    """Indices into X_rest of one batch per rule."""
+    """Indices into X_rest of one batch per rule (``scores``: the paper head's)."""
     labels, sq_dist = kmeans(embeddings, BATCH, random_state=rng_seed, n_components=32)
     paper = priority_order(scores, labels, BATCH)[:BATCH]
     query = validate_ally_query(net, X_rest, BATCH, strategy="diagnose", random_state=rng_seed,
@@ -117,6 +118,7 @@ def measure(data, seed, n, budget):
     a = p.copy()
     a[np.arange(len(a)), a.argmax(axis=1)] -= 1
     grad_norm = np.linalg.norm(a, axis=1) * embeddings.norm(dim=1).cpu().numpy()
+    paper_scores = net.predict_dual_from_embeddings(embeddings, head="paper").numpy()
     row = {"task": data.name, "seed": seed, "n_labels": n, "budget": budget, "epochs": epochs,
            "steps": epochs * math.ceil(n / BATCH_SIZE), "fit_s": fit_s,
            "test_acc": evaluate(net, data.X_test, data.y_test, data.task),
@@ -125,11 +127,12 @@ def measure(data, seed, n, budget):
            "train_spearman_head": _spearman(
                net.predict_dual_from_embeddings(net.train_embeddings_).numpy(), net.lambdas_),
            "rho_lambda": _spearman(scores, loss),
+           "rho_lambda_paper": _spearman(paper_scores, loss),
            # pool rows a draw ~ lambda_hat * D^2 can never reach
            "pool_zero_fraction": float((scores <= 1e-6).mean()),
            "rho_margin": _spearman(top2[:, 0] - top2[:, 1], loss),
            "rho_entropy": _spearman(entropy, loss), "rho_gradnorm": _spearman(grad_norm, loss)}
-    batches, pct = _batches(net, X_rest, embeddings, scores, probs, seed)
+    batches, pct = _batches(net, X_rest, embeddings, paper_scores, probs, seed)
     row["paper_pick_distance_pct"] = pct
     for rule, idx in batches.items():
         row[f"class_entropy_{rule}"] = _class_entropy(y_rest[idx], data.n_classes)
@@ -149,7 +152,9 @@ def plot(frame, path):
         sub = frame[(frame.task == task) & (frame.budget == "epochs50")]
         mean = sub.groupby("n_labels").mean(numeric_only=True)
         ax = axes[0, j]
-        for col, label in (("rho_lambda", "lambda_hat (ALLY)"), ("rho_margin", "1 - margin"),
+        for col, label in (("rho_lambda", "lambda_hat (ALLY, pool head)"),
+                           ("rho_lambda_paper", "lambda_hat (paper's head)"),
+                           ("rho_margin", "1 - margin"),
                            ("rho_entropy", "entropy"), ("rho_gradnorm", "BADGE grad norm")):
             ax.plot(mean.index, mean[col], marker="o", label=label)
         steps = frame[(frame.task == task) & (frame.budget == "steps500")]

@@ -15,7 +15,8 @@ def _module_states(net) -> dict:
     """Copies of the parameters of the modules a fit trains in place: those the user
     passed as instances (skorch re-uses them; a module class is built anew)."""
     states = {}
-    for param, name in (("module", "module_"), ("dual_head", "dual_head_")):
+    for param, name in (("module", "module_"), ("dual_head", "dual_head_"),
+                        ("pool_dual_head", "pool_dual_head_")):
         module = net.__dict__.get(name)
         if isinstance(getattr(net, param, None), torch.nn.Module) \
                 and isinstance(module, torch.nn.Module):

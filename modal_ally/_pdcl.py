@@ -20,17 +20,21 @@ from skorch import NeuralNet
 from skorch.utils import is_dataset, to_device, to_numpy, to_tensor
 from torch import nn
 
+from ._dual_heads import DualHeadsMixin
 from ._dual_state import DualState, dual_summary
 from ._guard import restore_on_error
 from ._inference import chunk_size_of, embed, iter_chunks
 from ._pdcl_checks import check_pdcl_params, per_row_epsilon
 from ._split import SplitModule, as_backbone_head
-from ._torch_utils import eval_mode
-from ._validation import as_finite_float32, as_numeric, check_array, numpy_random_state
+from ._validation import (
+    as_finite_float32,
+    as_numeric,
+    check_array,
+    numpy_random_state,
+)
 from .callbacks import DualHeadFit, DualStatistics, NonFiniteGuard
 from .data import RowDataset, collate_rows
-from .dual_head import DualScaling, fit_dual_head, predict_dual
-from .modules import MLP, DualHead
+from .modules import MLP, ConditionalDualHead, DualHead
 
 _SKORCH_DEFAULTS = dict(optimizer=torch.optim.Adam, lr=1e-3, max_epochs=50, batch_size=64,
                         train_split=None, verbose=0, dataset=RowDataset,
@@ -38,7 +42,7 @@ _SKORCH_DEFAULTS = dict(optimizer=torch.optim.Adam, lr=1e-3, max_epochs=50, batc
                         iterator_valid__collate_fn=collate_rows)
 
 
-class PDCLMixin:
+class PDCLMixin(DualHeadsMixin):
     """Primal-dual constrained learning for a skorch net (classifier or regressor).
 
     Not used alone: see :class:`~modal_ally.PDCLNet` and :class:`~modal_ally.PDCLRegressor`.
@@ -51,13 +55,15 @@ class PDCLMixin:
     # prefix routes ``dual_head__*`` parameters to it without registering it among the
     # modules skorch trains and switches between train and eval mode at every batch;
     # as a CUDA-dependent attribute it pickles like ``module_``.
-    prefixes_ = NeuralNet.prefixes_ + ["dual_head"]
-    cuda_dependent_attributes_ = NeuralNet.cuda_dependent_attributes_ + ["dual_head_"]
+    prefixes_ = NeuralNet.prefixes_ + ["dual_head", "pool_dual_head"]
+    cuda_dependent_attributes_ = NeuralNet.cuda_dependent_attributes_ + [
+        "dual_head_", "pool_dual_head_"]
 
     def __init__(self, module=None, *, epsilon, dual_lr=0.05, dual_lr_schedule="constant",
                  constraint_loss=None, auto_epsilon_factor=1.1, dual_head=DualHead,
                  dual_head_epochs=100, dual_head_lr=5e-3, dual_head_batch_size=4096,
-                 chunk_size=4096, embedding_layer=None, random_state=None, **kwargs):
+                 pool_dual_head=ConditionalDualHead, chunk_size=4096, embedding_layer=None,
+                 random_state=None, **kwargs):
         super().__init__(module, **{**_SKORCH_DEFAULTS, **kwargs})
         self.epsilon = epsilon
         self.dual_lr = dual_lr
@@ -68,6 +74,7 @@ class PDCLMixin:
         self.dual_head_epochs = dual_head_epochs
         self.dual_head_lr = dual_head_lr
         self.dual_head_batch_size = dual_head_batch_size
+        self.pool_dual_head = pool_dual_head
         self.chunk_size = chunk_size
         self.embedding_layer = embedding_layer
         self.random_state = random_state
@@ -123,11 +130,6 @@ class PDCLMixin:
         self.module_ = as_backbone_head(self.initialized_instance(module, kwargs),
                                         self.embedding_layer)
         return self
-
-    def _build_dual_head(self, embedding_dim):
-        kwargs = self.get_params_for("dual_head")
-        kwargs.setdefault("input_dim", int(embedding_dim))
-        return self.initialized_instance(self.dual_head, kwargs).to(self.device)
 
     def initialize_criterion(self):
         kwargs = self.get_params_for("criterion")
@@ -316,57 +318,10 @@ class PDCLMixin:
         lam = torch.as_tensor(self.lambdas_)
         return dual_summary(lam, torch.full_like(lam, float("nan")))
 
-    # ------------------------------------------------------------------ dual head
-    def _fit_dual_head(self, embeddings, targets):
-        """Fit a fresh dual head on ``(embeddings, targets)`` (see ``fit_dual_head``)."""
-        self.dual_head_ = self._build_dual_head(embeddings.shape[1])
-        scaling = fit_dual_head(
-            self.dual_head_, embeddings, targets, epochs=self.dual_head_epochs,
-            lr=self.dual_head_lr, batch_size=self.dual_head_batch_size,
-            seed=self._seed() or 0, device=self.device)
-        self.dual_target_mean_, self.dual_target_scale_ = scaling.mean, scaling.scale
-        self.dual_head_fitted_ = scaling.fitted
-
-    @property
-    def dual_scaling_(self) -> DualScaling:
-        """How the dual head's output maps to lambda units."""
-        return DualScaling(mean=float(self.dual_target_mean_), scale=float(self.dual_target_scale_),
-                           fitted=bool(getattr(self, "dual_head_fitted_", False)))
-
-    def predict_dual_from_embeddings(self, embeddings):
-        """Predicted multipliers (>= 0, lambda units) for embeddings (numpy or tensor).
-
-        Returns a CPU float tensor of shape (n_samples,); zeros when every training
-        multiplier was 0.
-        """
-        self.check_is_fitted(["lambdas_"])
-        if not getattr(self, "dual_head_fitted_", False):
-            return torch.zeros(embeddings.shape[0])
-        return predict_dual(self.dual_head_, embeddings, self.dual_scaling_,
-                            chunk_size=chunk_size_of(self), device=self.device)
-
     def embed(self, X):
         """Backbone embeddings of ``X``, shape (n_samples, embedding_dim), float32."""
         self.check_is_fitted(["lambdas_"])
         return embed(self, X)
-
-    def predict_dual(self, X):
-        """Predicted dual variable (informativeness) of each row of ``X``.
-
-        One backbone pass and one dual-head pass per chunk of ``chunk_size`` rows.
-
-        Returns
-        -------
-        scores : numpy.ndarray of shape (n_samples,), float32, >= 0
-        """
-        self.check_is_fitted(["lambdas_"])
-        X = check_array(X, name="X", n_features=self.feature_shape_)
-        parts = []
-        with torch.no_grad(), eval_mode(self.module_) as module:
-            for block in iter_chunks(X, chunk_size_of(self), self.device):
-                parts.append(self.predict_dual_from_embeddings(
-                    module.backbone(block).reshape(block.shape[0], -1)))
-        return torch.cat(parts).numpy().astype(np.float32)
 
     def per_sample_loss(self, X, y):
         """Per-sample objective loss ``l(f(x_i), y_i)`` in eval mode."""

@@ -72,6 +72,12 @@ def check_pdcl_params(net) -> None:
     check_optional_int(net.dual_head_epochs, "dual_head_epochs", minimum=0)
     check_optional_int(net.dual_head_batch_size, "dual_head_batch_size")
     check_embedding_layer(net.embedding_layer)
+    pool_head = net.pool_dual_head
+    if pool_head is not None and not isinstance(pool_head, torch.nn.Module) and not (
+            isinstance(pool_head, type) and issubclass(pool_head, torch.nn.Module)):
+        raise TypeError("pool_dual_head must be None (the paper's head scores the pool "
+                        "too) or a torch.nn.Module class or instance such as "
+                        f"ConditionalDualHead, got {pool_head!r}")
     if not callable(net.dual_lr_schedule):
         check_choice(net.dual_lr_schedule, "dual_lr_schedule", {"constant", "sqrt"})
     if net.constraint_loss is not None and not callable(net.constraint_loss):

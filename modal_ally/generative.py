@@ -33,8 +33,9 @@ class GenerativeResult:
         ``trajectory[0]`` are the starting rows, ``trajectory[k]`` the inputs after
         ``k`` steps (projected into the bounds).
     dual : ndarray of shape (n_steps + 1, n_samples), float32
-        Predicted dual variable (lambda units, clipped at 0 like
-        ``PDCLNet.predict_dual``) of each input of the trajectory.
+        Predicted dual variable of the paper's dual head (lambda units, clipped at 0:
+        ``predict_dual_from_embeddings(embed(x), head="paper")``) of each input of the
+        trajectory.
     """
 
     trajectory: np.ndarray
@@ -124,10 +125,11 @@ def generate_informative(estimator, X, *, n_steps: int = 50, step_size: float = 
 
     Starting from the rows of ``X``, takes ``n_steps`` steps
     ``x <- project(x + step_size * g)`` with ``g`` the gradient with respect to ``x`` of
-    the predicted multiplier ``f_omega(backbone(x))`` (the backbone and the dual head in
-    eval mode), divided by its norm per sample when ``normalize_gradient``. The ascent
+    the predicted multiplier ``f_omega(backbone(x))`` of the paper's dual head
+    (``dual_head_``, as in the paper's Figure 1; the backbone and the head in eval mode),
+    divided by its norm per sample when ``normalize_gradient``. The ascent
     follows the dual head's output before the clip at 0 (the clip has no gradient below
-    0); the values reported are clipped, like ``predict_dual``. The estimator is not
+    0); the values reported are clipped at 0. The estimator is not
     changed: its modules' train/eval modes are restored and no parameter gradient is
     computed.
 

@@ -98,16 +98,20 @@ class DualHead(nn.Module):
     before the head is trained) and the output is on the scale of the standardized
     multipliers; the estimator maps it back to lambda units and clips it at 0, so the
     predicted dual variable is non-negative.
+
+    ``output_dim > 1`` makes it label-conditional: one output per class, shape
+    ``(n, output_dim)`` (see :mod:`modal_ally.dual_head`).
     """
 
-    def __init__(self, input_dim: int, hidden_units: Sequence[int] = (64, 32, 16)):
+    def __init__(self, input_dim: int, hidden_units: Sequence[int] = (64, 32, 16),
+                 output_dim: int = 1):
         super().__init__()
         layers: list[nn.Module] = []
         width = int(input_dim)
         for units in hidden_units:
             layers += [nn.Linear(width, int(units)), nn.ReLU()]
             width = int(units)
-        layers.append(nn.Linear(width, 1))
+        layers.append(nn.Linear(width, int(output_dim)))
         self.net = nn.Sequential(*layers)
         self.register_buffer("input_mean", torch.zeros(int(input_dim)))
         self.register_buffer("input_scale", torch.ones(int(input_dim)))
@@ -121,3 +125,75 @@ class DualHead(nn.Module):
 
     def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
         return self.net((embeddings - self.input_mean) / self.input_scale).squeeze(-1)
+
+
+class ConditionalDualHead(nn.Module):
+    """A label-conditional dual head read through the class's loss.
+
+    ``forward(embeddings, q)`` scores the pair (sample, class c) from the sample's
+    embedding and ``q = p_c(x)``, the net's predicted probability of that class: ``q`` of
+    shape (n,) gives one value per row, ``q`` of shape (n, n_classes) one per class. The
+    head reads the class's cross-entropy ``s = -log q`` (standardized by buffers set
+    from the training rows). A labeled row is supervised at its own label;
+    an unlabeled row is scored by the expectation over the classes
+    (:mod:`modal_ally.dual_head`).
+
+    ``form="mlp"`` (the default): the first layer splits as ``A e + w s``, so the
+    embedding's part is computed once per row and every class costs the small layers
+    only; ``form="additive"``: ``u(e) + softplus(w) s``, an embedding term plus a term
+    that grows with the class's loss (monotone in it by construction; one multiply-add
+    per class); ``form="loss"``: the class's loss alone (``b + w s`` into the same
+    layers; the embedding is not read). docs/label-efficiency.md compares them: the
+    additive form ranks the pool more stably where few multipliers are positive, the
+    mlp form labels better in the loops. ``slot="logloss"``
+    reads ``log(-log q)`` instead. Hidden widths as :class:`DualHead` (the paper's 64, 32, 16).
+    """
+
+    def __init__(self, input_dim: int, hidden_units: Sequence[int] = (64, 32, 16),
+                 form: str = "mlp", slot: str = "loss"):
+        super().__init__()
+        widths = [int(u) for u in hidden_units]
+        if not widths:
+            raise ValueError("ConditionalDualHead needs at least one hidden layer")
+        if form not in ("mlp", "additive", "loss") or slot not in ("loss", "logloss"):
+            raise ValueError("ConditionalDualHead: form must be 'mlp', 'additive' or "
+                             f"'loss' and slot 'loss' or 'logloss', got {form!r}, {slot!r}")
+        self.form, self.slot = form, slot
+        self.embedding_layer = nn.Linear(int(input_dim), widths[0])
+        self.slot_layer = nn.Linear(1, 1 if form == "additive" else widths[0], bias=False)
+        layers: list[nn.Module] = [nn.ReLU()]
+        for width, units in zip(widths, widths[1:] + [1]):
+            layers += [nn.Linear(width, units), nn.ReLU()]
+        self.rest = nn.Sequential(*layers[:-1])
+        self.register_buffer("input_mean", torch.zeros(int(input_dim)))
+        self.register_buffer("input_scale", torch.ones(int(input_dim)))
+        self.register_buffer("slot_mean", torch.zeros(()))
+        self.register_buffer("slot_scale", torch.ones(()))
+
+    set_input_scaling = DualHead.set_input_scaling
+
+    def slot_feature(self, q: torch.Tensor) -> torch.Tensor:
+        """The class's loss ``-log q`` (or its log), before standardization."""
+        loss = -torch.log(q.clamp_min(1e-12))
+        return loss if self.slot == "loss" else torch.log(loss.clamp_min(1e-6))
+
+    def set_slot_scaling(self, q: torch.Tensor) -> None:
+        """Standardize the slot input with its mean and standard deviation over ``q``."""
+        s = self.slot_feature(q.float())
+        self.slot_mean.copy_(s.mean())
+        scale = s.std() if s.numel() > 1 else torch.ones(())
+        self.slot_scale.copy_(scale if float(scale) > 1e-6 else torch.ones(()))
+
+    def forward(self, embeddings: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        if self.form == "loss":
+            h = self.embedding_layer.bias.expand(embeddings.shape[0], -1)
+        else:
+            h = self.embedding_layer((embeddings - self.input_mean) / self.input_scale)
+        s = ((self.slot_feature(q) - self.slot_mean) / self.slot_scale).to(h.dtype)
+        weight = self.slot_layer.weight[:, 0].to(h.dtype)
+        if self.form == "additive":
+            u = self.rest(h).squeeze(-1)
+            w = nn.functional.softplus(weight[0])
+            return (u + w * s) if q.dim() == 1 else u[:, None] + w * s
+        z = h + s[:, None] * weight if q.dim() == 1 else h[:, None, :] + s[..., None] * weight
+        return self.rest(z).squeeze(-1)

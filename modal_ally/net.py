@@ -60,8 +60,17 @@ _PDCL_DOC = """
         The regression of multipliers on embeddings; ``dual_head__hidden_units``
         and other ``dual_head__*`` parameters are routed to it.
     dual_head_epochs, dual_head_lr, dual_head_batch_size : int, float, int, default 100, 5e-3, 4096
-        Training of the dual head: Adam over every row, in shuffled minibatches of
+        Training of the dual heads: Adam over every row, in shuffled minibatches of
         ``dual_head_batch_size`` (full batch when the labeled set fits in one).
+    pool_dual_head : torch.nn.Module class or None, default ConditionalDualHead
+        The head that scores unlabeled rows (``predict_dual``, the default query
+        rule): label-conditional, it predicts the multiplier of a (row, class) pair
+        from the embedding and the class's cross-entropy ``-log p_c(x)``, supervised
+        at each labeled row's own label, and scores a pool row by the expectation over
+        the net's predicted classes, ``sum_c p_c(x) lambda_hat(x, c)``.
+        ``pool_dual_head__*`` parameters are routed to it. None (and any regressor,
+        which has no classes) scores the pool with the paper's head ``dual_head``,
+        which ``method="paper"`` always reads.
     chunk_size : int, default 4096
         Rows per chunk for inference (``predict``, ``embed``, ``predict_dual``).
     embedding_layer : str or None, default None
@@ -88,7 +97,10 @@ _PDCL_DOC = """
         Backbone embeddings of the training rows (what strategies need of the
         labeled set, also with modAL's DeepActiveLearner).
     dual_head_ : torch.nn.Module
-        The fitted dual regression head.
+        The fitted dual regression head (the paper's).
+    pool_dual_head_ : torch.nn.Module
+        The fitted head that scores the pool (``dual_head_`` itself when
+        ``pool_dual_head`` is None or for a regressor).
     feature_shape_ : tuple
         Per-sample shape of the training inputs.
     history : skorch History

@@ -44,7 +44,7 @@ def test_without_weights_it_is_badge_on_the_same_net(fitted_net, digits):
 
 def test_the_duals_steer_the_draws(fitted_net, digits):
     X_pool = digits["X_pool"]
-    dual = fitted_net.predict_dual(X_pool)
+    dual = fitted_net.predict_dual(X_pool, head="pool")  # what the default rule reads
     weighted, unweighted = [], []
     for seed in range(5):
         with_duals, _ = dual_weighted_selection(_query(fitted_net, X_pool, 40, seed))
@@ -60,7 +60,7 @@ def test_the_duals_steer_the_draws(fitted_net, digits):
 
 def test_default_outlier_guard_never_draws_guarded_points(digits):
     net, X_pool, _ = mislabeled_setup(digits)
-    dual = net.predict_dual(X_pool)
+    dual = net.predict_dual(X_pool, head="pool")  # what the default rule reads
     guarded = indices_of(ally_query_strategy(net, X_pool, 20, random_state=0,
                                              skip_top_quantile=0.15))
     skipped = np.argsort(-dual, kind="stable")[:int(0.15 * len(X_pool))]
@@ -110,7 +110,7 @@ def test_points_the_dual_head_scores_zero_are_still_drawn(fitted_net, digits, mo
     zeroed = np.arange(n) % 2 == 0  # half the pool predicted lambda 0, the rest 1
     fake = torch.as_tensor(np.where(zeroed, 0.0, 1.0), dtype=torch.float32)
     monkeypatch.setattr(type(fitted_net), "predict_dual_from_embeddings",
-                        lambda self, e: fake[:e.shape[0]].clone())
+                        lambda self, e, head="pool": fake[:e.shape[0]].clone())
     picks = np.concatenate([dual_weighted_selection(_query(fitted_net, X_pool, 40, s))[0]
                             for s in range(5)])
     from_zeroed = zeroed[picks].mean()

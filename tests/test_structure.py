@@ -31,10 +31,10 @@ UNLISTED = 11
 LAYERS = {
     "_validation": 0, "_torch_utils": 0, "_compat": 0, "_split": 0,
     "_inference": 1, "data": 1, "modules": 1, "clustering": 1, "distributed._select": 1,
-    "distributed._pool": 2, "distributed": 3, "distributed._ally": 6,
+    "distributed._pool": 3, "distributed": 4, "distributed._ally": 6,
     "distributed._baselines": 6,
     "dual_head": 2, "_dual_state": 2, "_pdcl_checks": 2, "_guard": 2,
-    "callbacks": 3,
+    "callbacks": 3, "_dual_heads": 3,
     "_pdcl": 4,
     "net": 5, "modal_patches": 5,
     "generative": 6, "strategies._common": 6, "diagnostics._constrained": 6,

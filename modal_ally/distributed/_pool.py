@@ -19,6 +19,7 @@ import torch
 from .._inference import DEFAULT_CHUNK_SIZE, iter_chunks
 from .._torch_utils import min_sq_distances
 from ..clustering import _assign
+from ..dual_head import DualScaling, predict_dual
 
 #: One candidate of the equitable selection: its pool row, the value it is ranked by
 #: (predicted lambda, or minus the distance to its center when the dual head learned
@@ -31,7 +32,9 @@ _PROJECT_CHUNK = 8192
 
 
 class BlockNet:
-    """The part of a fitted net that scores a block: backbone, head and dual head.
+    """The part of a fitted net that scores a block: backbone, head and dual heads
+    (the paper's, and the pool's label-conditional head, which reads the head's class
+    probabilities).
 
     Pickles as its modules' state and their (importable) classes, without the skorch
     history, optimizer or training data. On a worker it moves itself once to that
@@ -41,11 +44,15 @@ class BlockNet:
     #: How many BlockNets this process has unpickled (a worker should do it once a query).
     unpickled = 0
 
-    def __init__(self, module, dual_head, *, dual_mean, dual_scale, chunk_size, device):
+    def __init__(self, module, dual_head, *, dual_mean, dual_scale, chunk_size, device,
+                 pool_dual_head=None, pool_scaling=None, classifier=True):
         self.module = module
         self.dual_head = dual_head
         self.dual_mean = dual_mean
         self.dual_scale = dual_scale
+        self.pool_dual_head = pool_dual_head
+        self.pool_scaling = pool_scaling
+        self.classifier = classifier
         self.chunk_size = chunk_size
         self.device = str(device)
         self._placed = None
@@ -57,11 +64,17 @@ class BlockNet:
         fitted = bool(getattr(net, "dual_head_fitted_", False))
         module = copy.deepcopy(net.module_).to("cpu").train(False)
         dual_head = copy.deepcopy(net.dual_head_).to("cpu").train(False) if fitted else None
+        pool_head, pool_scaling = None, None
+        if fitted and getattr(net, "pool_dual_head_", None) is not None \
+                and net.pool_dual_head_ is not net.dual_head_:
+            pool_head = copy.deepcopy(net.pool_dual_head_).to("cpu").train(False)
+            pool_scaling = net.pool_dual_scaling_
         return cls(module, dual_head,
                    dual_mean=float(getattr(net, "dual_target_mean_", 0.0)),
                    dual_scale=float(getattr(net, "dual_target_scale_", 1.0)),
                    chunk_size=int(getattr(net, "chunk_size", None) or DEFAULT_CHUNK_SIZE),
-                   device=net.device)
+                   device=net.device, pool_dual_head=pool_head, pool_scaling=pool_scaling,
+                   classifier=getattr(net, "_task", "classification") != "regression")
 
     def __getstate__(self):
         state = self.__dict__.copy()
@@ -81,8 +94,9 @@ class BlockNet:
                 if device.type == "cuda" and not torch.cuda.is_available():
                     device = torch.device("cpu")
                 self.module.to(device)
-                if self.dual_head is not None:
-                    self.dual_head.to(device)
+                for head in (self.dual_head, self.pool_dual_head):
+                    if head is not None:
+                        head.to(device)
                 self._placed = device
             return self._placed
 
@@ -96,14 +110,20 @@ class BlockNet:
         return out.reshape(out.shape[0], -1)
 
     @torch.no_grad()
-    def dual(self, embeddings) -> np.ndarray:
-        """Predicted dual variables (float64, >= 0; zeros when the head learned nothing)."""
+    def dual(self, embeddings, head="paper") -> np.ndarray:
+        """Predicted dual variables (float64, >= 0; zeros when the head learned nothing),
+        by :func:`modal_ally.dual_head.predict_dual` as the net computes them:
+        ``head="paper"`` the paper's head, ``"pool"`` the pool's (the paper's where the
+        net has no other)."""
         if self.dual_head is None:
             return np.zeros(embeddings.shape[0])
-        out = torch.cat([self.dual_head(embeddings[s:s + self.chunk_size])
-                         for s in range(0, embeddings.shape[0], self.chunk_size)])
-        scores = (out.float() * self.dual_scale + self.dual_mean).clamp_min(0)
-        return scores.cpu().numpy().astype(np.float64)
+        module, scaling = self.dual_head, DualScaling(self.dual_mean, self.dual_scale, True)
+        if head == "pool" and self.pool_dual_head is not None:
+            module, scaling = self.pool_dual_head, self.pool_scaling
+        scores = predict_dual(module, embeddings, scaling, chunk_size=self.chunk_size,
+                              device=embeddings.device,
+                              classifier=self.probabilities if self.classifier else None)
+        return scores.numpy().astype(np.float64)
 
     @torch.no_grad()
     def probabilities(self, embeddings) -> torch.Tensor:

@@ -103,17 +103,20 @@ def _outliers(scores, max_dual, skip_top_quantile):
     return skip
 
 
-def pool_scores(query: Query):
-    """Pool embeddings (on the net's device) and predicted dual variables (float64)."""
+def pool_scores(query: Query, head="pool"):
+    """Pool embeddings (on the net's device) and predicted dual variables (float64) of
+    the net's ``head`` ("pool": the default rule's; "paper": the paper's rule's)."""
     embeddings = embed_pool(query)
-    scores = query.net.predict_dual_from_embeddings(embeddings)
+    scores = query.net.predict_dual_from_embeddings(embeddings, head=head)
     return embeddings, scores.numpy().astype(np.float64)
 
 
-def ally_scores(learner, X_pool):
+def ally_scores(learner, X_pool, *, head="paper"):
     """Predicted dual variable of every pool sample, and the pool's embeddings.
 
-    One backbone pass over the pool (in chunks); the dual head runs on the embeddings.
+    One backbone pass over the pool (in chunks); the dual head runs on the embeddings:
+    ``head="paper"`` the paper's head (as ``predict_dual``), ``"pool"`` the
+    label-conditional head the default rule reads.
 
     Parameters
     ----------
@@ -127,7 +130,7 @@ def ally_scores(learner, X_pool):
     scores : numpy.ndarray of shape (n_samples,), float64, >= 0
     """
     query = validate_query(learner, X_pool, 1, strategy="ally_scores", require_pdcl=True)
-    embeddings, scores = pool_scores(query)
+    embeddings, scores = pool_scores(query, head=head)
     return embeddings.cpu().numpy(), scores
 
 
@@ -163,7 +166,7 @@ def _projected_pool(query: Query, n_clusters: int):
         for block in iter_chunks(X_pool, chunk_size_of(net), net.device, name="X_pool"):
             stop = start + block.shape[0]
             embeddings = module.backbone(block).reshape(block.shape[0], -1).float()
-            scores[start:stop] = net.predict_dual_from_embeddings(embeddings)
+            scores[start:stop] = net.predict_dual_from_embeddings(embeddings, head="paper")
             projected[start:stop] = (embeddings - mean) @ components
             start = stop
     return projected, scores.numpy().astype(np.float64)
@@ -176,7 +179,7 @@ def ranked_pool(query: Query, *, keep_embeddings: bool = False):
     k = options["n_clusters"] or n_instances
     streamed = None if keep_embeddings else _projected_pool(query, k)
     if streamed is None:
-        embeddings, scores = pool_scores(query)
+        embeddings, scores = pool_scores(query, head="paper")
         labels, sq_dist = kmeans(embeddings, k, random_state=query.random_state,
                                  n_components=options["cluster_components"])
     else:

@@ -31,7 +31,8 @@ REFERENCES = ("random", "ALLY paper", "ALLY default without lambda (ablation)")
 _CANDIDATES = "benchmarks.ally_candidates"
 for _name, _fn in (("ally-d2", "ally_d2"), ("ally-gradient", "ally_gradient"),
                    ("ally-uncertain", "ally_uncertain"),
-                   ("ally-gradient-weighted", "ally_gradient_weighted")):
+                   ("ally-gradient-weighted", "ally_gradient_weighted"),
+                   ("ally-exact", "ally_exact")):
     registry.STRATEGIES.setdefault(_name, registry.StrategySpec(
         _name, f"{_CANDIDATES}:{_fn}", pdcl=True, accepts_random_state=True))
 
@@ -74,6 +75,10 @@ ARMS = {
     # the previous default for a regressor: gradw with the regressor's former dual_lr
     "gradw-dlr05": ("ally-gradient-weighted", {"dual_lr": 0.05}, {}),
     "gradw-shrink-r": ("ally-gradient-weighted", {"dual_lr": 0.005}, {"shrink": True}),
+    # issue 15: the default rule in the full embedding space (no projection), drawn as
+    # the package draws; "gradw-shrink" is the same rule pick by pick as before the
+    # default was streamed (float64, one full update per pick)
+    "ally-exact": ("ally-exact", {}, {}),
     "random": ("random", {}, {}),
     "uncertainty": ("uncertainty", {}, {}),
     "margin": ("margin", {}, {}),

@@ -18,13 +18,15 @@ Nothing is quadratic in the pool: the largest intermediate is ``chunk x k``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
 from ._torch_utils import as_tensor, sq_distances
 from ._validation import numpy_random_state
 
-__all__ = ["kmeans", "pca_fit", "sample_rows"]
+__all__ = ["kmeans", "pca_fit", "sample_rows", "Projection", "fit_projection"]
 
 _ASSIGN_CHUNK = 8192
 
@@ -46,6 +48,37 @@ def pca_fit(sample, n_components):
     _, vectors = torch.linalg.eigh(cov.double())
     components = vectors[:, -n_components:].flip(1).to(sample.dtype)
     return mean, components
+
+
+@dataclass(frozen=True)
+class Projection:
+    """A linear map to a few dimensions: ``(X - mean) @ components`` (no centering when
+    ``mean`` is None)."""
+
+    components: torch.Tensor  # (dim, n_components)
+    mean: torch.Tensor | None = None
+
+    def __call__(self, X):
+        components = self.components.to(device=X.device, dtype=X.dtype)
+        if self.mean is not None:
+            X = X - self.mean.to(device=X.device, dtype=X.dtype)
+        return X @ components
+
+
+def fit_projection(sample, n_components, *, centered):
+    """The top ``n_components`` principal directions of the rows of ``sample``.
+
+    ``centered=True``: of their covariance (PCA), for Euclidean distances between the
+    rows. ``centered=False``: of their second moment, the best rank-``n_components``
+    approximation of the inner products ``x_i . x_j`` themselves, which distances in
+    gradient-embedding space are built from (they are not translation-invariant).
+    """
+    if centered:
+        mean, components = pca_fit(sample, n_components)
+        return Projection(components, mean)
+    X = sample.double()
+    _, vectors = torch.linalg.eigh(X.T @ X / max(X.shape[0], 1))
+    return Projection(vectors[:, -n_components:].flip(1).to(sample.dtype))
 
 
 def sample_rows(n, size, rng, device):

@@ -24,6 +24,7 @@ from skorch import NeuralNetClassifier
 import modal_ally
 from modal_ally import _compat
 from modal_ally._inference import embed
+from modal_ally._seeding import gradient_factors, gradient_sq_distances, nearest_centers
 from modal_ally.baselines import (
     badge_query_strategy,
     coreset_query_strategy,
@@ -31,7 +32,6 @@ from modal_ally.baselines import (
     kmeans_pp_gradient_selection,
     random_query_strategy,
 )
-from modal_ally.strategies.badge import _gradient_factors, _gradient_sq_distances_to
 
 STRATEGIES = {
     "badge": badge_query_strategy,
@@ -151,25 +151,26 @@ def learner(request, fitted_learners):
 def test_gradient_distance_identity_matches_explicit_embeddings():
     probs, embeddings = _random_problem()
     G = _explicit_gradient_embeddings(probs, embeddings)
-    a = _gradient_factors(torch.as_tensor(probs))
+    a = gradient_factors(torch.as_tensor(probs))
     e = torch.as_tensor(embeddings)
-    a_sq, e_sq = (a * a).sum(dim=1), (e * e).sum(dim=1)
-    np.testing.assert_allclose((a_sq * e_sq).numpy(), (G * G).sum(axis=1), rtol=1e-12)
-    for center in (0, 7, 39):
-        d2 = _gradient_sq_distances_to(a, e, a_sq, e_sq, a_sq * e_sq, center).numpy()
-        np.testing.assert_allclose(d2, ((G - G[center]) ** 2).sum(axis=1),
-                                   rtol=1e-10, atol=1e-12)
-        assert d2[center] == 0.0
+    centers = torch.tensor([0, 7, 39])
+    explicit = ((G[:, None, :] - G[centers.numpy()][None]) ** 2).sum(axis=2)
+    pairwise = gradient_sq_distances(a, e, a[centers], e[centers]).numpy()
+    np.testing.assert_allclose(pairwise, explicit, rtol=1e-10, atol=1e-12)
+    nearest_d2, nearest = nearest_centers(a, e, a[centers], e[centers])
+    np.testing.assert_allclose(nearest_d2.numpy(), explicit.min(axis=1), rtol=1e-10,
+                               atol=1e-12)
+    np.testing.assert_array_equal(nearest.numpy(), explicit.argmin(axis=1))
+    assert (nearest_d2[centers] == 0).all() and (pairwise[centers.numpy(), [0, 1, 2]] == 0).all()
 
 
 def test_gradient_distance_is_exactly_zero_for_duplicates_in_float32():
     probs, embeddings = _random_problem(n=30, seed=1)
     probs, embeddings = probs.astype(np.float32), (embeddings * 10).astype(np.float32)
     probs[20:], embeddings[20:] = probs[3], embeddings[3]
-    a = _gradient_factors(torch.as_tensor(probs))
+    a = gradient_factors(torch.as_tensor(probs))
     e = torch.as_tensor(embeddings)
-    a_sq, e_sq = (a * a).sum(dim=1), (e * e).sum(dim=1)
-    d2 = _gradient_sq_distances_to(a, e, a_sq, e_sq, a_sq * e_sq, 3)
+    d2, _ = nearest_centers(a, e, a[3:4], e[3:4])
     assert torch.all(d2[20:] == 0) and d2[3] == 0
     assert torch.all(d2[:3] > 0)
 

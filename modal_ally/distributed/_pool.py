@@ -19,6 +19,7 @@ import torch
 from .._inference import DEFAULT_CHUNK_SIZE, iter_chunks
 from .._torch_utils import min_sq_distances
 from ..clustering import _assign
+from ..dual_head import predict_dual
 
 #: One candidate of the equitable selection: its pool row, the value it is ranked by
 #: (predicted lambda, or minus the distance to its center when the dual head learned
@@ -41,11 +42,10 @@ class BlockNet:
     #: How many BlockNets this process has unpickled (a worker should do it once a query).
     unpickled = 0
 
-    def __init__(self, module, dual_head, *, dual_mean, dual_scale, chunk_size, device):
+    def __init__(self, module, dual_head, *, dual_scaling, chunk_size, device):
         self.module = module
         self.dual_head = dual_head
-        self.dual_mean = dual_mean
-        self.dual_scale = dual_scale
+        self.dual_scaling = dual_scaling
         self.chunk_size = chunk_size
         self.device = str(device)
         self._placed = None
@@ -58,8 +58,7 @@ class BlockNet:
         module = copy.deepcopy(net.module_).to("cpu").train(False)
         dual_head = copy.deepcopy(net.dual_head_).to("cpu").train(False) if fitted else None
         return cls(module, dual_head,
-                   dual_mean=float(getattr(net, "dual_target_mean_", 0.0)),
-                   dual_scale=float(getattr(net, "dual_target_scale_", 1.0)),
+                   dual_scaling=net.dual_scaling_ if fitted else None,
                    chunk_size=int(getattr(net, "chunk_size", None) or DEFAULT_CHUNK_SIZE),
                    device=net.device)
 
@@ -95,15 +94,14 @@ class BlockNet:
         out = torch.cat(parts) if parts else torch.empty((0, 0), device=device)
         return out.reshape(out.shape[0], -1)
 
-    @torch.no_grad()
     def dual(self, embeddings) -> np.ndarray:
-        """Predicted dual variables (float64, >= 0; zeros when the head learned nothing)."""
+        """Predicted dual variables (float64, >= 0; zeros when the head learned nothing),
+        by the dual head's one definition (:func:`modal_ally.dual_head.predict_dual`)."""
         if self.dual_head is None:
             return np.zeros(embeddings.shape[0])
-        out = torch.cat([self.dual_head(embeddings[s:s + self.chunk_size])
-                         for s in range(0, embeddings.shape[0], self.chunk_size)])
-        scores = (out.float() * self.dual_scale + self.dual_mean).clamp_min(0)
-        return scores.cpu().numpy().astype(np.float64)
+        scores = predict_dual(self.dual_head, embeddings, self.dual_scaling,
+                              chunk_size=self.chunk_size, device=embeddings.device)
+        return scores.numpy().astype(np.float64)
 
     @torch.no_grad()
     def probabilities(self, embeddings) -> torch.Tensor:

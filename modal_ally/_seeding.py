@@ -32,8 +32,9 @@ from ._validation import uniform
 __all__ = ["gradient_factors", "gradient_sq_distances", "nearest_centers",
            "gradient_seeding"]
 
-#: Rows per block of the distance computations (a block x the recent picks at a time).
-ROWS = 4096
+#: Values per block of the distance computations (rows x centers: 1 MiB of float32, so
+#: that a block stays in a core's cache).
+BLOCK_VALUES = 2**18
 #: Refresh once the picks since the last refresh are this many, or half of all picks.
 MIN_PENDING = 16
 #: ... or after this many rejected draws in a row.
@@ -63,18 +64,20 @@ def gradient_sq_distances(a, z, centers_a, centers_z):
             ).clamp_min_(0.0)
 
 
-def _fast_sq_distances(a, z, g_sq, centers_a, centers_z, centers_g_sq):
-    """The factored form for a block of rows against centers (two matrix products);
-    loses precision where a distance is small against the norms."""
-    cross = (a @ centers_a.T) * (z @ centers_z.T)
-    return g_sq[:, None] + centers_g_sq[None, :] - 2.0 * cross
+def _nearest_fast(a, z, g_sq, centers_a, centers_z, centers_g_sq):
+    """Nearest center of every row by the factored form (two matrix products): its
+    squared distance and which. Loses precision where a distance is small against the
+    norms."""
+    cross = (a @ centers_a.T).mul_(z @ centers_z.T)
+    best = cross.mul_(-2.0).add_(centers_g_sq).min(dim=1)  # |g_i|^2 added after the min
+    return best.values + g_sq, best.indices
 
 
 def nearest_centers(a, z, centers_a, centers_z, *, g_sq=None):
     """Squared gradient-space distance of every row to its nearest center, and which.
 
-    Blocks of :data:`ROWS` rows; rows whose nearest distance is small enough to be
-    rounding noise are recomputed in the difference form
+    Blocks of at most :data:`BLOCK_VALUES` distances; rows whose nearest distance is
+    small enough to be rounding noise are recomputed in the difference form
     (:func:`gradient_sq_distances`), so copies of a center are at 0.
 
     Returns
@@ -88,13 +91,12 @@ def nearest_centers(a, z, centers_a, centers_z, *, g_sq=None):
     part_rows = max(1, 2**22 // (centers_a.shape[0] * (a.shape[1] + z.shape[1])))
     out = torch.empty(a.shape[0], dtype=a.dtype, device=a.device)
     nearest = torch.empty(a.shape[0], dtype=torch.long, device=a.device)
-    for start in range(0, a.shape[0], ROWS):
-        rows = slice(start, start + ROWS)
-        d2 = _fast_sq_distances(a[rows], z[rows], g_sq[rows], centers_a, centers_z,
-                                centers_g_sq)
-        best = d2.min(dim=1)
-        out[rows], nearest[rows] = best.values, best.indices
-        unsure = (best.values <= tol * (g_sq[rows] + centers_g_sq.max())
+    block = max(64, BLOCK_VALUES // centers_a.shape[0])
+    for start in range(0, a.shape[0], block):
+        rows = slice(start, start + block)
+        out[rows], nearest[rows] = _nearest_fast(a[rows], z[rows], g_sq[rows], centers_a,
+                                                 centers_z, centers_g_sq)
+        unsure = (out[rows] <= tol * (g_sq[rows] + centers_g_sq[nearest[rows]])
                   ).nonzero(as_tuple=True)[0] + start
         for part in unsure.split(part_rows):
             exact = gradient_sq_distances(a[part], z[part], centers_a, centers_z).min(dim=1)
@@ -115,8 +117,14 @@ class _Draws:
         self.min_d2, _ = nearest_centers(a, z, a[first:first + 1], z[first:first + 1],
                                          g_sq=self.g_sq)
         self.min_d2[first] = 0.0
-        self.pending = []
+        self.tol = rounding_tolerance(a.shape[1] + z.shape[1], a.dtype)
+        self._clear_pending()
         self._rebuild()
+
+    def _clear_pending(self):
+        self.pending = []
+        self.recent_a, self.recent_z = self.a[:0], self.z[:0]
+        self.recent_g_sq = self.g_sq[:0]
 
     def _rebuild(self):
         self.cumulative = torch.cumsum(self.weights * self.min_d2, dim=0,
@@ -126,13 +134,21 @@ class _Draws:
     def refresh(self):
         """Every row's ``D^2`` against the picks since the last refresh."""
         if self.pending:
-            recent = torch.as_tensor(self.pending, device=self.a.device)
-            d2, _ = nearest_centers(self.a, self.z, self.a[recent], self.z[recent],
+            d2, _ = nearest_centers(self.a, self.z, self.recent_a, self.recent_z,
                                     g_sq=self.g_sq)
             torch.minimum(self.min_d2, d2, out=self.min_d2)
             self.min_d2[self.chosen] = 0.0
-            self.pending = []
+            self._clear_pending()
         self._rebuild()
+
+    def _to_recent(self, index) -> float:
+        """Squared distance of row ``index`` to its nearest pick since the refresh."""
+        a_i, z_i = self.a[index:index + 1], self.z[index:index + 1]
+        d2, nearest = _nearest_fast(a_i, z_i, self.g_sq[index:index + 1], self.recent_a,
+                                    self.recent_z, self.recent_g_sq)
+        if float(d2) <= self.tol * float(self.g_sq[index] + self.recent_g_sq[nearest]):
+            d2 = gradient_sq_distances(a_i, z_i, self.recent_a, self.recent_z).min()
+        return max(float(d2), 0.0)
 
     def draw(self, rng) -> bool:
         """One draw from the stored values, accepted with probability true/stored."""
@@ -143,16 +159,16 @@ class _Draws:
         stored = float(self.min_d2[index])
         true = 0.0 if bool(self.chosen[index]) else stored
         if self.pending and true > 0:
-            recent = torch.as_tensor(self.pending, device=self.a.device)
-            true = min(true, float(gradient_sq_distances(
-                self.a[index:index + 1], self.z[index:index + 1], self.a[recent],
-                self.z[recent]).min()))
+            true = min(true, self._to_recent(index))
         if not uniform(rng) * stored < true:
             return False
         self.picks.append(index)
         self.scores.append(true)
         self.chosen[index] = True
         self.pending.append(index)
+        self.recent_a = torch.cat([self.recent_a, self.a[index:index + 1]])
+        self.recent_z = torch.cat([self.recent_z, self.z[index:index + 1]])
+        self.recent_g_sq = torch.cat([self.recent_g_sq, self.g_sq[index:index + 1]])
         return True
 
 

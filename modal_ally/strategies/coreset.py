@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from .._compat import query_result
-from .._torch_utils import min_sq_distances, overflow_safe, sq_distances
+from .._torch_utils import nearest_sq_distances, overflow_safe, sq_distances
 from .._validation import check_n_instances, check_random_state, clip_n_instances, randint
 from ..distributed import is_dask_collection
 from ..distributed._baselines import dask_coreset_result
@@ -92,7 +92,7 @@ class _Cover:
     def refresh(self):
         """Every row's distance against the recent centers."""
         recent = self.pool[torch.as_tensor(self.recent, device=self.pool.device)]
-        torch.minimum(self.bound, min_sq_distances(self.pool, recent), out=self.bound)
+        torch.minimum(self.bound, nearest_sq_distances(self.pool, recent), out=self.bound)
         self.bound[self.chosen] = -1.0  # below every distance: never the farthest
         self.recent = []
         self._reset()
@@ -103,11 +103,7 @@ def _select(pool, labeled, n_instances, rng):
     dtype = torch.promote_types(pool.dtype, labeled.dtype)
     (pool, labeled), scale = overflow_safe(pool.to(dtype), labeled.to(dtype))
     n = pool.shape[0]
-    if labeled.shape[0]:
-        min_d2 = min_sq_distances(pool, labeled)
-    else:
-        min_d2 = torch.full((n,), float("inf"), dtype=pool.dtype, device=pool.device)
-    cover = _Cover(pool, min_d2)
+    cover = _Cover(pool, nearest_sq_distances(pool, labeled))
     indices, scores = [], []
     for pick in range(n_instances):
         if pick == 0 and not labeled.shape[0]:

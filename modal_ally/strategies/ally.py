@@ -263,7 +263,11 @@ def ally_query_strategy(learner, X_pool, n_instances=1, *, method="default",
       weighs its predicted multiplier: informative (by the duals), uncertain (by the
       gradient norm) and diverse at once; a point the dual head scores 0 can still be
       drawn. On held-out benchmarks it saves more labels than the paper's rule (see
-      docs/label-efficiency.md, which also lists where it does not win).
+      docs/label-efficiency.md, which also lists where it does not win). The
+      embedding enters by its projection on 32 principal directions (uncentered,
+      fitted on 10,000 sampled pool rows): one streamed pass keeps ``N x (C + 33)``
+      values, never the ``N x d`` embeddings, and the draws are exact in distribution
+      in that space (docs/scaling.md: its cost and its quality against the full space).
     - ``method="paper"``: the paper's Algorithm 2, exactly: k-means on the embeddings
       into ``n_clusters`` groups, the ``n_instances // n_clusters`` highest predicted
       lambdas of every cluster; leftover budget goes to the next highest lambdas of
@@ -275,8 +279,10 @@ def ally_query_strategy(learner, X_pool, n_instances=1, *, method="default",
         Its ``estimator`` must be a fitted PDCL net.
     X_pool : numpy.ndarray (a memmap too), torch.Tensor or dask.array.Array
         The unlabeled pool; read chunk by chunk, never converted whole. A Dask array
-        (chunked along rows) is processed block by block where it lives, with the same
-        result as the numpy array (see :mod:`modal_ally.distributed`).
+        (chunked along rows) is processed block by block where it lives: with
+        ``method="paper"`` the result is the numpy array's; the default rule draws in
+        two rounds there, per block and on the union of the blocks' picks (see
+        :mod:`modal_ally.distributed` and docs/scaling.md).
     n_instances : int, default 1
         Batch size b.
     method : {"default", "paper"}, default "default"

@@ -115,7 +115,11 @@ def badge_query_strategy(learner, X_pool, n_instances=1, *, random_state=None):
     Embeds the pool with the net's backbone (eval mode, in chunks), computes the class
     probabilities with its head, and selects by :func:`kmeans_pp_gradient_selection`.
     Works with any fitted skorch classifier whose module follows the backbone/head
-    contract (``forward = head(backbone(x))``, ``head`` the last linear layer).
+    contract (``forward = head(backbone(x))``, ``head`` the last linear layer). Up to
+    256 MiB of pool embeddings (``STREAM_ABOVE_BYTES``) the draws are exact in
+    distribution in BADGE's space; above, one streamed pass keeps the gradient factors
+    and a 32-dimensional uncentered projection of the embeddings only, and the draws
+    are made in that space (an approximation measured in docs/scaling.md).
 
     Parameters
     ----------

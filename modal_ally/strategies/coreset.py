@@ -168,7 +168,11 @@ def coreset_query_strategy(learner, X_pool, n_instances=1, *, random_state=None)
     from the labeled set's embeddings: the estimator's ``train_embeddings_`` (PDCLNet)
     when they cover the learner's labeled set, else the learner's ``X_training``
     embedded now. A plain skorch net under a learner without ``X_training`` (modAL's
-    DeepActiveLearner) raises ``ValueError``.
+    DeepActiveLearner) raises ``ValueError``. Up to 256 MiB of pool embeddings
+    (``STREAM_ABOVE_BYTES``: 262,144 rows of 256 floats) the greedy is exact; above,
+    one streamed pass keeps the embeddings' 32-dimensional PCA projection only (fitted
+    on 10,000 sampled rows) and the greedy covers in that space, an approximation
+    measured in docs/scaling.md.
 
     Parameters
     ----------

@@ -79,17 +79,20 @@ def _gradient_sq_distances_to(a, e, a_sq, e_sq, g_sq, center: int):
     return d2.clamp_min_(0.0)
 
 
-def ally_exact(learner, X_pool, n_instances=1, *, random_state=None):
+def ally_exact(learner, X_pool, n_instances=1, *, random_state=None, n_components=None,
+               residual=False):
     """The default rule in the full embedding space (no projection): the package's
     ``dual_weighted_selection`` with ``n_components=None``, the reference the default's
-    projection is measured against."""
+    projection is measured against; other ``n_components`` (and ``residual``, the norm
+    of what the projection leaves out as one more coordinate) for its variants."""
     from modal_ally.strategies.ally import dual_weighted_selection, validate_ally_query
 
     query = validate_ally_query(learner, X_pool, n_instances, strategy="ally_exact",
                                 random_state=random_state, n_clusters=None,
                                 max_dual=None, skip_top_quantile=None,
                                 cluster_components=32)
-    selected, scores = dual_weighted_selection(query, n_components=None)
+    selected, scores = dual_weighted_selection(query, n_components=n_components,
+                                               residual=residual)
     return query_result(selected, scores[selected])
 
 

@@ -79,6 +79,8 @@ ARMS = {
     # the package draws; "gradw-shrink" is the same rule pick by pick as before the
     # default was streamed (float64, one full update per pick)
     "ally-exact": ("ally-exact", {}, {}),
+    "ally-p32r": ("ally-exact", {}, {"n_components": 32, "residual": True}),
+    "ally-p64": ("ally-exact", {}, {"n_components": 64}),
     "random": ("random", {}, {}),
     "uncertainty": ("uncertainty", {}, {}),
     "margin": ("margin", {}, {}),

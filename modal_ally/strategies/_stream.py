@@ -61,7 +61,7 @@ def embedding_width(net, X_pool) -> int:
         return int(module.backbone(as_tensor(first).to(net.device))[0].numel())
 
 
-def _sampled_projection(query, n_components, centered, sample_size):
+def _sampled_projection(query, n_components, centered, sample_size, residual):
     """The projection fitted on the embeddings of ``sample_size`` random pool rows.
 
     The rows' values are checked in the pass that follows (each row exactly once); a
@@ -78,7 +78,7 @@ def _sampled_projection(query, n_components, centered, sample_size):
     if not bool(torch.isfinite(sample).all()):
         return Projection(torch.zeros((sample.shape[1], n_components),
                                       device=sample.device))
-    return fit_projection(sample, n_components, centered=centered)
+    return fit_projection(sample, n_components, centered=centered, residual=residual)
 
 
 def _stream(query, projection, *, factors, duals) -> PoolFeatures:
@@ -110,7 +110,7 @@ def _stream(query, projection, *, factors, duals) -> PoolFeatures:
 
 
 def pool_features(query, *, n_components, centered=False, factors=False, duals=False,
-                  exact_below_bytes=None, sample_size=PROJECTION_SAMPLE) -> PoolFeatures:
+                  exact_below_bytes=None, sample_size=None, residual=False) -> PoolFeatures:
     """One pass over a validated query's pool (``strategies._common.Query``).
 
     Parameters
@@ -125,25 +125,29 @@ def pool_features(query, *, n_components, centered=False, factors=False, duals=F
         Keep the gradient output factors, the predicted multipliers.
     exact_below_bytes : int or None
         Keep the embeddings themselves when they take at most this many bytes.
-    sample_size : int
+    sample_size : int or None
         Rows the projection is fitted on (drawn with ``query.random_state`` when the
-        pool has more).
+        pool has more); None: ``PROJECTION_SAMPLE``.
+    residual : bool
+        The projection keeps each embedding's norm in one more coordinate.
     """
     X_pool, n = query.X_pool, query.X_pool.shape[0]
+    sample_size = PROJECTION_SAMPLE if sample_size is None else sample_size
     with network_errors(X_pool, shape_known=query.shape_known):
         width = embedding_width(query.net, X_pool) if n_components is not None else 0
         project = width > (n_components or 0) and (
             exact_below_bytes is None or n * width * 4 > exact_below_bytes)
         projection = None
         if project and n > sample_size:
-            projection = _sampled_projection(query, n_components, centered, sample_size)
+            projection = _sampled_projection(query, n_components, centered, sample_size,
+                                             residual)
         features = _stream(query, projection, factors=factors, duals=duals)
     if not bool(torch.isfinite(features.embeddings).all()):
         raise ValueError("the network's embeddings of X_pool are not finite (NaN or "
                          "infinity) although X_pool's values are")
     if project and projection is None:  # the sample is the whole pool: fit on it all
         features.projection = fit_projection(features.embeddings, n_components,
-                                             centered=centered)
+                                             centered=centered, residual=residual)
         features.embeddings = torch.cat([features.projection(part) for part in
                                          features.embeddings.split(8192)])
     return features

@@ -217,7 +217,8 @@ def draw_weights(query: Query, scores, *, weighted=True) -> torch.Tensor:
     return weights
 
 
-def dual_weighted_selection(query: Query, *, weighted=True, n_components=N_COMPONENTS):
+def dual_weighted_selection(query: Query, *, weighted=True, n_components=N_COMPONENTS,
+                            residual=False):
     """The default rule: k-means++ seeding in gradient-embedding space, ``~ w D^2``.
 
     ``w`` are the :func:`draw_weights` (the predicted multipliers shrunk toward their
@@ -225,12 +226,14 @@ def dual_weighted_selection(query: Query, *, weighted=True, n_components=N_COMPO
     ``(p - onehot(argmax p)) (outer) z`` for a classifier, and for a regressor ``z``
     itself (every sample gets the same output factor), ``z`` the projection of the
     backbone embedding on its ``n_components`` uncentered principal directions (fitted
-    on a sample of pool rows; None: the embedding itself, the exact rule). One streamed
+    on a sample of pool rows; None: the embedding itself, the exact rule; ``residual``
+    adds the norm of what the projection leaves out). One streamed
     pass keeps ``N x (C + n_components + 1)`` values; the draws are exact in
     distribution (:func:`modal_ally._seeding.gradient_seeding`).
     Returns the picks (in the order drawn) and the predicted lambdas of the pool.
     """
-    features = pool_features(query, n_components=n_components, factors=True, duals=True)
+    features = pool_features(query, n_components=n_components, factors=True, duals=True,
+                             residual=residual)
     scores = features.scores.numpy().astype(np.float64)
     weights = draw_weights(query, scores, weighted=weighted)
     selected, _ = gradient_seeding(features.factors, features.embeddings,

@@ -269,13 +269,13 @@ def test_modal_round_trip(release):
     report = json.loads(done.stdout)
     assert report["returns_scores"] is (release == "0.4.2.1")
     assert (str(extra) in report["modal_file"]) is (release == "0.4.2.1")
-    assert len(report["runs"]) == 15
+    assert len(report["runs"]) == 18
     for run in report["runs"]:
         assert len(run["indices"]) == len(set(run["indices"])) == run["n_instances"], run
         assert run["rows_match"], run
     taught = [run["n_labeled_after_teach"] for run in report["runs"]
               if "n_labeled_after_teach" in run]
-    assert taught == [83] * 5
+    assert taught == [83] * 6
 
 
 @pytest.mark.slow

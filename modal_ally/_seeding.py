@@ -26,7 +26,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from ._torch_utils import overflow_safe, rounding_tolerance
+from ._torch_utils import overflow_safe, rounding_tolerance, row_sq_norms
 from ._validation import uniform
 
 __all__ = ["gradient_factors", "gradient_sq_distances", "nearest_centers",
@@ -85,7 +85,7 @@ def nearest_centers(a, z, centers_a, centers_z, *, g_sq=None):
     sq_distances : tensor (n,), the dtype of ``a``
     nearest : tensor of int64 (n,)
     """
-    g_sq = (a * a).sum(dim=1) * (z * z).sum(dim=1) if g_sq is None else g_sq
+    g_sq = row_sq_norms(a) * row_sq_norms(z) if g_sq is None else g_sq
     centers_g_sq = (centers_a * centers_a).sum(dim=1) * (centers_z * centers_z).sum(dim=1)
     tol = rounding_tolerance(a.shape[1] + z.shape[1], a.dtype)
     part_rows = max(1, 2**22 // (centers_a.shape[0] * (a.shape[1] + z.shape[1])))
@@ -108,9 +108,8 @@ class _Draws:
     """The state of one seeding: stored ``D^2`` (upper bounds), the picks, the picks
     since the last refresh and the cumulative draw mass."""
 
-    def __init__(self, a, z, weights, first):
-        self.a, self.z, self.weights = a, z, weights
-        self.g_sq = (a * a).sum(dim=1) * (z * z).sum(dim=1)
+    def __init__(self, a, z, g_sq, weights, first):
+        self.a, self.z, self.g_sq, self.weights = a, z, g_sq, weights
         self.chosen = torch.zeros(a.shape[0], dtype=torch.bool, device=a.device)
         self.picks, self.scores = [first], [float(self.g_sq[first])]
         self.chosen[first] = True
@@ -205,8 +204,8 @@ def gradient_seeding(a, z, n_instances, rng, *, weights=None, first_weights=None
     w = torch.ones(a.shape[0], dtype=torch.float64, device=a.device) if weights is None \
         else weights.to(device=a.device, dtype=torch.float64)
     first_w = w if first_weights is None else first_weights.to(a.device, torch.float64)
-    g_sq = (a * a).sum(dim=1) * (z * z).sum(dim=1)
-    state = _Draws(a, z, w, int(torch.argmax(first_w * g_sq)))
+    g_sq = row_sq_norms(a) * row_sq_norms(z)
+    state = _Draws(a, z, g_sq, w, int(torch.argmax(first_w * g_sq)))
     rejections = 0
     while len(state.picks) < n_instances and state.total > 0:
         rejections = 0 if state.draw(rng) else rejections + 1

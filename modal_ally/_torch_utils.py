@@ -68,6 +68,12 @@ def eval_mode(*modules):
             module.train(mode)
 
 
+def row_sq_norms(X):
+    """``(X * X).sum(dim=1)`` in blocks of rows: no temporary the size of ``X``."""
+    return torch.cat([(part * part).sum(dim=1) for part in X.split(2**14)]) if X.shape[0] \
+        else X.new_zeros(0)
+
+
 def overflow_safe(*matrices):
     """The matrices in a precision where their squared row norms are finite.
 
@@ -78,7 +84,7 @@ def overflow_safe(*matrices):
     distances computed from them are multiplied back by it.
     """
     def finite_norms(ms):
-        return all(bool(torch.isfinite((m * m).sum(dim=1)).all()) for m in ms)
+        return all(bool(torch.isfinite(row_sq_norms(m)).all()) for m in ms)
 
     if finite_norms(matrices):
         return matrices, 1.0
@@ -156,7 +162,7 @@ def nearest_sq_distances(X, reference):
     out = torch.full((X.shape[0],), float("inf"), dtype=X.dtype, device=X.device)
     if not reference.shape[0]:
         return out
-    X_sq, R_sq = (X * X).sum(dim=1), (reference * reference).sum(dim=1)
+    X_sq, R_sq = row_sq_norms(X), row_sq_norms(reference)
     tol = rounding_tolerance(X.shape[1], X.dtype)
     nearest_sq = torch.zeros_like(out)
     for j in range(0, reference.shape[0], BLOCK_ROWS):

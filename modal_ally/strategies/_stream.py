@@ -142,7 +142,7 @@ def pool_features(query, *, n_components, centered=False, factors=False, duals=F
             projection = _sampled_projection(query, n_components, centered, sample_size,
                                              residual)
         features = _stream(query, projection, factors=factors, duals=duals)
-    if not bool(torch.isfinite(features.embeddings).all()):
+    if not all(bool(torch.isfinite(part).all()) for part in features.embeddings.split(2**16)):
         raise ValueError("the network's embeddings of X_pool are not finite (NaN or "
                          "infinity) although X_pool's values are")
     if project and projection is None:  # the sample is the whole pool: fit on it all

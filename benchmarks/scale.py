@@ -11,6 +11,9 @@ Parts (``--parts``, default all):
     ``--workers`` processes (1 thread each, ``--worker-memory`` limit) runs one
     ``learner.query(pool, n_instances=--budget)`` of every strategy per size: query
     time, rows per second, peak resident memory of each worker and of the client.
+    Without ``--persist`` every read of a block generates it again (the clustering or
+    projection sample and the pass each pay it); with ``--persist`` the pools below
+    ``--zarr-from`` are generated once and kept in the workers' memory.
     At the sizes in ``--compare`` (10^6) the same pool, gathered into one numpy array,
     runs through the in-memory path in this process (``--workers`` torch threads):
     ``ratio`` = dask time / in-memory time.
@@ -241,7 +244,13 @@ def run_dask_part(args, net, learners) -> list[dict]:
         for n_rows in args.sizes:
             pool = dask_pool(n_rows, chunk_rows=args.chunk_rows, n_features=args.features)
             source, path, write_s = "generated on the workers", None, None
-            if n_rows >= args.zarr_from:
+            if args.persist and n_rows < args.zarr_from:
+                from distributed import wait
+
+                pool = pool.persist()
+                wait(pool)
+                source = "persisted in the workers' memory"
+            elif n_rows >= args.zarr_from:
                 path = Path(args.data_dir) / f"pool_{n_rows}.zarr"
                 start = time.perf_counter()
                 pool = write_zarr(pool, path)
@@ -482,6 +491,9 @@ def parse_args(argv=None):
     parser.add_argument("--zarr-from", type=int, default=10**7)
     parser.add_argument("--data-dir", default="/tmp/modal_ally_scale")
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--persist", action="store_true",
+                        help="generate pools below --zarr-from once and keep them in the "
+                             "workers' memory (a pool read as fast as the in-memory one)")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--quality-rows", type=int, default=20_000)
     parser.add_argument("--quality-blocks", type=int, default=8)

@@ -276,7 +276,8 @@ def run_dask_part(args, net, learners) -> list[dict]:
 
 
 def compare_in_memory(args, pool, learners, rows, torch) -> list[dict]:
-    X_pool = pool.compute(scheduler="threads")
+    # a persisted pool lives on the workers: gathered through the client
+    X_pool = pool.compute() if args.persist else pool.compute(scheduler="threads")
     torch.set_num_threads(args.workers)
     out = []
     for name in args.strategies:

@@ -42,7 +42,7 @@ def ally_scores(net, X_pool):
     return torch.as_tensor(embeddings), scores
 
 __all__ = ["ally_d2", "ally_gradient", "ally_uncertain", "weighted_d2_seeding",
-           "ally_exact"]
+           "ally_exact", "ally_dask"]
 
 
 def _sample_proportional(weights, rng):
@@ -259,3 +259,19 @@ def ally_gradient_weighted(learner, X_pool, n_instances=1, *, random_state=None,
                                          min(int(n_instances), embeddings.shape[0]),
                                          rng=check_random_state(random_state))
     return query_result(selected, scores[selected])
+
+
+def ally_dask(learner, X_pool, n_instances=1, *, random_state=None, blocks=8):
+    """The package's default rule on the pool as a Dask array of ``blocks`` row blocks
+    (dask's threaded scheduler): its two-round selection, per block and on the union."""
+    import dask.array as da
+
+    from modal_ally import ally_query_strategy
+
+    net = getattr(learner, "estimator", learner)
+    pool = da.from_array(np.asarray(X_pool), chunks=(-(-len(X_pool) // blocks),
+                                                     *np.shape(X_pool)[1:]))
+    result = ally_query_strategy(net, pool, n_instances, random_state=random_state)
+    indices = np.asarray(result[0] if isinstance(result, tuple) else result)
+    scores = net.predict_dual(np.asarray(X_pool)[indices])
+    return query_result(indices, scores)

@@ -32,7 +32,7 @@ _CANDIDATES = "benchmarks.ally_candidates"
 for _name, _fn in (("ally-d2", "ally_d2"), ("ally-gradient", "ally_gradient"),
                    ("ally-uncertain", "ally_uncertain"),
                    ("ally-gradient-weighted", "ally_gradient_weighted"),
-                   ("ally-exact", "ally_exact")):
+                   ("ally-exact", "ally_exact"), ("ally-dask", "ally_dask")):
     registry.STRATEGIES.setdefault(_name, registry.StrategySpec(
         _name, f"{_CANDIDATES}:{_fn}", pdcl=True, accepts_random_state=True))
 
@@ -81,6 +81,8 @@ ARMS = {
     "ally-exact": ("ally-exact", {}, {}),
     "ally-p32r": ("ally-exact", {}, {"n_components": 32, "residual": True}),
     "ally-p64": ("ally-exact", {}, {"n_components": 64}),
+    # the default rule on the pool as a Dask array of 8 blocks (two rounds)
+    "ally-dask8": ("ally-dask", {}, {}),
     "random": ("random", {}, {}),
     "uncertainty": ("uncertainty", {}, {}),
     "margin": ("margin", {}, {}),

@@ -14,11 +14,14 @@ fitted on ``--labeled`` random rows (each size in turn) and every seed draws:
 - Core-Set's greedy k-center in the full space and in the projection;
 - a random batch, as a scale.
 
-Reported per task, labeled size and b: the default rule's objective (every pool row's
-draw weight times its squared gradient-space distance to the nearest pick, in the exact
-space) of each batch over the mean of the exact rule's batches (several seeds: the exact
-rule's own spread is its row ``exact``); BADGE's k-means cost likewise; Core-Set's
-covering radius (embedding space) over the exact greedy's, and the picks both share.
+Reported per task, labeled size and b: the share of the embeddings' second moment the
+32 uncentered principal directions hold (fitted on the whole pool); the default rule's
+objective (every pool row's draw weight times its squared gradient-space distance to
+the nearest pick, in the exact space) of each batch over the mean of the exact rule's
+batches (several seeds: the exact rule's own spread is its row ``exact``); the picks a
+batch shares with the exact rule's batch of the same seed (``random``: with the exact
+batch of another seed); BADGE's k-means cost likewise; Core-Set's covering radius
+(embedding space) over the exact greedy's, and the picks both share.
 Writes ``projection_quality.csv`` and ``projection_quality.md`` to ``--out``.
 """
 
@@ -133,6 +136,8 @@ def measure(task, n_labeled, budget, seeds, data_dir) -> list[dict]:
     weights = draw_weights(query, net.predict_dual(X_pool).astype(np.float64))
     labeled = torch.as_tensor(net.train_embeddings_)
     batches = [_batches(net, X_pool, budget, seed, classifier) for seed in range(seeds)]
+    spectrum = torch.linalg.eigvalsh(e.double().T @ e.double()).flip(0)
+    energy = float(spectrum[:32].sum() / spectrum.sum())
     reference = {
         "default": np.mean([_cost(a, e, b["default exact"], weights) for b in batches]),
         "badge": np.mean([_cost(a, e, b["badge exact"]) for b in batches])
@@ -160,7 +165,12 @@ def measure(task, n_labeled, budget, seeds, data_dir) -> list[dict]:
             "badge_cost_ratio": None if badge_costs is None else badge_costs.mean(),
             "coreset_radius_ratio": None if radius_ratio is None else radius_ratio.mean(),
             "coreset_shared_picks": None if rule != "coreset" else np.mean(
-                [len(set(b[name]) & set(b["coreset exact"])) / budget for b in batches])})
+                [len(set(b[name]) & set(b["coreset exact"])) / budget for b in batches]),
+            "energy_32": energy,
+            "shared_with_exact_default": None if rule not in ("default", "random") else
+            np.mean([len(set(b[name]) & set(batches[(i + 1) % seeds]["default exact"]
+                                           if rule == "random" else b["default exact"]))
+                     / budget for i, b in enumerate(batches)])})
         print({k: (round(v, 4) if isinstance(v, float) else v) for k, v in rows[-1].items()},
               flush=True)
     return rows
@@ -191,12 +201,14 @@ def main(argv=None) -> list[dict]:
     stem = f"projection_quality_b{args.budget}"
     write_csv(out / f"{stem}.csv", list(rows[0]), rows)
     table = markdown_table(
-        ["task", "labeled", "pool", "batch", "default's objective / exact (mean, min-max)",
+        ["task", "labeled", "pool", "energy in 32 directions", "batch",
+         "default's objective / exact (mean, min-max)", "picks shared with the exact default",
          "BADGE cost / exact BADGE", "Core-Set radius / exact", "picks shared with exact"],
-        [[r["task"], r["labeled"], r["pool"], r["batch"],
+        [[r["task"], r["labeled"], r["pool"], _cell(r["energy_32"], 4), r["batch"],
           f"{_cell(r['default_cost_ratio'])} ({_cell(r['default_cost_min'])}-"
-          f"{_cell(r['default_cost_max'])})", _cell(r["badge_cost_ratio"]),
-          _cell(r["coreset_radius_ratio"]), _cell(r["coreset_shared_picks"], 2)]
+          f"{_cell(r['default_cost_max'])})", _cell(r["shared_with_exact_default"], 2),
+          _cell(r["badge_cost_ratio"]), _cell(r["coreset_radius_ratio"]),
+          _cell(r["coreset_shared_picks"], 2)]
          for r in rows])
     write_atomic(out / f"{stem}.md", "\n".join(
         [f"# Projected against exact selections, b = {args.budget}, {args.seeds} seeds "

@@ -26,11 +26,14 @@ import torch
 from sklearn.utils import check_random_state
 
 from modal_ally._compat import query_result
+from modal_ally._seeding import gradient_factors
+from modal_ally._torch_utils import BLOCK_ROWS, rounding_tolerance
+from modal_ally._validation import uniform
 from modal_ally.clustering import kmeans
 from modal_ally.strategies import ally_scores as _ally_scores
 from modal_ally.strategies import kmeans_pp_gradient_selection, priority_order
 from modal_ally.strategies.ally import shrunk_duals
-from modal_ally.strategies.badge import _class_probabilities, _sample_proportional
+from modal_ally.strategies.badge import _class_probabilities
 
 
 def ally_scores(net, X_pool):
@@ -39,7 +42,59 @@ def ally_scores(net, X_pool):
     embeddings, scores = _ally_scores(net, X_pool, head="pool")
     return torch.as_tensor(embeddings), scores
 
-__all__ = ["ally_d2", "ally_gradient", "ally_uncertain", "weighted_d2_seeding"]
+__all__ = ["ally_d2", "ally_gradient", "ally_uncertain", "weighted_d2_seeding",
+           "ally_exact", "ally_dask"]
+
+
+def _sample_proportional(weights, rng):
+    """An index drawn with probability ``weights / weights.sum()`` (weights >= 0), or
+    None when every weight is 0 (one uniform draw, a search in the float64 cumulative
+    sum; the sampler of the package's selections before they drew from stale bounds)."""
+    cumulative = torch.cumsum(weights, dim=0, dtype=torch.float64)
+    total = float(cumulative[-1])
+    if not total > 0:
+        return None
+    target = torch.tensor([uniform(rng) * total], dtype=torch.float64,
+                          device=weights.device)
+    index = int(torch.searchsorted(cumulative, target, right=True)[0])
+    if index >= weights.shape[0] or not bool(weights[index] > 0):  # rounding at the top
+        index = int((weights > 0).nonzero(as_tuple=True)[0][-1])
+    return index
+
+
+def _gradient_sq_distances_to(a, e, a_sq, e_sq, g_sq, center: int):
+    """``||g_i - g_center||^2`` for every row (factored form; entries near rounding
+    noise recomputed from the differences, so duplicates are at 0): the pick-by-pick
+    update of the package's selections before they refreshed in blocks."""
+    a_c, e_c = a[center], e[center]
+    sums = g_sq + g_sq[center]
+    d2 = sums - 2.0 * (a @ a_c) * (e @ e_c)
+    tol = rounding_tolerance(a.shape[1] + e.shape[1], a.dtype)
+    unsure = (d2 <= tol * sums).nonzero(as_tuple=True)[0]
+    for start in range(0, unsure.shape[0], BLOCK_ROWS):
+        rows = unsure[start:start + BLOCK_ROWS]
+        da, e_rows = a[rows] - a_c, e[rows]
+        de = e_rows - e_c
+        d2[rows] = ((da * da).sum(dim=1) * e_sq[rows] + a_sq[center] * (de * de).sum(dim=1)
+                    + 2.0 * (da @ a_c) * (e_rows * de).sum(dim=1))
+    return d2.clamp_min_(0.0)
+
+
+def ally_exact(learner, X_pool, n_instances=1, *, random_state=None, n_components=None,
+               residual=False):
+    """The default rule in the full embedding space (no projection): the package's
+    ``dual_weighted_selection`` with ``n_components=None``, the reference the default's
+    projection is measured against; other ``n_components`` (and ``residual``, the norm
+    of what the projection leaves out as one more coordinate) for its variants."""
+    from modal_ally.strategies.ally import dual_weighted_selection, validate_ally_query
+
+    query = validate_ally_query(learner, X_pool, n_instances, strategy="ally_exact",
+                                random_state=random_state, n_clusters=None,
+                                max_dual=None, skip_top_quantile=None,
+                                cluster_components=32)
+    selected, scores = dual_weighted_selection(query, n_components=n_components,
+                                               residual=residual)
+    return query_result(selected, scores[selected])
 
 
 def _weights(net, scores, weight, power):
@@ -161,9 +216,7 @@ def weighted_gradient_seeding(probs, embeddings, weights, n_instances, *, rng):
     multipliers weigh the draw instead of scaling the space. The first pick maximizes
     ``w * |g|^2``.
     """
-    from modal_ally.strategies.badge import _gradient_factors, _gradient_sq_distances_to
-
-    a, e = _gradient_factors(probs.double()), embeddings.double()
+    a, e = gradient_factors(probs.double()), embeddings.double()
     a_sq, e_sq = (a * a).sum(dim=1), (e * e).sum(dim=1)
     g_sq = a_sq * e_sq
     w = weights.double()
@@ -225,8 +278,6 @@ def ally_gradient_clusters(learner, X_pool, n_instances=1, *, random_state=None,
     highest predicted multiplier (the paper's equitable rule, :func:`priority_order`,
     on clusters of BADGE's geometry). ``weight="none"``: the seeds themselves (BADGE).
     """
-    from modal_ally.strategies.badge import _gradient_factors, _gradient_sq_distances_to
-
     net, embeddings, scores, probs = _gradient_inputs(learner, X_pool)
     n = min(int(n_instances), embeddings.shape[0])
     seeds = weighted_gradient_seeding(probs, embeddings,
@@ -234,7 +285,7 @@ def ally_gradient_clusters(learner, X_pool, n_instances=1, *, random_state=None,
                                       n, rng=check_random_state(random_state))
     if weight == "none" or not getattr(net, "dual_head_fitted_", False):
         return query_result(seeds, scores[seeds])
-    a, e = _gradient_factors(probs.double()), embeddings.double()
+    a, e = gradient_factors(probs.double()), embeddings.double()
     a_sq, e_sq = (a * a).sum(dim=1), (e * e).sum(dim=1)
     g_sq = a_sq * e_sq
     nearest = torch.full((e.shape[0],), float("inf"), dtype=torch.float64)
@@ -246,3 +297,19 @@ def ally_gradient_clusters(learner, X_pool, n_instances=1, *, random_state=None,
         nearest = torch.where(closer, d2, nearest)
     selected = priority_order(scores, labels.numpy(), n)[:n]
     return query_result(selected, scores[selected])
+
+
+def ally_dask(learner, X_pool, n_instances=1, *, random_state=None, blocks=8):
+    """The package's default rule on the pool as a Dask array of ``blocks`` row blocks
+    (dask's threaded scheduler): its two-round selection, per block and on the union."""
+    import dask.array as da
+
+    from modal_ally import ally_query_strategy
+
+    net = getattr(learner, "estimator", learner)
+    pool = da.from_array(np.asarray(X_pool), chunks=(-(-len(X_pool) // blocks),
+                                                     *np.shape(X_pool)[1:]))
+    result = ally_query_strategy(net, pool, n_instances, random_state=random_state)
+    indices = np.asarray(result[0] if isinstance(result, tuple) else result)
+    scores = net.predict_dual(np.asarray(X_pool)[indices], head="pool")
+    return query_result(indices, scores)

@@ -33,7 +33,8 @@ _CANDIDATES = "benchmarks.ally_candidates"
 for _name, _fn in (("ally-d2", "ally_d2"), ("ally-gradient", "ally_gradient"),
                    ("ally-uncertain", "ally_uncertain"),
                    ("ally-gradient-weighted", "ally_gradient_weighted"),
-                   ("ally-gradient-clusters", "ally_gradient_clusters")):
+                   ("ally-gradient-clusters", "ally_gradient_clusters"),
+                   ("ally-exact", "ally_exact"), ("ally-dask", "ally_dask")):
     registry.STRATEGIES.setdefault(_name, registry.StrategySpec(
         _name, f"{_CANDIDATES}:{_fn}", pdcl=True, accepts_random_state=True))
 
@@ -83,6 +84,14 @@ ARMS = {
     "gclust": ("ally-gradient-clusters", {}, {}),
     # the pool head reading the class's loss alone (no embedding)
     "ally-lossonly": ("ally", {"pool_dual_head__form": "loss"}, {}),
+    # issue 15: the default rule in the full embedding space (no projection), drawn as
+    # the package draws; "gradw-shrink" is the same rule pick by pick as before the
+    # default was streamed (float64, one full update per pick)
+    "ally-exact": ("ally-exact", {}, {}),
+    "ally-p32r": ("ally-exact", {}, {"n_components": 32, "residual": True}),
+    "ally-p64": ("ally-exact", {}, {"n_components": 64}),
+    # the default rule on the pool as a Dask array of 8 blocks (two rounds)
+    "ally-dask8": ("ally-dask", {}, {}),
     "random": ("random", {}, {}),
     "uncertainty": ("uncertainty", {}, {}),
     "margin": ("margin", {}, {}),

@@ -1,27 +1,36 @@
-"""One ALLY query on a float64 memmap pool: time and memory above the pool's storage.
+"""One query per strategy on a float64 memmap pool: time and memory above the query's start.
 
-    python -m benchmarks.memmap_query --rows 1000000 --label after
+    python -m benchmarks.memmap_query --rows 1000000 --strategies ally,ally-paper,badge,coreset
 
-Writes the memmap once (``--path``), fits a PDCLNet (default MLP) on ``--labeled``
-random rows, then measures one ``ally_query_strategy`` call, b = ``--budget``: wall
-time, peak RSS above the start of the query (``/proc/self/clear_refs``; includes the
-mapped pages read) and the peak of numpy allocations (tracemalloc), each in its own
-query. Appends a row to ``--out`` (CSV). Run it with ``PYTHONPATH`` pointing at another
-checkout to measure that version of ``modal_ally``.
+Writes the memmap once (``--path``), then measures each strategy in a fresh process:
+it fits a PDCLNet (default MLP, embedding 256) on ``--labeled`` random rows, reads its
+resident memory, and times one query of b = ``--budget``. Reported: wall time, peak RSS
+above the query's start (``/proc/self/clear_refs``; it includes the pages of the mapped
+file the query read, up to the file's size: page cache the kernel may drop at any time)
+and peak anonymous memory above the start (``RssAnon`` sampled every 20 ms: what the
+query itself allocated). ``ally`` is the default rule, ``ally-paper`` ``method="paper"``.
+Writes ``memmap_query.csv`` and ``memmap_query.md`` to ``--out``; ``--threads`` torch
+threads (default 1). Run it with ``PYTHONPATH`` pointing at another checkout to measure
+that version of ``modal_ally``.
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
+import multiprocessing
 import os
 import time
-import tracemalloc
 import warnings
 from pathlib import Path
 
 import numpy as np
-import torch
+
+from benchmarks.reporting import markdown_table, write_atomic, write_csv
+
+STRATEGIES = ("ally", "ally-paper", "badge", "coreset")
+FIELDS = ("strategy", "rows", "features", "budget", "threads", "seconds",
+          "peak_rss_above_start_mib", "peak_anon_above_start_mib", "mapped_file_mib",
+          "load")
 
 
 def _kib(field: str) -> int:
@@ -43,45 +52,88 @@ def _write_pool(path: str, rows: int, features: int) -> np.ndarray:
     return np.load(path, mmap_mode="r")
 
 
-def main(argv=None) -> dict:
+def _strategy(name):
+    from functools import partial
+
+    import modal_ally as ma
+
+    return {"ally": ma.ally_query_strategy,
+            "ally-paper": partial(ma.ally_query_strategy, method="paper"),
+            "badge": ma.badge_query_strategy,
+            "coreset": ma.coreset_query_strategy}[name]
+
+
+def measure(name: str, args) -> dict:
+    """One query of strategy ``name`` in this (fresh) process."""
+    import torch
+
+    from benchmarks.scale import AnonPeak, load_average
+    from modal_ally import PDCLNet
+
+    warnings.filterwarnings("ignore")
+    torch.set_num_threads(args.threads)
+    pool = np.load(args.path, mmap_mode="r")
+    rng = np.random.RandomState(1)
+    X = rng.randn(args.labeled, pool.shape[1]).astype(np.float32)
+    net = PDCLNet(max_epochs=2, random_state=0).fit(X, rng.randint(10, size=args.labeled))
+    strategy = _strategy(name)
+    Path("/proc/self/clear_refs").write_text("5")
+    start_kib = _kib("VmRSS")
+    with AnonPeak() as anon:
+        start = time.perf_counter()
+        strategy(net, pool, args.budget, random_state=0)
+        seconds = time.perf_counter() - start
+    return {"strategy": name, "rows": pool.shape[0], "features": pool.shape[1],
+            "budget": args.budget, "threads": args.threads, "seconds": round(seconds, 2),
+            "peak_rss_above_start_mib": round((_kib("VmHWM") - start_kib) / 1024),
+            "peak_anon_above_start_mib": round((anon.peak - anon.base) / 1024),
+            "mapped_file_mib": round(pool.nbytes / 2**20), "load": load_average()}
+
+
+def _child(name, args, queue):
+    queue.put(measure(name, args))
+
+
+def main(argv=None) -> list[dict]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=1_000_000)
     parser.add_argument("--features", type=int, default=32)
     parser.add_argument("--budget", type=int, default=1000)
     parser.add_argument("--labeled", type=int, default=1000)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--strategies", default=",".join(STRATEGIES))
     parser.add_argument("--path", default="/tmp/modal_ally_memmap_pool.npy")
-    parser.add_argument("--label", default="current")
-    parser.add_argument("--out", default="docs/results/core/memmap_query.csv")
+    parser.add_argument("--out", default="docs/results/scale")
     args = parser.parse_args(argv)
-    warnings.filterwarnings("ignore")
-    torch.set_num_threads(1)
-    from modal_ally import PDCLNet, ally_query_strategy
-
+    names = [n for n in args.strategies.split(",") if n]
+    unknown = set(names) - set(STRATEGIES)
+    if unknown:
+        parser.error(f"unknown strategies {sorted(unknown)}; choose from {STRATEGIES}")
     pool = _write_pool(args.path, args.rows, args.features)
-    rng = np.random.RandomState(1)
-    X = rng.randn(args.labeled, args.features).astype(np.float32)
-    net = PDCLNet(max_epochs=2, random_state=0).fit(X, rng.randint(10, size=args.labeled))
-    Path("/proc/self/clear_refs").write_text("5")
-    start_kib, start = _kib("VmRSS"), time.perf_counter()
-    ally_query_strategy(net, pool, args.budget, random_state=0)
-    row = {"label": args.label, "rows": args.rows, "features": args.features,
-           "budget": args.budget, "seconds": round(time.perf_counter() - start, 2),
-           "peak_rss_above_start_mib": round((_kib("VmHWM") - start_kib) / 1024),
-           "mapped_file_mib": round(pool.nbytes / 2**20)}
-    tracemalloc.start()
-    ally_query_strategy(net, pool, args.budget, random_state=0)
-    row["numpy_peak_mib"] = round(tracemalloc.get_traced_memory()[1] / 2**20, 1)
-    tracemalloc.stop()
+    if pool.shape != (args.rows, args.features):
+        parser.error(f"{args.path} holds {pool.shape}, not ({args.rows}, {args.features})")
+    ctx = multiprocessing.get_context("spawn")
+    rows = []
+    for name in names:
+        queue = ctx.Queue()
+        process = ctx.Process(target=_child, args=(name, args, queue))
+        process.start()
+        rows.append(queue.get())
+        process.join()
+        print(rows[-1], flush=True)
     out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    new = not out.exists()
-    with out.open("a", newline="") as handle:
-        writer = csv.DictWriter(handle, fieldnames=list(row))
-        if new:
-            writer.writeheader()
-        writer.writerow(row)
-    print(row)
-    return row
+    out.mkdir(parents=True, exist_ok=True)
+    write_csv(out / "memmap_query.csv", FIELDS, rows)
+    write_atomic(out / "memmap_query.md", "\n".join(
+        [f"# One query on a float64 memmap of {args.rows} x {args.features}, b = "
+         f"{args.budget} ({args.threads} torch thread(s))", ""]
+        + markdown_table(["strategy", "seconds", "peak RSS above start (MiB, incl. "
+                          "mapped file pages)", "peak anonymous memory above start (MiB)",
+                          "mapped file (MiB)", "load average"],
+                         [[r["strategy"], r["seconds"], r["peak_rss_above_start_mib"],
+                           r["peak_anon_above_start_mib"], r["mapped_file_mib"], r["load"]]
+                          for r in rows])) + "\n")
+    return rows
 
 
 if __name__ == "__main__":

@@ -11,6 +11,9 @@ Parts (``--parts``, default all):
     ``--workers`` processes (1 thread each, ``--worker-memory`` limit) runs one
     ``learner.query(pool, n_instances=--budget)`` of every strategy per size: query
     time, rows per second, peak resident memory of each worker and of the client.
+    Without ``--persist`` every read of a block generates it again (the clustering or
+    projection sample and the pass each pay it); with ``--persist`` the pools below
+    ``--zarr-from`` are generated once and kept in the workers' memory.
     At the sizes in ``--compare`` (10^6) the same pool, gathered into one numpy array,
     runs through the in-memory path in this process (``--workers`` torch threads):
     ``ratio`` = dask time / in-memory time.
@@ -22,11 +25,14 @@ Parts (``--parts``, default all):
     the mapped file's pages are not anonymous) above the baseline, beside the size
     of the file.
 ``quality``
-    BADGE and Core-Set on a Dask pool select in two rounds (per block, then on the
-    union; see ``modal_ally.distributed._select``). On a pool of ``--quality-rows`` rows in
-    ``--quality-blocks`` blocks: BADGE's k-means cost in gradient space and Core-Set's
-    covering radius of the Dask batch over the exact batch, per seed; random batches
-    as a reference.
+    ALLY's default rule, BADGE and Core-Set on a Dask pool select in two rounds (per
+    block, then on the union; see ``modal_ally.distributed._select``). On a pool of
+    ``--quality-rows`` rows in ``--quality-blocks`` blocks, per seed: the default rule's
+    objective (draw weight times squared gradient-space distance to the nearest pick,
+    in the exact space) of its Dask batch and of its in-memory (projected) batch over
+    the mean of the exact in-memory rule's batches (full embedding space); BADGE's
+    k-means cost in gradient space and Core-Set's covering radius of the Dask batch
+    over the exact batch; random batches as a reference.
 
 ``block``
     CPU seconds of one block's work (``--chunk-rows`` rows) per strategy in one
@@ -56,7 +62,7 @@ import numpy as np
 
 N_CLASSES = 10
 GEN_ROWS = 50_000  # rows generated per piece: the data do not depend on the chunking
-STRATEGY_NAMES = ("ally", "ally-redundancy", "badge", "coreset", "random")
+STRATEGY_NAMES = ("ally", "ally-paper", "ally-redundancy", "badge", "coreset", "random")
 
 
 # ============================================================================ data
@@ -131,8 +137,8 @@ def fitted_net(*, n_features: int, epochs: int):
 def strategies():
     import modal_ally as ma
 
-    # the published rule: the default rule has no Dask path yet
-    return {"ally": partial(ma.ally_query_strategy, method="paper"),
+    return {"ally": ma.ally_query_strategy,
+            "ally-paper": partial(ma.ally_query_strategy, method="paper"),
             "ally-redundancy": ma.ally_redundancy_aware_query_strategy,
             "badge": ma.badge_query_strategy, "coreset": ma.coreset_query_strategy,
             "random": ma.random_query_strategy}
@@ -238,7 +244,13 @@ def run_dask_part(args, net, learners) -> list[dict]:
         for n_rows in args.sizes:
             pool = dask_pool(n_rows, chunk_rows=args.chunk_rows, n_features=args.features)
             source, path, write_s = "generated on the workers", None, None
-            if n_rows >= args.zarr_from:
+            if args.persist and n_rows < args.zarr_from:
+                from distributed import wait
+
+                pool = pool.persist()
+                wait(pool)
+                source = "persisted in the workers' memory"
+            elif n_rows >= args.zarr_from:
                 path = Path(args.data_dir) / f"pool_{n_rows}.zarr"
                 start = time.perf_counter()
                 pool = write_zarr(pool, path)
@@ -264,7 +276,8 @@ def run_dask_part(args, net, learners) -> list[dict]:
 
 
 def compare_in_memory(args, pool, learners, rows, torch) -> list[dict]:
-    X_pool = pool.compute(scheduler="threads")
+    # a persisted pool lives on the workers: gathered through the client
+    X_pool = pool.compute() if args.persist else pool.compute(scheduler="threads")
     torch.set_num_threads(args.workers)
     out = []
     for name in args.strategies:
@@ -320,28 +333,31 @@ def run_memmap_part(args, learners) -> list[dict]:
 
 
 # ============================================================================ quality part
-def gradient_cost(a, e, picks, rows=2048):
+def gradient_cost(a, e, picks, weights=None):
     """BADGE's k-means cost: sum over the pool of the squared gradient-space distance
-    to the nearest pick (factored form, no gradient embedding formed)."""
+    to the nearest pick (factored form, no gradient embedding formed); each row's
+    term times its weight when ``weights`` are given (the default rule's objective)."""
     import torch
 
-    a_c, e_c = a[picks], e[picks]
-    c_sq = (a_c * a_c).sum(1) * (e_c * e_c).sum(1)
-    total = 0.0
-    for s in range(0, a.shape[0], rows):
-        ab, eb = a[s:s + rows], e[s:s + rows]
-        d2 = ((ab * ab).sum(1) * (eb * eb).sum(1))[:, None] + c_sq[None, :] \
-            - 2.0 * (ab @ a_c.T) * (eb @ e_c.T)
-        total += float(torch.clamp_min(d2.min(dim=1).values, 0).double().sum())
-    return total
+    from modal_ally._seeding import nearest_centers
+
+    picks = torch.as_tensor(np.asarray(picks))
+    d2, _ = nearest_centers(a.double(), e.double(), a[picks].double(), e[picks].double())
+    return float(d2.sum() if weights is None else (weights.cpu().double() * d2).sum())
 
 
 def run_quality_part(args, net) -> list[dict]:
     import dask.array as da
     import torch
 
-    from modal_ally import badge_query_strategy, coreset_query_strategy
-    from modal_ally.distributed._select import gradient_factors, sq_distances_to_set
+    from modal_ally import ally_query_strategy, badge_query_strategy, coreset_query_strategy
+    from modal_ally._seeding import gradient_factors
+    from modal_ally.distributed._select import sq_distances_to_set
+    from modal_ally.strategies.ally import (
+        draw_weights,
+        dual_weighted_selection,
+        validate_ally_query,
+    )
 
     X_pool = make_rows(0, args.quality_rows, n_features=args.features)
     pool = da.from_array(X_pool, chunks=-(-args.quality_rows // args.quality_blocks))
@@ -349,6 +365,16 @@ def run_quality_part(args, net) -> list[dict]:
     labeled = torch.as_tensor(net.train_embeddings_)
     with torch.no_grad():
         a = gradient_factors(torch.softmax(net.module_.head(embeddings), dim=1))
+
+    def query(seed):
+        return validate_ally_query(net, X_pool, args.budget, strategy="scale",
+                                   random_state=seed, n_clusters=None, max_dual=None,
+                                   skip_top_quantile=None, cluster_components=32)
+
+    weights = draw_weights(query(0), net.predict_dual(X_pool).astype(np.float64))
+    exact = [dual_weighted_selection(query(seed), n_components=None)[0]
+             for seed in range(args.quality_seeds)]
+    default_cost = np.mean([gradient_cost(a, embeddings, p, weights) for p in exact])
 
     def radius(picks):
         centers = torch.cat([labeled, embeddings[torch.as_tensor(picks)]])
@@ -362,7 +388,9 @@ def run_quality_part(args, net) -> list[dict]:
         random_picks = np.random.RandomState(seed).choice(X_pool.shape[0], args.budget,
                                                           replace=False)
         timings, picks = {}, {}
-        for label, strategy, X in (("badge exact", badge_query_strategy, X_pool),
+        for label, strategy, X in (("default memory", ally_query_strategy, X_pool),
+                                   ("default dask", ally_query_strategy, pool),
+                                   ("badge exact", badge_query_strategy, X_pool),
                                    ("badge dask", badge_query_strategy, pool),
                                    ("coreset exact", coreset_query_strategy, X_pool),
                                    ("coreset dask", coreset_query_strategy, pool)):
@@ -374,6 +402,10 @@ def run_quality_part(args, net) -> list[dict]:
         rows.append({
             "seed": seed, "n_rows": X_pool.shape[0], "blocks": args.quality_blocks,
             "budget": args.budget,
+            **{f"default_{k}_cost_ratio": round(gradient_cost(
+                a, embeddings, p, weights) / default_cost, 4) for k, p in (
+                ("exact", exact[seed]), ("memory", picks["default memory"]),
+                ("dask", picks["default dask"]), ("random", random_picks))},
             "badge_cost_ratio": round(gradient_cost(a, embeddings, picks["badge dask"])
                                       / exact_cost, 4),
             "badge_random_cost_ratio": round(gradient_cost(a, embeddings, random_picks)
@@ -398,7 +430,9 @@ def run_block_part(args, net) -> list[dict]:
 
     pool = da.from_array(make_rows(0, args.chunk_rows, n_features=args.features),
                          chunks=args.chunk_rows)
-    targets = {"ally": (_dask_ally, "ally_block"), "badge": (_dask_baselines, "badge_block"),
+    targets = {"ally": (_dask_baselines, "seeding_block"),
+               "ally-paper": (_dask_ally, "ally_block"),
+               "badge": (_dask_baselines, "seeding_block"),
                "coreset": (_dask_baselines, "coreset_block")}
     calls, rows = {}, []
     for name, (module, attribute) in targets.items():
@@ -458,6 +492,9 @@ def parse_args(argv=None):
     parser.add_argument("--zarr-from", type=int, default=10**7)
     parser.add_argument("--data-dir", default="/tmp/modal_ally_scale")
     parser.add_argument("--keep", action="store_true")
+    parser.add_argument("--persist", action="store_true",
+                        help="generate pools below --zarr-from once and keep them in the "
+                             "workers' memory (a pool read as fast as the in-memory one)")
     parser.add_argument("--epochs", type=int, default=5)
     parser.add_argument("--quality-rows", type=int, default=20_000)
     parser.add_argument("--quality-blocks", type=int, default=8)

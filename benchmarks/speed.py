@@ -61,6 +61,8 @@ POOL_FEATURES = 256  # DESIGN 2.3: pools of 10^5-10^6 x 256
 N_CLASSES = 10
 HIDDEN = (256, 256)
 SLOW_STRATEGIES = {"ranked-batch": 10**7}  # N * b above which --skip-slow skips
+#: Query variants of a registered strategy: name -> (strategy, query keyword arguments).
+VARIANTS = {"ally-paper": ("ally", {"method": "paper"})}
 SETUP_TIMEOUT_S = 900
 FIELDS = ("section", "method", "n_rows", "budget", "repeats", "seconds", "ratio", "ratio_to",
           "train_loop_s", "peak_rss_mib", "peak_traced_mib", "peak_cuda_mib", "rss_reset",
@@ -186,7 +188,7 @@ def _measured_call(job: dict):
     n_features = job.get("n_features", POOL_FEATURES)
     X_pool, _ = synthetic_data(job["n_rows"], seed=0, n_features=n_features)
     X_lab, y_lab = synthetic_data(job["labeled"], seed=1, n_features=n_features)
-    name = "ally" if job["strategy"] is None else job["strategy"]
+    name, extra = VARIANTS.get(job["strategy"] or "ally", (job["strategy"] or "ally", {}))
     spec = STRATEGIES[name]
     learner = ActiveLearner(
         estimator=_estimator(name, epochs=job["fit_epochs"], device=job["device"],
@@ -194,7 +196,7 @@ def _measured_call(job: dict):
         query_strategy=spec.load(), X_training=X_lab, y_training=y_lab)
     if job["strategy"] is None:
         return lambda: learner.estimator.embed(X_pool)
-    kwargs = {"random_state": 0} if spec.accepts_random_state else {}
+    kwargs = {"random_state": 0, **extra} if spec.accepts_random_state else {}
     return lambda: learner.query(X_pool, n_instances=job["budget"], **kwargs)
 
 
@@ -241,6 +243,10 @@ def _measure_worker(job: dict, conn) -> None:
     """
     try:
         warnings.filterwarnings("ignore")
+        if job.get("threads"):
+            import torch
+
+            torch.set_num_threads(int(job["threads"]))
         call = _measured_call(job)
         conn.send(_profile(call, job["repeats"], str(job["device"]).startswith("cuda"),
                            conn))
@@ -297,13 +303,14 @@ def skip_reason(strategy: str, n_rows: int, budget: int, *, skip_slow: bool):
 
 
 def measure_queries(pool_sizes, budgets, strategies, *, repeats, timeout, skip_slow,
-                    labeled, fit_epochs, device, n_features=POOL_FEATURES,
+                    labeled, fit_epochs, device, n_features=POOL_FEATURES, threads=None,
                     log=print) -> list[dict]:
     """Forward-pass and query measurements for every pool size, strategy and budget."""
     rows = []
     for n_rows in pool_sizes:
         base = {"n_rows": n_rows, "labeled": labeled, "fit_epochs": fit_epochs,
-                "device": device, "repeats": repeats, "n_features": n_features}
+                "device": device, "repeats": repeats, "n_features": n_features,
+                "threads": threads}
         log(f"pool {n_rows}: forward pass")
         forward = run_measurement({**base, "strategy": None, "budget": None},
                                   timeout=timeout)
@@ -404,7 +411,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="batch sizes b of the query part (default: %(default)s)")
     parser.add_argument("--strategies", default="all",
                         help="comma-separated strategies or 'all' (default): "
-                             + ", ".join(ALL_STRATEGIES))
+                             + ", ".join(ALL_STRATEGIES + tuple(VARIANTS)))
     parser.add_argument("--pool-features", type=int, default=POOL_FEATURES,
                         help="features of the synthetic pool rows (default: 256, as the "
                              "10^5 x 256 pools of DESIGN 2.3)")
@@ -422,6 +429,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--skip-slow", action="store_true",
                         help="skip ranked-batch where pool x b > 1e7")
     parser.add_argument("--device", default="cpu", help="torch device (default: cpu)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="torch threads of every measurement (default: torch's own "
+                             "choice); recorded in the table's header")
     parser.add_argument("--out", default=str(Path("results", "speed")),
                         help="output directory (default: %(default)s)")
     return parser
@@ -449,7 +459,11 @@ def main(argv=None) -> dict:
         fit_sizes = parse_int_list(args.fit_sizes, name="--fit-sizes")
         pool_sizes = parse_int_list(args.pool_sizes, name="--pool-sizes")
         budgets = parse_int_list(args.budgets, name="--budgets")
-        strategies, _ = resolve_strategies(args.strategies, "classification")
+        requested = parse_names(args.strategies)
+        others = [n for n in requested if n not in VARIANTS]
+        strategies = resolve_strategies(",".join(others), "classification")[0] \
+            if others else []
+        strategies = strategies + list(VARIANTS) if others == ["all"] else requested
     except ValueError as exc:
         parser.error(str(exc))
     for name in ("epochs", "labeled", "fit_epochs", "repeats"):
@@ -477,8 +491,10 @@ def main(argv=None) -> dict:
                                 timeout=args.timeout, skip_slow=args.skip_slow,
                                 labeled=args.labeled, fit_epochs=args.fit_epochs,
                                 device=args.device, n_features=args.pool_features,
+                                threads=args.threads,
                                 log=lambda text: print(text, flush=True))
-    settings = [f"device {args.device}", f"best of {args.repeats}"]
+    settings = [f"device {args.device}", f"best of {args.repeats}",
+                f"torch threads {args.threads or 'default'}"]
     if "fit" in parts:
         settings.append(f"fit: {args.epochs} epochs, batch {args.fit_batch_size}")
     if "query" in parts:

@@ -8,6 +8,7 @@ one chunk plus the outputs.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Callable, Iterator
 
 import torch
@@ -53,6 +54,25 @@ def map_chunks(fn: Callable[[torch.Tensor], torch.Tensor], X, *, chunk_size: int
         out[start:start + result.shape[0]] = result
         start += result.shape[0]
     return out if out is not None else torch.empty(0)
+
+
+@contextlib.contextmanager
+def network_errors(X, *, shape_known: bool, name: str = "X_pool"):
+    """Turn the network's RuntimeError on ``X`` into a ValueError a user can act on.
+
+    Only where the per-sample shape of ``X`` could not be checked against the net's
+    (the net did not record it): then a failing forward pass most likely means the
+    wrong features. CUDA running out of memory is left as it is.
+    """
+    try:
+        yield
+    except RuntimeError as exc:
+        if shape_known or isinstance(exc, torch.cuda.OutOfMemoryError):
+            raise
+        raise ValueError(
+            f"{name} (per-sample shape {tuple(X.shape[1:])}) could not be passed through "
+            f"the network; does it have the features the net was fitted on? ({exc})"
+        ) from exc
 
 
 def chunk_size_of(net) -> int:

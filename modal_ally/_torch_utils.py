@@ -2,7 +2,8 @@
 
 - :func:`as_tensor`: the one array-to-tensor conversion;
 - :func:`eval_mode`: the one way to put modules in eval mode and restore them;
-- :func:`sq_distances`: the one Euclidean distance kernel, exact where it matters;
+- :func:`sq_distances`: the one Euclidean distance kernel, exact where it matters
+  (:func:`nearest_sq_distances`: the distance to the nearest of many rows, faster);
 - :func:`overflow_safe`: matrices in a precision where that kernel cannot overflow.
 """
 
@@ -67,6 +68,12 @@ def eval_mode(*modules):
             module.train(mode)
 
 
+def row_sq_norms(X):
+    """``(X * X).sum(dim=1)`` in blocks of rows: no temporary the size of ``X``."""
+    return torch.cat([(part * part).sum(dim=1) for part in X.split(2**14)]) if X.shape[0] \
+        else X.new_zeros(0)
+
+
 def overflow_safe(*matrices):
     """The matrices in a precision where their squared row norms are finite.
 
@@ -77,7 +84,7 @@ def overflow_safe(*matrices):
     distances computed from them are multiplied back by it.
     """
     def finite_norms(ms):
-        return all(bool(torch.isfinite((m * m).sum(dim=1)).all()) for m in ms)
+        return all(bool(torch.isfinite(row_sq_norms(m)).all()) for m in ms)
 
     if finite_norms(matrices):
         return matrices, 1.0
@@ -141,3 +148,34 @@ def min_sq_distances(X, reference, *, radius: float = 0.0):
                                  Y_sq=R_sq[cols], radius=radius)
             out[rows] = torch.minimum(out[rows], block.min(dim=1).values)
     return out
+
+
+def nearest_sq_distances(X, reference):
+    """Squared distance of every row of ``X`` to its nearest row of ``reference``.
+
+    The same values as :func:`min_sq_distances` (radius 0), faster: per block, only
+    ``|y|^2 - 2 x.y`` is formed (one fused matrix product) and ``|x|^2`` added after
+    the minimum; rows whose minimum is small enough to be rounding noise are
+    recomputed exactly (:func:`min_sq_distances`), so copies are at exactly 0.
+    Blocks of ``BLOCK_ROWS`` reference rows and 1 MiB of distances.
+    """
+    out = torch.full((X.shape[0],), float("inf"), dtype=X.dtype, device=X.device)
+    if not reference.shape[0]:
+        return out
+    X_sq, R_sq = row_sq_norms(X), row_sq_norms(reference)
+    tol = rounding_tolerance(X.shape[1], X.dtype)
+    nearest_sq = torch.zeros_like(out)
+    for j in range(0, reference.shape[0], BLOCK_ROWS):
+        R, Rj_sq = reference[j:j + BLOCK_ROWS], R_sq[j:j + BLOCK_ROWS]
+        rows = max(64, 2**18 // R.shape[0])
+        for i in range(0, X.shape[0], rows):
+            best = torch.addmm(Rj_sq, X[i:i + rows], R.T, beta=1.0, alpha=-2.0).min(dim=1)
+            values = best.values + X_sq[i:i + rows]
+            closer = values < out[i:i + rows]
+            out[i:i + rows] = torch.where(closer, values, out[i:i + rows])
+            nearest_sq[i:i + rows] = torch.where(closer, Rj_sq[best.indices],
+                                                 nearest_sq[i:i + rows])
+    unsure = (out <= tol * (X_sq + nearest_sq)).nonzero(as_tuple=True)[0]
+    if unsure.numel():
+        out[unsure] = min_sq_distances(X[unsure], reference)
+    return out.clamp_min_(0.0)

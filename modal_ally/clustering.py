@@ -18,13 +18,15 @@ Nothing is quadratic in the pool: the largest intermediate is ``chunk x k``.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import torch
 
 from ._torch_utils import as_tensor, sq_distances
 from ._validation import numpy_random_state
 
-__all__ = ["kmeans", "pca_fit", "sample_rows"]
+__all__ = ["kmeans", "pca_fit", "sample_rows", "Projection", "fit_projection"]
 
 _ASSIGN_CHUNK = 8192
 
@@ -46,6 +48,44 @@ def pca_fit(sample, n_components):
     _, vectors = torch.linalg.eigh(cov.double())
     components = vectors[:, -n_components:].flip(1).to(sample.dtype)
     return mean, components
+
+
+@dataclass(frozen=True)
+class Projection:
+    """A linear map to a few dimensions: ``(X - mean) @ components`` (no centering when
+    ``mean`` is None)."""
+
+    components: torch.Tensor  # (dim, n_components)
+    mean: torch.Tensor | None = None
+    residual: bool = False  # one more coordinate: the norm of what the map leaves out
+
+    def __call__(self, X):
+        components = self.components.to(device=X.device, dtype=X.dtype)
+        if self.mean is not None:
+            X = X - self.mean.to(device=X.device, dtype=X.dtype)
+        projected = X @ components
+        if not self.residual:
+            return projected
+        rest = ((X * X).sum(dim=1) - (projected * projected).sum(dim=1)).clamp_min_(0)
+        return torch.cat([projected, rest.sqrt_()[:, None]], dim=1)
+
+
+def fit_projection(sample, n_components, *, centered, residual=False):
+    """The top ``n_components`` principal directions of the rows of ``sample``.
+
+    ``centered=True``: of their covariance (PCA), for Euclidean distances between the
+    rows. ``centered=False``: of their second moment, the best rank-``n_components``
+    approximation of the inner products ``x_i . x_j`` themselves, which distances in
+    gradient-embedding space are built from (they are not translation-invariant). With
+    ``residual``, the map adds the norm of the part of each row it leaves out as one
+    more coordinate: norms are kept, distances stay lower bounds of the full ones.
+    """
+    if centered:
+        mean, components = pca_fit(sample, n_components)
+        return Projection(components, mean, residual)
+    X = sample.double()
+    _, vectors = torch.linalg.eigh(X.T @ X / max(X.shape[0], 1))
+    return Projection(vectors[:, -n_components:].flip(1).to(sample.dtype), None, residual)
 
 
 def sample_rows(n, size, rng, device):

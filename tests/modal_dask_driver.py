@@ -18,6 +18,7 @@ import modal_ally
 from modal_ally._compat import modal_returns_scores
 
 STRATEGIES = {"ally": partial(modal_ally.ally_query_strategy, method="paper"),
+              "ally-default": modal_ally.ally_query_strategy,
               "ally-redundancy": modal_ally.ally_redundancy_aware_query_strategy,
               "badge": modal_ally.badge_query_strategy,
               "coreset": modal_ally.coreset_query_strategy,

@@ -4,6 +4,7 @@ import json
 import os
 import subprocess
 import sys
+import warnings
 import weakref
 from functools import partial
 from pathlib import Path
@@ -25,7 +26,8 @@ from tests.helpers import assert_unchanged, snapshot
 da = pytest.importorskip("dask.array", reason="dask[array] is an optional extra")
 dask = pytest.importorskip("dask")
 
-# A Dask pool runs ALLY's published rule (the default rule has no Dask path yet).
+# The rules that give the same indices on a Dask pool as in memory: ALLY's published
+# rule and the redundancy-aware variant (the default rule runs in two rounds there).
 ALLY = {"ally": partial(ally_query_strategy, method="paper"),
         "ally-redundancy": ally_redundancy_aware_query_strategy}
 OPTIONS = [pytest.param({}, id="default"), pytest.param({"n_clusters": 4}, id="k4"),
@@ -117,16 +119,17 @@ def _cover_radius(embeddings, labeled, picked):
     return float(sq_distances_to_set(embeddings, centers).max().sqrt())
 
 
-def _badge_cost(net, embeddings, picked):
-    from modal_ally.distributed._select import gradient_factors, nearest_gradient_center
+def _badge_cost(net, embeddings, picked, weights=None):
+    from modal_ally._seeding import gradient_factors, nearest_centers
 
     with torch.no_grad():
         a = gradient_factors(torch.softmax(net.module_.head(embeddings), dim=1))
     picked = torch.as_tensor(picked)
-    nearest = nearest_gradient_center(a, embeddings, a[picked], embeddings[picked])
+    _, nearest = nearest_centers(a, embeddings, a[picked], embeddings[picked])
     g = a[:, :, None] * embeddings[:, None, :]
     diff = g - g[picked][nearest]
-    return float((diff * diff).sum())
+    d2 = (diff * diff).sum(dim=(1, 2)).double()
+    return float(d2.sum() if weights is None else (weights.cpu() * d2).sum())
 
 
 def test_coreset_and_badge_within_bounds(fitted_net, digits):
@@ -176,8 +179,8 @@ def test_float32_overflow_and_quantile_guard_refused(fitted_net, digits):
                             method="paper", skip_top_quantile=0.1)
 
 
-STRATEGIES = {**ALLY, "badge": badge_query_strategy, "coreset": coreset_query_strategy,
-              "random": random_query_strategy}
+STRATEGIES = {**ALLY, "ally-default": ally_query_strategy, "badge": badge_query_strategy,
+              "coreset": coreset_query_strategy, "random": random_query_strategy}
 
 
 @pytest.mark.parametrize("name", sorted(STRATEGIES))
@@ -243,7 +246,8 @@ def test_pool_never_materialized(monkeypatch, fitted_net, digits, name):
     # redundancy-aware walk), not with the pool
     per_candidate = 4 * fitted_net.train_embeddings_.shape[1] + 64
     assert sum(summaries) < 8 * 10 * per_candidate, summaries
-    sampled = {"ally": 900, "ally-redundancy": 900, "coreset": 0, "badge": 0, "random": 0}
+    sampled = {"ally": 900, "ally-redundancy": 900, "ally-default": 900, "coreset": 0,
+               "badge": 0, "random": 0}
     assert sum(rows) <= sampled[name] + 10, rows  # + the queried rows (modAL 0.4.1)
 
 
@@ -265,13 +269,13 @@ def test_modal_round_trip(release):
     report = json.loads(done.stdout)
     assert report["returns_scores"] is (release == "0.4.2.1")
     assert (str(extra) in report["modal_file"]) is (release == "0.4.2.1")
-    assert len(report["runs"]) == 15
+    assert len(report["runs"]) == 18
     for run in report["runs"]:
         assert len(run["indices"]) == len(set(run["indices"])) == run["n_instances"], run
         assert run["rows_match"], run
     taught = [run["n_labeled_after_teach"] for run in report["runs"]
               if "n_labeled_after_teach" in run]
-    assert taught == [83] * 5
+    assert taught == [83] * 6
 
 
 @pytest.mark.slow
@@ -352,11 +356,40 @@ def test_local_cluster_same_indices_and_net_shipped_once(cluster_client, fitted_
         assert len(set(got.tolist())) == 40 and got.max() < big_pool.shape[0]
 
 
-def test_default_rule_on_a_dask_pool_says_it_runs_the_paper_rule(fitted_net, digits):
+def test_default_rule_on_a_dask_pool_is_the_default_rule(fitted_net, digits):
+    """No warning and no other rule: the two-round default rule, deterministic, its
+    batch's cost in the exact gradient space near the in-memory batch's and the paper
+    rule's batch another one."""
+    from modal_ally.strategies.ally import draw_weights, validate_ally_query
+
     X_pool = digits["X_pool"]
-    expected = _indices(ally_query_strategy(fitted_net, X_pool, 8, random_state=0,
-                                            method="paper"))
-    with pytest.warns(UserWarning, match="no Dask path yet"):
-        got = _indices(ally_query_strategy(fitted_net, da.from_array(X_pool, chunks=200), 8,
-                                           random_state=0))
-    np.testing.assert_array_equal(got, expected)
+    pool = da.from_array(X_pool, chunks=150)  # 6 blocks of 150 rows, b = 30
+    query = validate_ally_query(fitted_net, X_pool, 30, strategy="test", random_state=0,
+                                n_clusters=None, max_dual=None, skip_top_quantile=None,
+                                cluster_components=32)
+    weights = draw_weights(query, fitted_net.predict_dual(X_pool).astype(np.float64))
+    embeddings = torch.as_tensor(fitted_net.embed(X_pool))
+    ratios = []
+    for seed in range(4):
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            got = _indices(ally_query_strategy(fitted_net, pool, 30, random_state=seed))
+        assert len(set(got.tolist())) == 30
+        expected = _indices(ally_query_strategy(fitted_net, X_pool, 30, random_state=seed))
+        ratios.append(_badge_cost(fitted_net, embeddings, got, weights)
+                      / _badge_cost(fitted_net, embeddings, expected, weights))
+    np.testing.assert_array_equal(
+        got, _indices(ally_query_strategy(fitted_net, pool, 30, random_state=3)))
+    paper = _indices(ally_query_strategy(fitted_net, pool, 30, random_state=3,
+                                         method="paper"))
+    assert len(set(got.tolist()) & set(paper.tolist())) < 15
+    assert np.mean(ratios) <= 1.25, ratios
+
+
+def test_block_net_scores_by_the_dual_heads_one_definition(fitted_net, digits):
+    from modal_ally.distributed._pool import BlockNet
+
+    embeddings = torch.as_tensor(fitted_net.embed(digits["X_pool"]))
+    np.testing.assert_array_equal(
+        BlockNet.from_net(fitted_net).dual(embeddings, head="pool"),
+        fitted_net.predict_dual_from_embeddings(embeddings).numpy().astype(np.float64))

@@ -30,15 +30,16 @@ PACKAGE = Path(modal_ally.__file__).parent
 UNLISTED = 11
 LAYERS = {
     "_validation": 0, "_torch_utils": 0, "_compat": 0, "_split": 0,
-    "_inference": 1, "data": 1, "modules": 1, "clustering": 1, "distributed._select": 1,
-    "distributed._pool": 3, "distributed": 4, "distributed._ally": 6,
+    "_inference": 1, "data": 1, "modules": 1, "clustering": 1, "_seeding": 1,
+    "distributed._select": 2, "distributed._pool": 3, "distributed": 4,
+    "distributed._ally": 7,
     "distributed._baselines": 6,
     "dual_head": 2, "_dual_state": 2, "_pdcl_checks": 2, "_guard": 2,
     "callbacks": 3, "_dual_heads": 3,
     "_pdcl": 4,
     "net": 5, "modal_patches": 5,
-    "generative": 6, "strategies._common": 6, "diagnostics._constrained": 6,
-    "label_audit": 6, "relabeling": 7,
+    "generative": 6, "strategies._common": 6, "strategies._stream": 6,
+    "diagnostics._constrained": 6, "label_audit": 6, "relabeling": 7,
     "strategies.badge": 7, "strategies.coreset": 7, "strategies.random_sampling": 7,
     "strategies.ally": 8,  # its default rule draws in BADGE's gradient space
     "strategies.redundancy": 9,

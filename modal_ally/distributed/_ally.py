@@ -1,11 +1,17 @@
 """ALLY and redundancy-aware ALLY on a Dask array pool (client side).
 
-The same indices as the in-memory strategies for the same data and ``random_state``:
-the cluster centers are fitted on the client from the same sampled rows with the same
-random draws, every block applies the same assignment and the same equitable rule, and
-the summaries keep every candidate the rule could pick (Elenter et al., NeurIPS 2022,
-Algorithm 2). Passes over the pool: one, plus one more in the rare cases a block-level
-bound proves too small (then with a larger bound).
+The paper's rule (Elenter et al., NeurIPS 2022, Algorithm 2) and the redundancy-aware
+variant give the same indices as the in-memory strategies for the same data and
+``random_state``: the cluster centers are fitted on the client from the same sampled
+rows with the same random draws, every block applies the same assignment and the same
+equitable rule, and the summaries keep every candidate the rule could pick. Passes over
+the pool: one, plus one more in the rare cases a block-level bound proves too small
+(then with a larger bound).
+
+The default rule (weighted k-means++ seeding in gradient space) is sequential over the
+whole pool; it runs in two rounds (:mod:`modal_ally.distributed._select`): per block,
+then on the union of the blocks' picks, in the same projected space as in memory
+(fitted on the same sampled rows) and with draw weights calibrated on those rows.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import warnings
 import numpy as np
 import torch
 
+from ..clustering import fit_projection, sample_rows
 from . import (
     LazyEmbeddings,
     block_tasks,
@@ -26,9 +33,12 @@ from . import (
     ship,
     tree_reduce,
 )
+from ._baselines import dask_seeding, seed_of
 from ._pool import AllyPlan, BlockNet, ally_block, equitable_order, merge_candidates
+from ._select import SeedingPlan
 
-__all__ = ["dask_ally_query", "dask_ally_result"]
+__all__ = ["dask_ally_query", "dask_ally_result", "dask_default_query",
+           "dask_default_result"]
 
 
 def _plan(net, embeddings, n_instances, n_clusters, rng, cluster_components, priority):
@@ -179,4 +189,43 @@ def dask_ally_result(query, priority, *, select=None):
         cluster_components=options["cluster_components"],
         delta=options.get("delta") if select is not None else None,
         delta_scale=options.get("delta_scale", 0.1), select=select)
+    return dask_query_result(query.X_pool, indices, scores)
+
+
+def dask_default_query(net, X_pool, n_instances, *, rng, weights_of, n_components,
+                       sample_size, max_dual=None):
+    """Indices and predicted lambdas of a batch of ALLY's default rule, Dask pool.
+
+    The client reads ``sample_size`` random pool rows (the rows, and the draws of
+    ``rng``, of the in-memory rule's projection sample), fits the same projection on
+    their embeddings, and calibrates the draw weights on them: ``weights_of`` (the
+    weight transform, e.g. ``shrunk_duals``; None: every row weighs 1) of the sample's
+    predicted multipliers, interpolated for every other row. Then one pass of the
+    two-round seeding over the blocks.
+    """
+    block_net = BlockNet.from_net(net)
+    n, width = int(X_pool.shape[0]), embedding_dim(block_net, X_pool.shape[1:])
+    rows = sample_rows(n, sample_size, rng, "cpu").numpy()
+    sample = LazyEmbeddings(X_pool, block_net, width)[rows]
+    projection = None
+    if n_components is not None and width > n_components:
+        projection = fit_projection(sample, n_components, centered=False)
+    calibration = None
+    if weights_of is not None:
+        scores = np.sort(block_net.dual(sample, head="pool"))
+        calibration = (scores, weights_of(torch.as_tensor(scores)).cpu().numpy())
+    plan = SeedingPlan(n_instances, seed_of(rng),
+                       classifier=getattr(net, "_task", "classification") != "regression",
+                       duals=True, projection=projection, calibration=calibration,
+                       max_dual=None if max_dual is None else float(max_dual))
+    root = dask_seeding(block_net, X_pool, plan)
+    return root.indices, root.duals
+
+
+def dask_default_result(query, weights_of, n_components, sample_size):
+    """A validated query of ALLY's default rule on a Dask pool, in modAL's shape."""
+    indices, scores = dask_default_query(
+        query.net, query.X_pool, query.n_instances, rng=query.random_state,
+        weights_of=weights_of, n_components=n_components, sample_size=sample_size,
+        max_dual=query.options["max_dual"])
     return dask_query_result(query.X_pool, indices, scores)

@@ -11,44 +11,37 @@ import numpy as np
 import torch
 
 from .._validation import as_finite_float32
-from . import (
-    block_tasks,
-    compute,
-    dask_query_result,
-    embedding_dim,
-    fetch_rows,
-    ship,
-    tree_reduce,
-)
+from . import block_tasks, compute, dask_query_result, fetch_rows, ship, tree_reduce
 from ._pool import BlockNet
-from ._select import badge_block, coreset_block, merge_badge, merge_coreset
+from ._select import SeedingPlan, coreset_block, merge_coreset, merge_seeds, seeding_block
 
 __all__ = ["dask_badge_query", "dask_coreset_query", "dask_random_query",
-           "dask_badge_result", "dask_coreset_result", "dask_random_result"]
+           "dask_badge_result", "dask_coreset_result", "dask_random_result", "dask_seeding",
+           "seed_of"]
 
 
-def _seed(rng) -> int:
+def seed_of(rng) -> int:
     """One integer seed from a RandomState or a torch.Generator."""
     if isinstance(rng, torch.Generator):
         return int(torch.randint(2**31 - 1, (), generator=rng, device=rng.device))
     return int(rng.randint(2**31 - 1))
 
 
-def dask_badge_query(net, X_pool, n_instances, *, rng, select):
-    """BADGE by exact seeding per block and weighted k-means++ on the union.
+def dask_badge_query(net, X_pool, n_instances, *, rng):
+    """BADGE by seeding per block and weighted k-means++ on the union.
 
-    ``select`` is the exact selection, ``select(probs, embeddings, n, random_state=)``.
     Returns the indices and each pick's ``D^2`` in the last round.
     """
-    block_net = BlockNet.from_net(net)
-    seed = _seed(rng)
-    with torch.no_grad():
-        probe = torch.zeros((2, embedding_dim(block_net, X_pool.shape[1:])),
-                            device=block_net.placed())
-        n_classes = int(block_net.module.head(probe).reshape(2, -1).shape[1])
-    parts = block_tasks(badge_block, X_pool, ship(block_net), n_instances, seed, select)
-    (root,) = compute(tree_reduce(parts, merge_badge, n_instances, seed, n_classes))
-    return root.indices, root.scores
+    plan = SeedingPlan(n_instances, seed_of(rng))
+    root = dask_seeding(BlockNet.from_net(net), X_pool, plan)
+    return root.indices, root.d2
+
+
+def dask_seeding(block_net, X_pool, plan):
+    """The two-round gradient seeding of ``plan`` over the blocks (one pass)."""
+    parts = block_tasks(seeding_block, X_pool, ship(block_net), ship(plan))
+    (root,) = compute(tree_reduce(parts, merge_seeds, plan))
+    return root
 
 
 def dask_coreset_query(net, X_pool, n_instances, *, labeled, rng, select):
@@ -95,9 +88,9 @@ def dask_random_query(X_pool, n_instances, *, rng, chunk_size=4096):
 
 # The strategies' entry points: a validated query (``strategies._common.Query``) on a
 # Dask pool, answered in the shape the installed modAL expects.
-def dask_badge_result(query, select):
+def dask_badge_result(query):
     indices, scores = dask_badge_query(query.net, query.X_pool, query.n_instances,
-                                       rng=query.random_state, select=select)
+                                       rng=query.random_state)
     return dask_query_result(query.X_pool, indices, scores)
 
 

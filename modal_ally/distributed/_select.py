@@ -10,14 +10,18 @@ does:
   cover within 4 times the optimal radius (Malkomes et al., "Fast distributed
   k-center clustering with outliers on massive data", NeurIPS 2015); each further
   level of the merge tree adds a factor 2 to that bound.
-- **BADGE** (k-means++ on gradient embeddings, Ash et al., ICLR 2020): every block runs
-  the exact k-means++ seeding of ``b`` points; each pick is weighted by the number of
-  block points nearest to it, and the union is reduced by weighted k-means++ seeding
-  (the divide-and-conquer coreset of Guha et al., "Clustering data streams", 2003;
-  Ailon et al., "Streaming k-means approximation", NeurIPS 2009).
+- **BADGE** and **ALLY's default rule** (k-means++ seeding on gradient embeddings, Ash
+  et al., ICLR 2020; ALLY's draws weighted by the shrunk predicted multipliers): every
+  block runs the seeding of ``b`` points (exact in distribution,
+  :func:`modal_ally._seeding.gradient_seeding`); each pick stands for the block rows
+  nearest to it and carries their total draw weight; the union is reduced by the same
+  seeding with those weights (the divide-and-conquer coreset of Guha et al.,
+  "Clustering data streams", 2003; Ailon et al., "Streaming k-means approximation",
+  NeurIPS 2009). The first pick of every round is the row of largest own weight times
+  ``|g|^2``, so the batch's first pick is the pool's, as in memory.
 
-Gradient embeddings ``g_i = a_i (outer) e_i`` (``a_i = p_i - onehot(argmax p_i)``) are
-never formed; distances use their factored form, and candidates travel as ``(a, e)``.
+Gradient embeddings ``g_i = a_i (outer) z_i`` (``a_i = p_i - onehot(argmax p_i)``) are
+never formed; distances use their factored form, and candidates travel as ``(a, z)``.
 """
 
 from __future__ import annotations
@@ -27,117 +31,136 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .._seeding import gradient_factors, gradient_seeding, nearest_centers
+
 _ROWS = 2048
 
 
 @dataclass
 class Picks:
-    """Selected pool rows of a block (or of merged blocks) and what the merge needs."""
+    """Core-Set's picks of a block (or of merged blocks) and what the merge needs."""
 
     indices: np.ndarray  # pool rows, int64
-    vectors: np.ndarray  # embeddings e (Core-Set) or [a | e] (BADGE), float32
-    weights: np.ndarray  # BADGE: block points each pick stands for; Core-Set: D^2 to labeled
-    scores: np.ndarray  # D^2 (BADGE) or distance (Core-Set) of each pick when picked
+    vectors: np.ndarray  # embeddings, float32
+    weights: np.ndarray  # D^2 to the labeled set
+    scores: np.ndarray  # distance of each pick when picked
 
     @property
     def nbytes(self) -> int:
         return sum(x.nbytes for x in (self.indices, self.vectors, self.weights, self.scores))
 
 
-def gradient_factors(probs) -> torch.Tensor:
-    """``a_i = p_i - onehot(argmax p_i)``: BADGE's gradient embedding is ``a_i e_i^T``."""
-    a = probs.clone()
-    a[torch.arange(a.shape[0]), a.argmax(dim=1)] -= 1.0
-    return a
+@dataclass
+class Seeds:
+    """Gradient-space picks of a block (or of merged blocks) and what the merge needs."""
 
+    indices: np.ndarray  # pool rows, int64
+    factors: np.ndarray  # (m, C) gradient output factors a
+    embeddings: np.ndarray  # (m, p) embeddings z (projected for ALLY's default rule)
+    mass: np.ndarray  # total draw weight of the rows each pick stands for
+    count: np.ndarray  # how many rows each pick stands for
+    weight: np.ndarray  # each pick's own draw weight
+    duals: np.ndarray  # each pick's predicted multiplier (0 without a dual head)
+    d2: np.ndarray  # each pick's D^2 when picked, in the last round
 
-def gradient_sq_distances(a, e, a_c, e_c):
-    """``||a_i e_i^T - a_c e_c^T||^2`` for every row ``i``, exact (0 for duplicates)."""
-    da, de = a - a_c, e - e_c
-    return ((da * da).sum(dim=1) * (e * e).sum(dim=1) + (a_c @ a_c) * (de * de).sum(dim=1)
-            + 2.0 * (da @ a_c) * (e * de).sum(dim=1)).clamp_min_(0.0)
-
-
-def nearest_gradient_center(a, e, centers_a, centers_e):
-    """Index of the nearest center of every row in gradient space, in row blocks."""
-    c_sq = (centers_a * centers_a).sum(dim=1) * (centers_e * centers_e).sum(dim=1)
-    out = []
-    for s in range(0, a.shape[0], _ROWS):
-        cross = (a[s:s + _ROWS] @ centers_a.T) * (e[s:s + _ROWS] @ centers_e.T)
-        out.append((c_sq[None, :] - 2.0 * cross).argmin(dim=1))
-    return torch.cat(out) if out else torch.empty(0, dtype=torch.long)
+    @property
+    def nbytes(self) -> int:
+        return sum(getattr(self, f).nbytes for f in self.__dataclass_fields__)
 
 
 def _rng(seed, index):
     return np.random.RandomState([int(seed), int(index) % (2**32)])
 
 
-def badge_block(block, offset, block_net, n_instances, seed, select):
-    """Exact BADGE seeding (``select``) on one block; picks weighted by their cells."""
-    embeddings = block_net.embed(block)
-    probs = block_net.probabilities(embeddings)
-    m = min(n_instances, embeddings.shape[0])
-    local, scores = select(probs, embeddings, m, random_state=_rng(seed, offset))
-    a = gradient_factors(probs)
-    picks = torch.as_tensor(local, device=a.device)
-    nearest = nearest_gradient_center(a, embeddings, a[picks], embeddings[picks])
-    weights = torch.bincount(nearest, minlength=m).cpu().numpy().astype(np.float64)
-    vectors = torch.cat([a[picks], embeddings[picks]], dim=1).cpu().numpy()
-    return Picks(local + offset, vectors, weights, scores)
+def interpolate(x, xp, fp):
+    """Piecewise-linear ``x -> f`` through the points ``(xp, fp)`` (``xp`` sorted), with
+    the end segments' slopes continued beyond them."""
+    out = np.interp(x, xp, fp)
+    if xp.shape[0] < 2 or not xp[-1] > xp[0]:
+        return out
+    low, high = np.searchsorted(xp, xp[0], "right"), np.searchsorted(xp, xp[-1]) - 1
+    below, above = x < xp[0], x > xp[-1]
+    out[below] = fp[0] + (fp[low] - fp[0]) / (xp[low] - xp[0]) * (x[below] - xp[0])
+    out[above] = fp[-1] + (fp[-1] - fp[high]) / (xp[-1] - xp[high]) * (x[above] - xp[-1])
+    return out
 
 
-def weighted_gradient_seeding(a, e, weights, n_instances, rng):
-    """k-means++ seeding of weighted points in gradient space.
+@dataclass
+class SeedingPlan:
+    """What every block of a two-round gradient seeding needs.
 
-    The first pick has the largest gradient norm (the lowest row among ties); every
-    next one is drawn with probability proportional to ``weight * D^2``. When every
-    remaining ``D^2`` is 0 the rest is filled by gradient norm.
+    ``calibration`` is ``(scores, weights)`` of a uniform sample of pool rows, sorted by
+    score: a row's draw weight is interpolated from its predicted multiplier through
+    them (the weights of ALLY's default rule depend on the whole pool's multipliers);
+    None: every row weighs 1.
     """
-    g_sq = (a * a).sum(dim=1) * (e * e).sum(dim=1)
-    first = int(torch.argmax(g_sq))
-    picks, scores = [first], [float(g_sq[first])]
-    min_d2 = gradient_sq_distances(a, e, a[first], e[first])
-    min_d2[first] = 0.0
-    w = torch.as_tensor(weights, dtype=torch.float64, device=a.device)
-    while len(picks) < n_instances:
-        cumulative = torch.cumsum(w * min_d2.double(), dim=0)
-        total = float(cumulative[-1])
-        if not total > 0:
-            break
-        target = torch.tensor([rng.random_sample() * total], dtype=torch.float64,
-                              device=a.device)
-        index = min(int(torch.searchsorted(cumulative, target, right=True)[0]),
-                    a.shape[0] - 1)
-        if not bool(min_d2[index] > 0):  # rounding at the top of the sum
-            index = int((min_d2 > 0).nonzero(as_tuple=True)[0][-1])
-        picks.append(index)
-        scores.append(float(min_d2[index]))
-        torch.minimum(min_d2, gradient_sq_distances(a, e, a[index], e[index]), out=min_d2)
-        min_d2[index] = 0.0
-    if len(picks) < n_instances:
-        rest = np.setdiff1d(np.arange(a.shape[0]), picks)
-        fill = rest[np.argsort(-g_sq[rest].cpu().numpy(), kind="stable")]
-        fill = fill[:n_instances - len(picks)].tolist()
-        picks, scores = picks + fill, scores + [0.0] * len(fill)
-    return np.asarray(picks, dtype=np.int64), np.asarray(scores, dtype=np.float64)
+
+    n_instances: int
+    seed: int
+    classifier: bool = True
+    duals: bool = False
+    projection: object = None  # clustering.Projection or None
+    calibration: tuple | None = None
+    max_dual: float | None = None
+
+    def weights(self, scores) -> np.ndarray:
+        w = np.ones(scores.shape[0])
+        if self.calibration is not None:
+            w = np.maximum(interpolate(scores, *self.calibration), 0.0)
+        if self.max_dual is not None:
+            w[scores > self.max_dual] = 0.0
+        return w
 
 
-def _union(parts):
-    indices = np.concatenate([p.indices for p in parts])
-    order = np.argsort(indices, kind="stable")
-    vectors = torch.from_numpy(np.concatenate([p.vectors for p in parts])[order])
-    return indices[order], vectors, np.concatenate([p.weights for p in parts])[order]
+def _block_features(block, block_net, plan):
+    """Gradient factors, (projected) embeddings and predicted multipliers of a block."""
+    embeddings = block_net.embed(block)
+    n = embeddings.shape[0]
+    scores = block_net.dual(embeddings, head="pool") if plan.duals else np.zeros(n)
+    if plan.classifier:
+        a = gradient_factors(block_net.probabilities(embeddings))
+    else:  # a regressor: every pair of rows at a_i . a_j = 1/2
+        a = torch.full((n, 1), float(np.sqrt(0.5)), device=embeddings.device)
+    z = embeddings if plan.projection is None else plan.projection(embeddings)
+    return a, z, scores
 
 
-def merge_badge(parts, n_instances, seed, n_classes):
-    """Weighted k-means++ on the union of the parts' picks (weights add up)."""
-    indices, vectors, weights = _union(parts)
-    a, e = vectors[:, :n_classes], vectors[:, n_classes:]
-    picks, scores = weighted_gradient_seeding(a, e, weights, min(n_instances, len(indices)),
-                                              _rng(seed, indices[0]))
-    nearest = nearest_gradient_center(a, e, a[picks], e[picks]).numpy()
-    merged = np.bincount(nearest, weights=weights, minlength=picks.shape[0])
-    return Picks(indices[picks], vectors[picks].numpy(), merged, scores)
+def _reduce(a, z, indices, mass, count, weight, duals, n_picks, rng):
+    """Weighted seeding of ``n_picks`` rows; each pick takes the mass of its cell."""
+    draw = mass if mass.sum() > 0 else count  # every row guarded: by the rows alone
+    local, d2 = gradient_seeding(a, z, n_picks, rng, weights=torch.as_tensor(draw),
+                                 first_weights=torch.as_tensor(weight))
+    picks = torch.as_tensor(local, device=a.device)
+    _, nearest = nearest_centers(a, z, a[picks], z[picks])
+    nearest = nearest.cpu().numpy()
+    return Seeds(indices[local], a[picks].cpu().numpy(), z[picks].cpu().numpy(),
+                 np.bincount(nearest, weights=mass, minlength=n_picks),
+                 np.bincount(nearest, weights=count, minlength=n_picks),
+                 weight[local], duals[local], d2)
+
+
+def seeding_block(block, offset, block_net, plan):
+    """Seed ``b`` picks of one block; every pick weighted by the rows nearest to it."""
+    a, z, scores = _block_features(block, block_net, plan)
+    n = a.shape[0]
+    w = plan.weights(scores)
+    return _reduce(a, z, np.arange(offset, offset + n), w, np.ones(n), w, scores,
+                   min(plan.n_instances, n), _rng(plan.seed, offset))
+
+
+def _union(parts, *fields):
+    """The parts' arrays ``fields`` concatenated, rows ordered by pool index."""
+    order = np.argsort(np.concatenate([p.indices for p in parts]), kind="stable")
+    return [np.concatenate([getattr(p, field) for p in parts])[order] for field in fields]
+
+
+def merge_seeds(parts, plan):
+    """The same seeding on the union of the parts' picks (masses add up)."""
+    indices, a, z, mass, count, weight, duals = _union(
+        parts, "indices", "factors", "embeddings", "mass", "count", "weight", "duals")
+    return _reduce(torch.from_numpy(a), torch.from_numpy(z), indices, mass, count, weight,
+                   duals, min(plan.n_instances, indices.shape[0]),
+                   _rng(plan.seed, indices[0]))
 
 
 def sq_distances_to_set(X, reference, *, rows=128, cols=512):
@@ -165,7 +188,8 @@ def coreset_block(block, offset, block_net, labeled, n_instances, select):
 
 def merge_coreset(parts, n_instances):
     """Greedy k-center on the union of the parts' picks, around the labeled set."""
-    indices, vectors, to_labeled = _union(parts)
+    indices, vectors, to_labeled = _union(parts, "indices", "vectors", "weights")
+    vectors = torch.from_numpy(vectors)
     min_d2 = torch.as_tensor(to_labeled)
     picks, scores = [], []
     for _ in range(min(n_instances, indices.shape[0])):

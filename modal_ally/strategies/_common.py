@@ -16,7 +16,7 @@ import torch
 from sklearn.exceptions import NotFittedError
 from sklearn.pipeline import Pipeline
 
-from .._inference import DEFAULT_CHUNK_SIZE, embed, feature_shape_of
+from .._inference import DEFAULT_CHUNK_SIZE, embed, feature_shape_of, network_errors
 from .._torch_utils import as_tensor
 from .._validation import (
     as_finite_float32,
@@ -177,18 +177,10 @@ def check_pool_values(query: Query, chunk_size: int = DEFAULT_CHUNK_SIZE) -> Non
 def embed_pool(query: Query, *, out_device=None) -> torch.Tensor:
     """Eval-mode backbone embeddings of the pool (values checked chunk by chunk)."""
     net = query.net
-    try:
-        embeddings = embed(net, query.X_pool, name="X_pool", as_numpy=False,
-                           out_device=net.device if out_device is None else out_device,
-                           checked=True)
-    except RuntimeError as exc:
-        if query.shape_known or isinstance(exc, torch.cuda.OutOfMemoryError):
-            raise
-        raise ValueError(
-            f"X_pool (per-sample shape {tuple(query.X_pool.shape[1:])}) could not be "
-            "passed through the network; does it have the features the net was fitted "
-            f"on? ({exc})") from exc
-    return embeddings
+    with network_errors(query.X_pool, shape_known=query.shape_known):
+        return embed(net, query.X_pool, name="X_pool", as_numpy=False,
+                     out_device=net.device if out_device is None else out_device,
+                     checked=True)
 
 
 def labeled_embeddings(query: Query, strategy: str) -> torch.Tensor:

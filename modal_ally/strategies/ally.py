@@ -24,24 +24,23 @@ import numpy as np
 import torch
 
 from .._compat import query_result
-from .._inference import chunk_size_of, embed, iter_chunks
-from .._torch_utils import as_tensor, eval_mode
+from .._seeding import gradient_seeding
 from .._validation import check_choice, numpy_random_state
-from ..clustering import PCA_SAMPLE, kmeans, pca_fit, sample_rows
+from ..clustering import PCA_SAMPLE, kmeans
 from ..distributed import is_dask_collection
-from ..distributed._ally import dask_ally_result
-from ._common import Query, embed_pool, validate_query
-from .badge import _class_probabilities, _select
+from ..distributed._ally import dask_ally_result, dask_default_result
+from ._common import Query, validate_query
+from ._stream import N_COMPONENTS, PROJECTION_SAMPLE, STREAM_ABOVE_BYTES, pool_features
 
 __all__ = ["ally_query_strategy", "ally_scores", "priority_order", "equitable_selection",
-           "dual_weighted_selection", "shrunk_duals"]
+           "dual_weighted_selection", "draw_weights", "shrunk_duals"]
 
 #: The values of ``ally_query_strategy(method=...)``.
 METHODS = ("default", "paper")
 
-#: Above this size (bytes of float32) the pool's embeddings are not kept: one pass
-#: keeps their PCA projection only (``_projected_pool``).
-STREAM_ABOVE_BYTES = 256 * 2**20
+#: The paper's rule keeps the pool's embeddings up to ``STREAM_ABOVE_BYTES`` (float32)
+#: and their PCA projection only above (``ranked_pool``); the default rule always works
+#: in the ``N_COMPONENTS``-dimensional projection of ``dual_weighted_selection``.
 
 
 def priority_order(scores, labels, n_instances):
@@ -106,9 +105,8 @@ def _outliers(scores, max_dual, skip_top_quantile):
 def pool_scores(query: Query, head="pool"):
     """Pool embeddings (on the net's device) and predicted dual variables (float64) of
     the net's ``head`` ("pool": the default rule's; "paper": the paper's rule's)."""
-    embeddings = embed_pool(query)
-    scores = query.net.predict_dual_from_embeddings(embeddings, head=head)
-    return embeddings, scores.numpy().astype(np.float64)
+    features = pool_features(query, n_components=None, duals=head)
+    return features.embeddings, features.scores.numpy().astype(np.float64)
 
 
 def ally_scores(learner, X_pool, *, head="paper"):
@@ -134,58 +132,22 @@ def ally_scores(learner, X_pool, *, head="paper"):
     return embeddings.cpu().numpy(), scores
 
 
-def _projected_pool(query: Query, n_clusters: int):
-    """One pass over the pool: predicted lambdas and PCA-projected embeddings.
-
-    The projection is fitted on the embeddings of a sample of pool rows drawn exactly
-    as :func:`~modal_ally.clustering.kmeans` draws it, so the clustering is the same
-    as on the full embeddings; only ``n x cluster_components`` values are kept, not
-    the ``n x embedding_dim`` embeddings. None where the full embeddings are needed
-    (no projection, one cluster per row) or small (at most ``STREAM_ABOVE_BYTES``:
-    there the sample's extra forward pass would cost more than the memory saved).
-    """
-    net, X_pool = query.net, query.X_pool
-    n, n_components = X_pool.shape[0], query.options["cluster_components"]
-    if n_components is None or n_clusters >= n:
-        return None
-    with torch.no_grad(), eval_mode(net.module_) as module:
-        first = X_pool[:1]  # a copy for numpy: a read-only memmap slice cannot back a tensor
-        first = np.array(first) if isinstance(first, np.ndarray) else first
-        probe = module.backbone(as_tensor(first).to(net.device))
-    if probe[0].numel() <= n_components or n * probe[0].numel() * 4 <= STREAM_ABOVE_BYTES:
-        return None
-    rows = sample_rows(n, PCA_SAMPLE, query.random_state, "cpu")
-    sampled = X_pool[rows] if torch.is_tensor(X_pool) else X_pool[rows.numpy()]
-    # values unchecked here: every row is checked once below, before any use
-    mean, components = pca_fit(embed(net, sampled, name=None, as_numpy=False,
-                                     out_device=net.device, checked=True), n_components)
-    scores = torch.empty(n)
-    projected = torch.empty((n, n_components), device=net.device)
-    start = 0
-    with torch.no_grad(), eval_mode(net.module_) as module:
-        for block in iter_chunks(X_pool, chunk_size_of(net), net.device, name="X_pool"):
-            stop = start + block.shape[0]
-            embeddings = module.backbone(block).reshape(block.shape[0], -1).float()
-            scores[start:stop] = net.predict_dual_from_embeddings(embeddings, head="paper")
-            projected[start:stop] = (embeddings - mean) @ components
-            start = stop
-    return projected, scores.numpy().astype(np.float64)
-
-
 def ranked_pool(query: Query, *, keep_embeddings: bool = False):
     """Embeddings (None unless ``keep_embeddings``), predicted lambdas and ALLY's
     priority order of the pool."""
     options, n_instances = query.options, query.n_instances
     k = options["n_clusters"] or n_instances
-    streamed = None if keep_embeddings else _projected_pool(query, k)
-    if streamed is None:
-        embeddings, scores = pool_scores(query, head="paper")
-        labels, sq_dist = kmeans(embeddings, k, random_state=query.random_state,
-                                 n_components=options["cluster_components"])
-    else:
-        (projected, scores), embeddings = streamed, None
-        labels, sq_dist = kmeans(projected, k, random_state=query.random_state,
-                                 n_components=None)
+    n_components = options["cluster_components"]
+    full = keep_embeddings or n_components is None or k >= query.X_pool.shape[0]
+    # above STREAM_ABOVE_BYTES, one pass keeps the embeddings' PCA projection only,
+    # fitted on the rows kmeans would sample (so the clustering is the same)
+    features = pool_features(query, n_components=None if full else n_components,
+                             centered=True, duals="paper",
+                             exact_below_bytes=STREAM_ABOVE_BYTES, sample_size=PCA_SAMPLE)
+    scores = features.scores.numpy().astype(np.float64)
+    embeddings = features.embeddings if features.projection is None else None
+    labels, sq_dist = kmeans(features.embeddings, k, random_state=query.random_state,
+                             n_components=n_components if embeddings is not None else None)
     ranking = scores
     if not getattr(query.net, "dual_head_fitted_", False):
         _no_dual_information_warning("the point nearest each cluster center first")
@@ -202,10 +164,20 @@ def ranked_pool(query: Query, *, keep_embeddings: bool = False):
     return embeddings, scores, order
 
 
-def _no_dual_information_warning(what):
+def _dual_information(net) -> bool:
+    """Whether the dual head learned anything; if not, the default rule draws by the
+    gradient space alone (said in a warning)."""
+    if getattr(net, "dual_head_fitted_", False):
+        return True
+    _no_dual_information_warning("BADGE's k-means++ on gradient embeddings", stacklevel=5)
+    return False
+
+
+def _no_dual_information_warning(what, stacklevel=4):
     warnings.warn(
         "every dual variable of the last fit was 0, so predicted lambdas carry no "
-        f"information: selecting by diversity alone ({what})", UserWarning, stacklevel=4)
+        f"information: selecting by diversity alone ({what})", UserWarning,
+        stacklevel=stacklevel)
 
 
 def shrunk_duals(scores):
@@ -230,38 +202,45 @@ def shrunk_duals(scores):
     return scores + scores.mean() if scores.numel() else scores
 
 
-def dual_weighted_selection(query: Query, *, weighted=True):
-    """The default rule: k-means++ seeding in gradient-embedding space, ``~ w D^2``.
+def draw_weights(query: Query, scores, *, weighted=True) -> torch.Tensor:
+    """The default rule's draw weights of the pool (float64, on the net's device).
 
-    ``w`` is the predicted multiplier of each pool point shrunk toward the pool mean
-    (:func:`shrunk_duals`; 0 for points the outlier guard skips; ``weighted=False``, or
-    a dual head that saw only zeros, uses 1: the same selection without the dual
-    variables). The space is BADGE's gradient embedding
-    ``(p - onehot(argmax p)) (outer) e`` for a classifier, and for a regressor the
-    backbone embedding ``e`` itself (every sample gets the same output factor).
-    Returns the picks (in the order drawn) and the predicted lambdas of the pool.
+    :func:`shrunk_duals` of the predicted multipliers ``scores``; 0 for the points the
+    outlier guard skips; all 1 with ``weighted=False``, when the dual head saw only
+    zeros (with a warning) and when the guard skips every point.
     """
-    net, n = query.net, query.n_instances
-    embeddings, scores = pool_scores(query)
-    if getattr(net, "_task", "classification") == "regression":
-        factors = torch.full((embeddings.shape[0], 2), 0.5, dtype=torch.float64,
-                             device=embeddings.device)
-    else:  # the head reads the float32 embeddings; the selection works in float64
-        factors = _class_probabilities(net, embeddings).double()
-    embeddings = embeddings.double()
-    weights = shrunk_duals(torch.as_tensor(scores, dtype=torch.float64,
-                                           device=embeddings.device))
-    if not getattr(net, "dual_head_fitted_", False) and weighted:
-        _no_dual_information_warning("BADGE's k-means++ on gradient embeddings")
-        weighted = False
-    if not weighted:
+    weights = shrunk_duals(torch.as_tensor(scores, dtype=torch.float64)).to(query.net.device)
+    if not (weighted and _dual_information(query.net)):
         weights = torch.ones_like(weights)
     skip = _outliers(scores, query.options["max_dual"], query.options["skip_top_quantile"])
     if skip.any():
         weights[torch.as_tensor(skip, device=weights.device)] = 0.0
     if not bool((weights > 0).any()):
         weights = torch.ones_like(weights)  # every point guarded: plain k-means++
-    selected, _ = _select(factors, embeddings, n, query.random_state, weights=weights)
+    return weights
+
+
+def dual_weighted_selection(query: Query, *, weighted=True, n_components=N_COMPONENTS,
+                            residual=False):
+    """The default rule: k-means++ seeding in gradient-embedding space, ``~ w D^2``.
+
+    ``w`` are the :func:`draw_weights` (the predicted multipliers shrunk toward their
+    pool mean, :func:`shrunk_duals`). The space is BADGE's gradient embedding
+    ``(p - onehot(argmax p)) (outer) z`` for a classifier, and for a regressor ``z``
+    itself (every sample gets the same output factor), ``z`` the projection of the
+    backbone embedding on its ``n_components`` uncentered principal directions (fitted
+    on a sample of pool rows; None: the embedding itself, the exact rule; ``residual``
+    adds the norm of what the projection leaves out). One streamed
+    pass keeps ``N x (C + n_components + 1)`` values; the draws are exact in
+    distribution (:func:`modal_ally._seeding.gradient_seeding`).
+    Returns the picks (in the order drawn) and the predicted lambdas of the pool.
+    """
+    features = pool_features(query, n_components=n_components, factors=True, duals=True,
+                             residual=residual)
+    scores = features.scores.numpy().astype(np.float64)
+    weights = draw_weights(query, scores, weighted=weighted)
+    selected, _ = gradient_seeding(features.factors, features.embeddings,
+                                   query.n_instances, query.random_state, weights=weights)
     return selected, scores
 
 
@@ -290,7 +269,11 @@ def ally_query_strategy(learner, X_pool, n_instances=1, *, method="default",
       weighs its predicted multiplier: informative (by the duals), uncertain (by the
       gradient norm) and diverse at once; a point the dual head scores 0 can still be
       drawn. On held-out benchmarks it saves more labels than the paper's rule (see
-      docs/label-efficiency.md, which also lists where it does not win).
+      docs/label-efficiency.md, which also lists where it does not win). The
+      embedding enters by its projection on 32 principal directions (uncentered,
+      fitted on 10,000 sampled pool rows): one streamed pass keeps ``N x (C + 33)``
+      values, never the ``N x d`` embeddings, and the draws are exact in distribution
+      in that space (docs/scaling.md: its cost and its quality against the full space).
     - ``method="paper"``: the paper's Algorithm 2, exactly: k-means on the embeddings
       into ``n_clusters`` groups, the ``n_instances // n_clusters`` highest predicted
       lambdas of every cluster; leftover budget goes to the next highest lambdas of
@@ -302,8 +285,10 @@ def ally_query_strategy(learner, X_pool, n_instances=1, *, method="default",
         Its ``estimator`` must be a fitted PDCL net.
     X_pool : numpy.ndarray (a memmap too), torch.Tensor or dask.array.Array
         The unlabeled pool; read chunk by chunk, never converted whole. A Dask array
-        (chunked along rows) is processed block by block where it lives, with the same
-        result as the numpy array (see :mod:`modal_ally.distributed`).
+        (chunked along rows) is processed block by block where it lives: with
+        ``method="paper"`` the result is the numpy array's; the default rule draws in
+        two rounds there, per block and on the union of the blocks' picks (see
+        :mod:`modal_ally.distributed` and docs/scaling.md).
     n_instances : int, default 1
         Batch size b.
     method : {"default", "paper"}, default "default"
@@ -341,11 +326,8 @@ def ally_query_strategy(learner, X_pool, n_instances=1, *, method="default",
         skip_top_quantile=skip_top_quantile, cluster_components=cluster_components)
     if is_dask_collection(query.X_pool):
         if method == "default":
-            warnings.warn(
-                "the default rule (lambda-weighted k-means++ in gradient space) has no "
-                "Dask path yet: this Dask pool is queried with method='paper' (the "
-                "published ALLY, block by block); pass method='paper' to say so",
-                UserWarning, stacklevel=2)
+            weights_of = shrunk_duals if _dual_information(query.net) else None
+            return dask_default_result(query, weights_of, N_COMPONENTS, PROJECTION_SAMPLE)
         return dask_ally_result(query, priority_order)
     if method == "default":
         selected, scores = dual_weighted_selection(query)

@@ -81,11 +81,13 @@ def _gradient_sq_distances_to(a, e, a_sq, e_sq, g_sq, center: int):
 
 
 def ally_exact(learner, X_pool, n_instances=1, *, random_state=None, n_components=None,
-               residual=False):
+               residual=False, weighted=True):
     """The default rule in the full embedding space (no projection): the package's
     ``dual_weighted_selection`` with ``n_components=None``, the reference the default's
     projection is measured against; other ``n_components`` (and ``residual``, the norm
-    of what the projection leaves out as one more coordinate) for its variants."""
+    of what the projection leaves out as one more coordinate) for its variants.
+    ``weighted=False``: every draw weight 1, the default rule without the dual variables
+    (with ``n_components=32``, the ablation of the shipped default)."""
     from modal_ally.strategies.ally import dual_weighted_selection, validate_ally_query
 
     query = validate_ally_query(learner, X_pool, n_instances, strategy="ally_exact",
@@ -93,7 +95,7 @@ def ally_exact(learner, X_pool, n_instances=1, *, random_state=None, n_component
                                 max_dual=None, skip_top_quantile=None,
                                 cluster_components=32)
     selected, scores = dual_weighted_selection(query, n_components=n_components,
-                                               residual=residual)
+                                               residual=residual, weighted=weighted)
     return query_result(selected, scores[selected])
 
 

@@ -47,6 +47,7 @@ LEGEND = {
     "gradw-sqrt": "as gradw, draws ~ sqrt(lambda_hat) * D^2",
     "grad": "k-means++ in gradient space with embeddings scaled by lambda_hat",
     "grad-sqrt": "as grad, scaled by sqrt(lambda_hat)",
+    "ally-nolambda": "the shipped default rule with every draw weight 1 (its ablation)",
     "grad-nolambda": "k-means++ in gradient space, no lambda (= BADGE on the PDCL net; "
                      "the ablation of gradw and grad)",
     "unc": "paper's clusters, top lambda_hat * (1 - max p) per cluster",

@@ -90,6 +90,8 @@ ARMS = {
     "ally-exact": ("ally-exact", {}, {}),
     "ally-p32r": ("ally-exact", {}, {"n_components": 32, "residual": True}),
     "ally-p64": ("ally-exact", {}, {"n_components": 64}),
+    # the ablation of the shipped default: the same streamed rule, every weight 1
+    "ally-nolambda": ("ally-exact", {}, {"n_components": 32, "weighted": False}),
     # the default rule on the pool as a Dask array of 8 blocks (two rounds)
     "ally-dask8": ("ally-dask", {}, {}),
     "random": ("random", {}, {}),
@@ -104,7 +106,8 @@ ARMS = {
 #: Names in the final tables (arms that are the same rule share a name).
 DISPLAY = {"ally": "ALLY default", "gradw": "ALLY default",
            "ally-paper": "ALLY paper", "paper": "ALLY paper",
-           "grad-nolambda": "ALLY default without lambda (ablation)"}
+           "ally-nolambda": "ALLY default without lambda (ablation)",
+           "grad-nolambda": "BADGE's draw on the PDCL net (previous ablation)"}
 
 
 def make_arms(names):
@@ -213,7 +216,7 @@ def discard(parser, args, out, names):
 
 def build_parser():
     parser = cli.loop_parser("python -m benchmarks.ally_screen", __doc__.splitlines()[0])
-    parser.add_argument("--arms", default="ally,ally-paper,grad-nolambda,random",
+    parser.add_argument("--arms", default="ally,ally-paper,ally-nolambda,random",
                         help="comma-separated arms: " + ", ".join(ARMS))
     parser.add_argument("--rerun", default="",
                         help="comma-separated arms whose saved curves in --out are "

@@ -167,8 +167,8 @@ def test_the_default_keeps_a_projection_never_the_embeddings(fitted_net, digits,
                                      factors=True, duals=True)
     assert features.embeddings.shape == (len(X_pool), 32)
     assert features.factors.shape == (len(X_pool), 10) and features.scores.shape == (900,)
-    np.testing.assert_allclose(features.scores.numpy(), fitted_net.predict_dual(X_pool),
-                               rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(features.scores.numpy(),
+                               fitted_net.predict_dual(X_pool, head="pool"), rtol=1e-6, atol=1e-6)
     for sample in (200, 20000):
         monkeypatch.setattr(_stream, "PROJECTION_SAMPLE", sample)
         monkeypatch.setattr("modal_ally.strategies.ally.PROJECTION_SAMPLE", sample)

@@ -4,7 +4,7 @@ from .data import RowDataset
 from .generative import GenerativeResult, generate_informative
 from .label_audit import find_label_issues, rank_label_issues
 from .modal_patches import apply_at_import as _apply_modal_patches
-from .modules import MLP, BackboneHeadModule, DualHead, ResNet18Embedding
+from .modules import MLP, BackboneHeadModule, ConditionalDualHead, DualHead, ResNet18Embedding
 from .net import PDCLNet, PDCLRegressor
 from .relabeling import relabel
 from .stopping import (
@@ -24,7 +24,8 @@ from .strategies import (
 )
 
 __all__ = [
-    "BackboneHeadModule", "DualHead", "MLP", "PDCLNet", "PDCLRegressor", "ResNet18Embedding",
+    "BackboneHeadModule", "ConditionalDualHead", "DualHead", "MLP", "PDCLNet", "PDCLRegressor",
+    "ResNet18Embedding",
     "RowDataset",
     "ally_query_strategy", "ally_redundancy_aware_query_strategy", "ally_scores",
     "badge_query_strategy", "coreset_query_strategy", "random_query_strategy",

@@ -347,7 +347,12 @@ def test_local_cluster_same_indices_and_net_shipped_once(cluster_client, fitted_
     after = cluster_client.run(_unpickled)
     shipped = [after[w] - before.get(w, 0) for w in after]
     assert sum(shipped) >= 1  # the blocks ran on the workers
-    assert all(n <= len(ALLY) for n in shipped), shipped  # once per worker and query
+    # Once per worker and query: 2 each here when the machine is quiet. A worker that
+    # falls behind can be sent the scattered net a second time by the scheduler's
+    # replication (3 was seen once on a loaded 2-core machine); shipping it with every
+    # block would give each worker 4 per query, 8 in all.
+    assert all(n <= 2 * len(ALLY) - 1 for n in shipped), shipped
+    assert sum(shipped) <= len(shipped) * len(ALLY) + 1, shipped
     expected = _indices(random_query_strategy(fitted_net, big_pool, 40, random_state=2))
     got = _indices(random_query_strategy(fitted_net, pool, 40, random_state=2))
     np.testing.assert_array_equal(got, expected)

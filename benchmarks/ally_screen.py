@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks import cli, registry
-from benchmarks.metrics import curves, learning_curve_area, metric_info
+from benchmarks.metrics import curves, learning_curve_area, metric_info, paired_difference
 from benchmarks.reporting import write_csv, write_report
 from benchmarks.store import STATE_FILE, RunStore, SettingsError
 from modal_ally._torch_utils import torch_threads
@@ -160,10 +160,9 @@ def paired_table(rows, task, references=("random", "paper"), baselines=None):
         for ref in [*references, *BEST]:
             target = row.get(ref) if ref in BEST else ref
             if target in aulc and target != name:
-                diff = matrix[i] - matrix[names.index(target)]
-                row[f"vs_{ref}_mean"] = diff.mean()
-                row[f"vs_{ref}_std"] = diff.std(ddof=1) if len(seeds) > 1 else 0.0
-                row[f"vs_{ref}_wins"] = int((diff > 0).sum() if higher else (diff < 0).sum())
+                (row[f"vs_{ref}_mean"], row[f"vs_{ref}_std"],
+                 row[f"vs_{ref}_wins"]) = paired_difference(
+                    matrix[i], matrix[names.index(target)], higher)
         table.append(row)
     return table, seeds
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.ally_screen import DISPLAY, per_seed_aulc
+from benchmarks.metrics import paired_difference
 from benchmarks.paired_against import _rows
 from benchmarks.reporting import markdown_table, write_atomic
 
@@ -41,13 +42,6 @@ def _higher_is_better(folder: Path) -> bool:
     if len(names) != 1:
         raise ValueError(f"{folder}: summary.csv mixes metrics {sorted(names)}")
     return names.pop() != "mse"
-
-
-def _paired(a, b, higher):
-    diff = a - b
-    std = diff.std(ddof=1) if len(diff) > 1 else 0.0
-    better = int((diff > 0).sum() if higher else (diff < 0).sum())
-    return diff.mean(), std, better
 
 
 def headline_row(folder: Path, default: str = "ally") -> dict:
@@ -69,12 +63,12 @@ def headline_row(folder: Path, default: str = "ally") -> dict:
     ordered = sorted(pickable, key=means.get, reverse=higher)
     row = {"task": folder.name, "seeds": len(seeds), "higher": higher,
            "default": means[default], "best": best, "best_mean": means[best],
-           "vs_best": _paired(values[default], values[best], higher),
+           "vs_best": paired_difference(values[default], values[best], higher),
            "rank": ordered.index(default) + 1, "of": len(pickable)}
     for name, arm in (("vs_random", "random"), ("vs_paper", "ally-paper"),
                       ("ablation", "ally-nolambda")):
         if arm in values:
-            row[name] = _paired(values[default], values[arm], higher)
+            row[name] = paired_difference(values[default], values[arm], higher)
     return row
 
 

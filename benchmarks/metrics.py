@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 
 __all__ = ["TARGET_FRACTION", "curves", "evaluate", "labels_to_reach",
-           "learning_curve_area", "mean_std", "metric_info", "summarize"]
+           "learning_curve_area", "mean_std", "metric_info", "paired_difference",
+           "summarize"]
 
 #: Targets reached "97 % of the final metric" (the paper's labels-needed measure).
 TARGET_FRACTION = 0.97
@@ -14,6 +15,16 @@ TARGET_FRACTION = 0.97
 def metric_info(task: str) -> tuple[str, bool]:
     """``(metric name, higher is better)``: test accuracy, or test MSE for regression."""
     return ("accuracy", True) if task == "classification" else ("mse", False)
+
+
+def paired_difference(a, b, higher: bool) -> tuple[float, float, int]:
+    """Per-seed ``a - b`` of two aligned arrays: ``(mean, std (ddof=1; 0 for one seed),
+    seeds on which a is better)``, better meaning higher, or lower when ``higher`` is
+    False (MSE)."""
+    diff = np.asarray(a, dtype=np.float64) - np.asarray(b, dtype=np.float64)
+    std = float(diff.std(ddof=1)) if diff.size > 1 else 0.0
+    better = int((diff > 0).sum() if higher else (diff < 0).sum())
+    return float(diff.mean()), std, better
 
 
 def evaluate(estimator, X_test, y_test, task: str) -> float:

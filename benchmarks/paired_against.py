@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.ally_screen import per_seed_aulc
+from benchmarks.metrics import paired_difference
 from benchmarks.reporting import markdown_table, write_atomic
 
 
@@ -43,15 +44,13 @@ def paired(folder: Path, reference: str, higher: bool) -> list[list]:
     out = []
     for arm, per_seed in aulc.items():
         values = np.array([per_seed[s] for s in seeds])
-        diff = values - ref
-        std = diff.std(ddof=1) if len(seeds) > 1 else 0.0
-        better = int((diff > 0).sum() if higher else (diff < 0).sum())
+        mean, std, better = paired_difference(values, ref, higher)
         spread = values.std(ddof=1) if len(seeds) > 1 else 0.0
         out.append([arm, len(seeds), f"{values.mean():.{digits}f} ± {spread:.{digits}f}",
-                    "—" if arm == reference else f"{diff.mean():+.{digits}f} ± {std:.{digits}f}",
+                    "—" if arm == reference else f"{mean:+.{digits}f} ± {std:.{digits}f}",
                     "—" if arm == reference else f"{better}/{len(seeds)}",
                     "—" if arm == reference or not std else
-                    f"{diff.mean() / (std / np.sqrt(len(seeds))):+.2f}"])
+                    f"{mean / (std / np.sqrt(len(seeds))):+.2f}"])
     return out
 
 

@@ -81,15 +81,16 @@ class DualHeadsMixin:
                            scale=float(self.dual_target_scale_),
                            fitted=bool(getattr(self, "dual_head_fitted_", False)))
 
-    def predict_dual_from_embeddings(self, embeddings, *, head="pool"):
+    def predict_dual_from_embeddings(self, embeddings, *, head="pool", probs=None):
         """Predicted multipliers (>= 0, lambda units) for embeddings (numpy or tensor).
 
         ``head="pool"`` (the default: what the default query rule reads): the
         label-conditional head, each embedding scored by the expectation of its
         per-class multiplier under the net's predicted class probabilities;
         ``head="paper"``: the paper's head (``method="paper"``, :meth:`predict_dual`).
-        Returns a CPU float tensor of shape (n_samples,); zeros
-        when every training multiplier was 0.
+        ``probs``: the embeddings' class probabilities under the net's head, where the
+        caller has them already (else computed here). Returns a CPU float tensor of
+        shape (n_samples,); zeros when every training multiplier was 0.
         """
         self.check_is_fitted(["lambdas_"])
         check_choice(head, "head", ("pool", "paper"))
@@ -98,7 +99,8 @@ class DualHeadsMixin:
         module, scaling = (self.dual_head_, self.dual_scaling_) if head == "paper" \
             else self._pool_reader()
         return predict_dual(module, embeddings, scaling, chunk_size=chunk_size_of(self),
-                            device=self.device, classifier=self._class_probabilities)
+                            device=self.device, classifier=self._class_probabilities,
+                            probs=probs)
 
     def _pool_reader(self):
         """The pool's head and its scaling (the paper's where none was fitted apart:

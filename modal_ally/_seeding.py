@@ -64,43 +64,71 @@ def gradient_sq_distances(a, z, centers_a, centers_z):
             ).clamp_min_(0.0)
 
 
+def _fast_products(a, z, centers_a, centers_z, centers_g_sq):
+    """``|c_j|^2 - 2 (a_i . c_a_j)(z_i . c_z_j)`` for every row and center, shape (n, m):
+    the squared distance less ``|g_i|^2`` (added after the minimum)."""
+    return torch.addcmul(centers_g_sq, a @ centers_a.T, z @ centers_z.T, value=-2.0)
+
+
 def _nearest_fast(a, z, g_sq, centers_a, centers_z, centers_g_sq):
     """Nearest center of every row by the factored form (two matrix products): its
     squared distance and which. Loses precision where a distance is small against the
     norms."""
-    cross = (a @ centers_a.T).mul_(z @ centers_z.T)
-    best = cross.mul_(-2.0).add_(centers_g_sq).min(dim=1)  # |g_i|^2 added after the min
+    best = _fast_products(a, z, centers_a, centers_z, centers_g_sq).min(dim=1)
     return best.values + g_sq, best.indices
 
 
-def nearest_centers(a, z, centers_a, centers_z, *, g_sq=None):
+def nearest_centers(a, z, centers_a, centers_z, *, g_sq=None, indices=True):
     """Squared gradient-space distance of every row to its nearest center, and which.
 
     Blocks of at most :data:`BLOCK_VALUES` distances; rows whose nearest distance is
     small enough to be rounding noise are recomputed in the difference form
-    (:func:`gradient_sq_distances`), so copies of a center are at 0.
+    (:func:`gradient_sq_distances`), so copies of a center are at 0. With
+    ``indices=False`` only the distances are computed (a minimum without its position
+    is about half the cost); which center is nearest is found for the rows that may be
+    rounding noise only, to decide which ones are.
 
     Returns
     -------
     sq_distances : tensor (n,), the dtype of ``a``
-    nearest : tensor of int64 (n,)
+    nearest : tensor of int64 (n,), or None with ``indices=False``
     """
     g_sq = row_sq_norms(a) * row_sq_norms(z) if g_sq is None else g_sq
     centers_g_sq = (centers_a * centers_a).sum(dim=1) * (centers_z * centers_z).sum(dim=1)
     tol = rounding_tolerance(a.shape[1] + z.shape[1], a.dtype)
+    largest = float(centers_g_sq.max())
     part_rows = max(1, 2**22 // (centers_a.shape[0] * (a.shape[1] + z.shape[1])))
     out = torch.empty(a.shape[0], dtype=a.dtype, device=a.device)
-    nearest = torch.empty(a.shape[0], dtype=torch.long, device=a.device)
+    nearest = torch.empty(a.shape[0], dtype=torch.long, device=a.device) if indices \
+        else None
     block = max(64, BLOCK_VALUES // centers_a.shape[0])
     for start in range(0, a.shape[0], block):
         rows = slice(start, start + block)
-        out[rows], nearest[rows] = _nearest_fast(a[rows], z[rows], g_sq[rows], centers_a,
-                                                 centers_z, centers_g_sq)
-        unsure = (out[rows] <= tol * (g_sq[rows] + centers_g_sq[nearest[rows]])
-                  ).nonzero(as_tuple=True)[0] + start
+        if indices:
+            out[rows], nearest[rows] = _nearest_fast(a[rows], z[rows], g_sq[rows],
+                                                     centers_a, centers_z, centers_g_sq)
+            unsure = (out[rows] <= tol * (g_sq[rows] + centers_g_sq[nearest[rows]])
+                      ).nonzero(as_tuple=True)[0] + start
+        else:
+            out[rows] = _fast_products(a[rows], z[rows], centers_a, centers_z,
+                                       centers_g_sq).amin(dim=1) + g_sq[rows]
+            # the nearest center's |c|^2 is at most (|g_i| + D_i)^2, D_i^2 at most the
+            # computed value plus its rounding error: a bound above it (twice over)
+            # flags a superset of the rows the test with indices flags
+            bound = (g_sq[rows].sqrt() + (out[rows].clamp_min(0.0) + tol * largest).sqrt()
+                     ).square_().mul_(2.0)
+            maybe = (out[rows] <= tol * (g_sq[rows] + bound)
+                     ).nonzero(as_tuple=True)[0] + start
+            unsure = maybe[:0]
+            if maybe.numel():  # the same test as with indices, on these rows only
+                _, near = _nearest_fast(a[maybe], z[maybe], g_sq[maybe], centers_a,
+                                        centers_z, centers_g_sq)
+                unsure = maybe[out[maybe] <= tol * (g_sq[maybe] + centers_g_sq[near])]
         for part in unsure.split(part_rows):
             exact = gradient_sq_distances(a[part], z[part], centers_a, centers_z).min(dim=1)
-            out[part], nearest[part] = exact.values, exact.indices
+            out[part] = exact.values
+            if indices:
+                nearest[part] = exact.indices
     return out.clamp_min_(0.0), nearest
 
 
@@ -108,33 +136,53 @@ class _Draws:
     """The state of one seeding: stored ``D^2`` (upper bounds), the picks, the picks
     since the last refresh and the cumulative draw mass."""
 
-    def __init__(self, a, z, g_sq, weights, first):
+    def __init__(self, a, z, g_sq, weights, first, capacity):
         self.a, self.z, self.g_sq, self.weights = a, z, g_sq, weights
         self.chosen = torch.zeros(a.shape[0], dtype=torch.bool, device=a.device)
         self.picks, self.scores = [first], [float(self.g_sq[first])]
         self.chosen[first] = True
         self.min_d2, _ = nearest_centers(a, z, a[first:first + 1], z[first:first + 1],
-                                         g_sq=self.g_sq)
+                                         g_sq=self.g_sq, indices=False)
         self.min_d2[first] = 0.0
         self.tol = rounding_tolerance(a.shape[1] + z.shape[1], a.dtype)
+        # the picks since the last refresh, in buffers filled row by row
+        capacity = max(1, int(capacity))
+        self._recent = (a.new_empty((capacity, a.shape[1])),
+                        z.new_empty((capacity, z.shape[1])), g_sq.new_empty(capacity))
+        # scalar reads of one row per draw: through numpy views on the CPU (the same
+        # memory), through the tensors elsewhere
+        self._host = a.device.type == "cpu"
+        self._min_d2_view = self.min_d2.numpy() if self._host else self.min_d2
+        self._chosen_view = self.chosen.numpy() if self._host else self.chosen
         self._clear_pending()
         self._rebuild()
 
+    @property
+    def recent_a(self):
+        return self._recent[0][:len(self.pending)]
+
+    @property
+    def recent_z(self):
+        return self._recent[1][:len(self.pending)]
+
+    @property
+    def recent_g_sq(self):
+        return self._recent[2][:len(self.pending)]
+
     def _clear_pending(self):
         self.pending = []
-        self.recent_a, self.recent_z = self.a[:0], self.z[:0]
-        self.recent_g_sq = self.g_sq[:0]
 
     def _rebuild(self):
         self.cumulative = torch.cumsum(self.weights * self.min_d2, dim=0,
                                        dtype=torch.float64)
         self.total = float(self.cumulative[-1])
+        self._cumulative_view = self.cumulative.numpy() if self._host else None
 
     def refresh(self):
         """Every row's ``D^2`` against the picks since the last refresh."""
         if self.pending:
             d2, _ = nearest_centers(self.a, self.z, self.recent_a, self.recent_z,
-                                    g_sq=self.g_sq)
+                                    g_sq=self.g_sq, indices=False)
             torch.minimum(self.min_d2, d2, out=self.min_d2)
             self.min_d2[self.chosen] = 0.0
             self._clear_pending()
@@ -143,20 +191,28 @@ class _Draws:
     def _to_recent(self, index) -> float:
         """Squared distance of row ``index`` to its nearest pick since the refresh."""
         a_i, z_i = self.a[index:index + 1], self.z[index:index + 1]
-        d2, nearest = _nearest_fast(a_i, z_i, self.g_sq[index:index + 1], self.recent_a,
-                                    self.recent_z, self.recent_g_sq)
-        if float(d2) <= self.tol * float(self.g_sq[index] + self.recent_g_sq[nearest]):
-            d2 = gradient_sq_distances(a_i, z_i, self.recent_a, self.recent_z).min()
+        recent_a, recent_z, recent_g_sq = self.recent_a, self.recent_z, self.recent_g_sq
+        d2, nearest = _nearest_fast(a_i, z_i, self.g_sq[index:index + 1], recent_a,
+                                    recent_z, recent_g_sq)
+        if float(d2) <= self.tol * float(self.g_sq[index] + recent_g_sq[nearest]):
+            d2 = gradient_sq_distances(a_i, z_i, recent_a, recent_z).min()
         return max(float(d2), 0.0)
+
+    def _index_of(self, mass: float) -> int:
+        """The row whose cumulative interval holds ``mass``."""
+        if self._cumulative_view is not None:
+            index = int(np.searchsorted(self._cumulative_view, mass, side="right"))
+        else:
+            target = torch.tensor([mass], dtype=torch.float64,
+                                  device=self.cumulative.device)
+            index = int(torch.searchsorted(self.cumulative, target, right=True)[0])
+        return min(index, self.a.shape[0] - 1)
 
     def draw(self, rng) -> bool:
         """One draw from the stored values, accepted with probability true/stored."""
-        target = torch.tensor([uniform(rng) * self.total], dtype=torch.float64,
-                              device=self.cumulative.device)
-        index = min(int(torch.searchsorted(self.cumulative, target, right=True)[0]),
-                    self.a.shape[0] - 1)
-        stored = float(self.min_d2[index])
-        true = 0.0 if bool(self.chosen[index]) else stored
+        index = self._index_of(uniform(rng) * self.total)
+        stored = float(self._min_d2_view[index])
+        true = 0.0 if bool(self._chosen_view[index]) else stored
         if self.pending and true > 0:
             true = min(true, self._to_recent(index))
         if not uniform(rng) * stored < true:
@@ -164,10 +220,13 @@ class _Draws:
         self.picks.append(index)
         self.scores.append(true)
         self.chosen[index] = True
+        slot = len(self.pending)
+        if slot == self._recent[0].shape[0]:  # more pending than foreseen: grow
+            self._recent = tuple(torch.cat([part, part]) for part in self._recent)
+        self._recent[0][slot] = self.a[index]
+        self._recent[1][slot] = self.z[index]
+        self._recent[2][slot] = self.g_sq[index]
         self.pending.append(index)
-        self.recent_a = torch.cat([self.recent_a, self.a[index:index + 1]])
-        self.recent_z = torch.cat([self.recent_z, self.z[index:index + 1]])
-        self.recent_g_sq = torch.cat([self.recent_g_sq, self.g_sq[index:index + 1]])
         return True
 
 
@@ -205,7 +264,8 @@ def gradient_seeding(a, z, n_instances, rng, *, weights=None, first_weights=None
         else weights.to(device=a.device, dtype=torch.float64)
     first_w = w if first_weights is None else first_weights.to(a.device, torch.float64)
     g_sq = row_sq_norms(a) * row_sq_norms(z)
-    state = _Draws(a, z, g_sq, w, int(torch.argmax(first_w * g_sq)))
+    state = _Draws(a, z, g_sq, w, int(torch.argmax(first_w * g_sq)),
+                   capacity=max(MIN_PENDING, n_instances // 2 + 1))
     rejections = 0
     while len(state.picks) < n_instances and state.total > 0:
         rejections = 0 if state.draw(rng) else rejections + 1

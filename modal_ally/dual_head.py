@@ -31,8 +31,9 @@ from torch import nn
 
 from ._inference import map_chunks
 
-__all__ = ["DualScaling", "fit_dual_head", "dual_values", "predict_dual", "head_inputs",
-           "needs_probabilities", "LOSSES", "INPUTS", "CONDITIONAL"]
+__all__ = ["DualScaling", "fit_dual_head", "dual_values", "predict_dual", "expected_dual",
+           "head_inputs", "needs_probabilities", "LOSSES", "INPUTS", "CONDITIONAL",
+           "MIN_CLASS_PROBABILITY"]
 
 #: The dual head's training losses: ``"mse"`` (the paper's) and ``"rank"`` (pairwise).
 LOSSES = ("mse", "rank")
@@ -45,6 +46,13 @@ CONDITIONAL = ("none", "class", "loss")
 RANK_MARGIN = 0.1
 #: Rows per block of the pairwise ranking loss (a block x block matrix of pairs).
 _RANK_BLOCK = 1024
+#: A pool row's label-conditional score leaves out the classes the net gives less
+#: probability than this (never the row's most probable class): each such class adds
+#: ``p_c max(0, lambda_hat(x, c))`` to the expectation, and with the head's slot feature
+#: ``-log p_c`` that product vanishes with ``p_c``. Measured by
+#: ``benchmarks/pool_head_cost.py``: the scores' largest relative change and how many
+#: (row, class) pairs are left.
+MIN_CLASS_PROBABILITY = 1e-6
 
 
 @dataclass(frozen=True)
@@ -249,24 +257,61 @@ def needs_probabilities(scaling: DualScaling) -> bool:
     return scaling.conditional != "none" or scaling.inputs != "embedding"
 
 
+def expected_dual(head: nn.Module, embeddings: torch.Tensor, scaling: DualScaling,
+                  probs: torch.Tensor, *,
+                  min_probability: float = MIN_CLASS_PROBABILITY) -> torch.Tensor:
+    """A label-conditional head's pool score ``sum_c p_c max(0, lambda_hat(x, c))``
+    over the classes with ``p_c >= min_probability`` and each row's most probable
+    class: the head is evaluated on those (row, class) pairs only, the row's term
+    once (``ConditionalDualHead.pair_outputs``). ``min_probability=0``: every class,
+    the same sum as :func:`dual_values` (up to the order of the additions)."""
+    x = head_inputs(embeddings, probs, scaling.inputs)
+    probs = probs.to(x.dtype)
+    keep = probs >= min_probability
+    keep[torch.arange(probs.shape[0], device=probs.device), probs.argmax(dim=1)] = True
+    rows, classes = keep.nonzero(as_tuple=True)
+    q = probs[rows, classes]
+    out = head.pair_outputs(x, rows, q) * scaling.scale + scaling.mean
+    return torch.zeros(probs.shape[0], dtype=out.dtype, device=out.device).index_add_(
+        0, rows, q.to(out.dtype) * out.clamp_min(0))
+
+
 @torch.no_grad()
 def predict_dual(head: nn.Module, embeddings, scaling: DualScaling, *, chunk_size: int,
-                 device, classifier=None) -> torch.Tensor:
+                 device, classifier=None, probs=None,
+                 min_probability: float = MIN_CLASS_PROBABILITY) -> torch.Tensor:
     """Predicted multipliers (>= 0, lambda units) of embeddings, in chunks.
 
     ``classifier`` maps embeddings to class probabilities (the net's own head and a
-    softmax; None for a regressor). Returns a CPU float tensor of shape (n_samples,);
-    zeros when the head was not fitted (every training multiplier was 0).
+    softmax; None for a regressor); ``probs``, the embeddings' class probabilities
+    already computed, is read instead where given. A head read through the class's loss
+    (``conditional="loss"``) is evaluated on the classes of probability at least
+    ``min_probability`` only (:func:`expected_dual`). Returns a CPU float tensor of
+    shape (n_samples,); zeros when the head was not fitted (every training multiplier
+    was 0).
     """
     if not scaling.fitted:
         return torch.zeros(embeddings.shape[0])
     head.train(False)
-    wants = classifier is not None and needs_probabilities(scaling)
+    wants = needs_probabilities(scaling) and (classifier is not None or probs is not None)
 
-    def block_values(block):
-        probs = classifier(block) if wants else None
-        return dual_values(head, block, scaling, probs)
+    def block_values(block, block_probs=None):
+        if wants and block_probs is None:
+            block_probs = classifier(block)
+        if block_probs is not None and block_probs.shape[1] > 1 \
+                and scaling.conditional == "loss" and hasattr(head, "pair_outputs"):
+            return expected_dual(head, block, scaling, block_probs,
+                                 min_probability=min_probability)
+        return dual_values(head, block, scaling, block_probs if wants else None)
 
-    out = map_chunks(block_values, embeddings, chunk_size=chunk_size, device=device,
-                     name=None)
+    if probs is None:
+        out = map_chunks(block_values, embeddings, chunk_size=chunk_size, device=device,
+                         name=None)
+    else:
+        out = torch.cat([
+            block_values(torch.as_tensor(embeddings[start:start + chunk_size]).to(device),
+                         torch.as_tensor(probs[start:start + chunk_size]).to(device)
+                         ).cpu()
+            for start in range(0, embeddings.shape[0], chunk_size)]) \
+            if embeddings.shape[0] else torch.empty(0)
     return out.float().clamp_min(0)

@@ -184,16 +184,34 @@ class ConditionalDualHead(nn.Module):
         scale = s.std() if s.numel() > 1 else torch.ones(())
         self.slot_scale.copy_(scale if float(scale) > 1e-6 else torch.ones(()))
 
-    def forward(self, embeddings: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+    def _row_part(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """The first layer's embedding term, once per row."""
         if self.form == "loss":
-            h = self.embedding_layer.bias.expand(embeddings.shape[0], -1)
-        else:
-            h = self.embedding_layer((embeddings - self.input_mean) / self.input_scale)
-        s = ((self.slot_feature(q) - self.slot_mean) / self.slot_scale).to(h.dtype)
-        weight = self.slot_layer.weight[:, 0].to(h.dtype)
+            return self.embedding_layer.bias.expand(embeddings.shape[0], -1)
+        return self.embedding_layer((embeddings - self.input_mean) / self.input_scale)
+
+    def _slot_terms(self, q: torch.Tensor, dtype):
+        s = ((self.slot_feature(q) - self.slot_mean) / self.slot_scale).to(dtype)
+        return s, self.slot_layer.weight[:, 0].to(dtype)
+
+    def forward(self, embeddings: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
+        h = self._row_part(embeddings)
+        s, weight = self._slot_terms(q, h.dtype)
         if self.form == "additive":
             u = self.rest(h).squeeze(-1)
             w = nn.functional.softplus(weight[0])
             return (u + w * s) if q.dim() == 1 else u[:, None] + w * s
         z = h + s[:, None] * weight if q.dim() == 1 else h[:, None, :] + s[..., None] * weight
         return self.rest(z).squeeze(-1)
+
+    def pair_outputs(self, embeddings: torch.Tensor, rows: torch.Tensor,
+                     q: torch.Tensor) -> torch.Tensor:
+        """The output for the pairs ``(embeddings[rows[k]], q[k])``, shape (len(rows),):
+        ``forward`` for a few (row, class) pairs per row, the row's term computed once
+        (what the pool score reads when it leaves out the classes of negligible
+        probability; see :func:`modal_ally.dual_head.predict_dual`)."""
+        h = self._row_part(embeddings)
+        s, weight = self._slot_terms(q, h.dtype)
+        if self.form == "additive":
+            return self.rest(h).squeeze(-1)[rows] + nn.functional.softplus(weight[0]) * s
+        return self.rest(h[rows] + s[:, None] * weight).squeeze(-1)

@@ -112,7 +112,7 @@ def test_points_the_dual_head_scores_zero_are_still_drawn(fitted_net, digits, mo
     zeroed = np.arange(n) % 2 == 0  # half the pool predicted lambda 0, the rest 1
     fake = torch.as_tensor(np.where(zeroed, 0.0, 1.0), dtype=torch.float32)
     monkeypatch.setattr(type(fitted_net), "predict_dual_from_embeddings",
-                        lambda self, e, head="pool": fake[:e.shape[0]].clone())
+                        lambda self, e, head="pool", probs=None: fake[:e.shape[0]].clone())
     picks = np.concatenate([dual_weighted_selection(_query(fitted_net, X_pool, 40, s))[0]
                             for s in range(5)])
     from_zeroed = zeroed[picks].mean()
@@ -222,3 +222,19 @@ def test_seeding_draws_exactly_as_sequential_kmeanspp(monkeypatch):
         chi2 = sum((counts.get(c, 0) - draws * p) ** 2 / (draws * p)
                    for c, p in expected.items())
         assert chi2 < 60, chi2  # 19 degrees of freedom: p < 1e-5 by chance
+
+
+def test_nearest_distances_without_indices_are_the_same():
+    """``indices=False`` (what the seeding's refreshes read: a minimum without its
+    position) gives the distances of the full computation, copies of a center at 0."""
+    from modal_ally._seeding import gradient_factors, nearest_centers
+
+    rng = np.random.RandomState(0)
+    probs = torch.softmax(torch.as_tensor(rng.randn(3000, 6) * 4), dim=1).float()
+    a, z = gradient_factors(probs), torch.as_tensor(rng.randn(3000, 9) * 50).float()
+    centers = torch.as_tensor(rng.choice(3000, 40, replace=False))
+    with_indices, nearest = nearest_centers(a, z, a[centers], z[centers])
+    values, none = nearest_centers(a, z, a[centers], z[centers], indices=False)
+    assert none is None and nearest.shape == (3000,)
+    assert torch.equal(values, with_indices)
+    assert bool((values[centers] == 0).all())

@@ -8,7 +8,8 @@ import torch
 from scipy.stats import spearmanr
 
 from modal_ally import PDCLNet
-from modal_ally.dual_head import DualScaling, dual_values, fit_dual_head, predict_dual
+from modal_ally.dual_head import (MIN_CLASS_PROBABILITY, DualScaling, dual_values,
+                                  fit_dual_head, predict_dual)
 from modal_ally.modules import ConditionalDualHead, DualHead
 from modal_ally.strategies import ally_query_strategy
 from modal_ally.strategies.ally import priority_order
@@ -34,9 +35,17 @@ def test_pool_score_is_the_expectation_over_predicted_classes(fitted_net, digits
     head, scaling = fitted_net.pool_dual_head_, fitted_net.pool_dual_scaling_
     with torch.no_grad():
         per_class = head(E, p) * scaling.scale + scaling.mean  # (n, n_classes)
-    expected = (p * per_class.clamp_min(0)).sum(dim=1)
+    every_class = (p * per_class.clamp_min(0)).sum(dim=1)
+    exact = predict_dual(head, E, scaling, chunk_size=16, device="cpu", probs=p,
+                         min_probability=0.0)
+    np.testing.assert_allclose(exact.numpy(), every_class.numpy(), rtol=1e-5, atol=1e-6)
+    # the default leaves out the classes below MIN_CLASS_PROBABILITY (never the top one)
+    kept = (p >= MIN_CLASS_PROBABILITY) | (p == p.max(dim=1, keepdim=True).values)
+    assert not bool(kept.all())  # some pairs are left out here
+    expected = (p * per_class.clamp_min(0) * kept).sum(dim=1)
     got = fitted_net.predict_dual_from_embeddings(E)
     np.testing.assert_allclose(got.numpy(), expected.numpy(), rtol=1e-5, atol=1e-6)
+    assert float(((got - every_class).abs() / every_class).max()) < 0.1
     assert np.allclose(fitted_net.predict_dual(digits["X_pool"][:50], head="pool"),
                        got.numpy(), atol=1e-6)
     paper = fitted_net.predict_dual_from_embeddings(E, head="paper").numpy()
@@ -60,10 +69,10 @@ def test_the_paper_rule_ranks_by_the_paper_head(fitted_net, digits, monkeypatch)
     before = ally_query_strategy(fitted_net, X_pool, 20, method="paper", random_state=0)
     original = type(fitted_net).predict_dual_from_embeddings
 
-    def pool_is_noise(self, embeddings, *, head="pool"):
+    def pool_is_noise(self, embeddings, *, head="pool", probs=None):
         if head == "pool":
             return torch.rand(embeddings.shape[0])
-        return original(self, embeddings, head=head)
+        return original(self, embeddings, head=head, probs=probs)
 
     monkeypatch.setattr(type(fitted_net), "predict_dual_from_embeddings", pool_is_noise)
     after = ally_query_strategy(fitted_net, X_pool, 20, method="paper", random_state=0)
@@ -214,5 +223,9 @@ def test_conditional_head_forms_score_rows_and_classes(form):
     assert per_class.shape == (7, 3)
     np.testing.assert_allclose(per_class[:, 1].detach().numpy(),
                                head(E, q[:, 1]).detach().numpy(), rtol=1e-5, atol=1e-6)
+    rows, classes = torch.tensor([0, 0, 3, 6, 6, 6]), torch.tensor([2, 0, 1, 0, 1, 2])
+    np.testing.assert_allclose(head.pair_outputs(E, rows, q[rows, classes]).detach().numpy(),
+                               per_class[rows, classes].detach().numpy(), rtol=1e-5,
+                               atol=1e-6)
     with pytest.raises(ValueError, match="form"):
         ConditionalDualHead(5, form="tree")

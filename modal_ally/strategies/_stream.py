@@ -92,12 +92,15 @@ def _stream(query, projection, *, factors, duals) -> PoolFeatures:
             embeddings = module.backbone(block).reshape(block.shape[0], -1).float()
             values = {"embeddings": embeddings if projection is None
                       else projection(embeddings)}
+            probs = None
+            if factors and classifier:  # the class head's pass, read by the duals too
+                logits = module.head(embeddings).reshape(block.shape[0], -1).float()
+                probs = torch.softmax(logits, dim=1)
+                values["factors"] = gradient_factors(probs)
             if duals:
                 values["scores"] = net.predict_dual_from_embeddings(
-                    embeddings, head="pool" if duals is True else duals).float()
-            if factors and classifier:
-                logits = module.head(embeddings).reshape(block.shape[0], -1).float()
-                values["factors"] = gradient_factors(torch.softmax(logits, dim=1))
+                    embeddings, head="pool" if duals is True else duals,
+                    probs=probs).float()
             for name, value in values.items():
                 if name not in kept:
                     kept[name] = torch.empty((n, *value.shape[1:]), dtype=value.dtype,

@@ -120,10 +120,11 @@ def main(argv=None) -> list[dict]:
         ["task", "labeled", "threshold", "seeds", "pairs evaluated (share)",
          "max relative score change", "max relative weight change",
          "Spearman with every class (lowest seed)", "head seconds"], _summary(rows)))
+    command = " ".join(sys.argv[1:] if argv is None else argv)
     write_atomic(out / "pool_head_cost.md",
                  f"# The pool head on the probable classes only ({args.seeds} seeds, "
                  f"torch threads {args.threads})\n\nCommand: `python -m "
-                 f"benchmarks.pool_head_cost {' '.join(sys.argv[1:] if argv is None else argv)}`\n\n{table}\n")
+                 f"benchmarks.pool_head_cost {command}`\n\n{table}\n")
     return rows
 
 

@@ -8,8 +8,13 @@ import torch
 from scipy.stats import spearmanr
 
 from modal_ally import PDCLNet
-from modal_ally.dual_head import (MIN_CLASS_PROBABILITY, DualScaling, dual_values,
-                                  fit_dual_head, predict_dual)
+from modal_ally.dual_head import (
+    MIN_CLASS_PROBABILITY,
+    DualScaling,
+    dual_values,
+    fit_dual_head,
+    predict_dual,
+)
 from modal_ally.modules import ConditionalDualHead, DualHead
 from modal_ally.strategies import ally_query_strategy
 from modal_ally.strategies.ally import priority_order

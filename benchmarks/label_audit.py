@@ -3,8 +3,9 @@
 For every task, noise kind, noise rate and seed, the benchmark plants label noise in a
 labeled set (``benchmarks/label_noise.py``, seeded) and ranks its rows by
 
-- ``package``: :func:`modal_ally.rank_label_issues` on the one PDCL fit (1 fit), and
-  every candidate score of :data:`modal_ally.label_audit.SCORES` on the same fit;
+- ``package``: :func:`modal_ally.rank_label_issues` on the one PDCL fit (1 fit; its
+  default score ``"auto"``), and every candidate score of
+  :data:`modal_ally.label_audit.SCORES` on the same fit;
 - ``5-fold``: the anchor: self-confidence ``1 - p(given label)`` from 5-fold
   out-of-sample probabilities of the same net trained without constraints (5 fits;
   regression: the out-of-sample absolute residual);
@@ -46,8 +47,12 @@ from modal_ally._torch_utils import torch_threads
 #: task -> (data set, labeled rows); the held-out task was never used to choose anything.
 TASKS = {"digits": ("digits", 1000), "mnist": ("mnist", 2000),
          "manyclass": ("manyclass", 2000), "parkinsons": ("parkinsons", 2000),
-         "breast_cancer": ("breast_cancer", None)}
-HELD_OUT = ("breast_cancer",)
+         "breast_cancer": ("breast_cancer", None), "diabetes": ("diabetes", None)}
+#: Never used to choose anything (diabetes: added with the "neighbors" score, to check
+#: the regression default away from Parkinsons' repeated recordings of each patient).
+HELD_OUT = ("breast_cancer", "diabetes")
+#: The regression tasks (their noise: targets replaced by other rows' targets).
+REGRESSION = ("parkinsons", "diabetes")
 RATES = (0.0, 0.1, 0.2, 0.4)  # 0: a clean set, for the flagged counts only
 N_FOLDS = 5
 
@@ -164,7 +169,7 @@ def run_config(task, kind, rate, seed, *, epochs, data_dir, anchors=True) -> dic
     if not is_corrupted.any():  # a clean set: only how many rows are flagged
         return row
     audit = audit_of(net, what="benchmark", y=y)
-    for score in SCORES:
+    for score in ("auto", *SCORES):
         _score_row(row, f"pdcl:{score}", label_issue_scores(audit, score), is_corrupted, 1,
                    seconds)
     if not anchors:
@@ -192,7 +197,7 @@ def configs(tasks, kinds, rates, seeds):
     from benchmarks.datasets import load_dataset as _  # noqa: F401  (fail early on import)
 
     for task in tasks:
-        regression = TASKS[task][0] == "parkinsons"
+        regression = task in REGRESSION
         for kind in (("replaced",) if regression else kinds):
             for rate in rates:
                 if rate == 0 and kind != (("replaced",) if regression else kinds)[0]:
@@ -253,8 +258,8 @@ def main(argv=None):
                 row["threads"] = args.threads
                 with open(rows_path, "a") as stream:
                     stream.write(json.dumps(row) + "\n")
-                print(f"{task} {kind} {rate} seed={seed}: lambda_mean "
-                      f"{row.get('auroc:pdcl:lambda_mean', float('nan')):.3f} 5-fold "
+                print(f"{task} {kind} {rate} seed={seed}: package "
+                      f"{row.get('auroc:pdcl:auto', float('nan')):.3f} 5-fold "
                       f"{row.get('auroc:5-fold', float('nan')):.3f} flagged "
                       f"{row['flagged:package']}", flush=True)
     write_summary(read_rows(rows_path), out)

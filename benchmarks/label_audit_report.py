@@ -53,6 +53,17 @@ def _method_key(default, column):
     return f"pdcl:{default}" if column is None else column
 
 
+def package_score(task, default):
+    """The concrete score the package's default stands for on ``task`` (``"auto"``:
+    ``"lambda_mean"`` for a classification task, ``"neighbors"`` for a regression one),
+    so that rows written before ``"auto"`` existed are read the same way."""
+    from benchmarks.label_audit import REGRESSION
+
+    if default != "auto":
+        return default
+    return "neighbors" if task in REGRESSION else "lambda_mean"
+
+
 def _paired(rows, default):
     diff = _values(rows, f"auroc:pdcl:{default}") - _values(rows, "auroc:5-fold")
     ok = diff[np.isfinite(diff)]
@@ -62,7 +73,7 @@ def _paired(rows, default):
     return f"{ok.mean():+.3f} ± {std:.3f} ({int((ok >= 0).sum())}/{ok.size})", ok.mean(), ok.size
 
 
-def main_table(rows, default):
+def main_table(rows, default_score):
     """Markdown lines and CSV rows of the main comparison."""
     lines = ["| task | noise | rate | seeds | " + " | ".join(
         f"AUROC {name}" for name, _ in METHODS) + " | package - 5-fold (seeds >= 0) | "
@@ -70,6 +81,7 @@ def main_table(rows, default):
         "|---|---|---|---|" + "---|" * len(METHODS) + "---|---|---|---|"]
     table = []
     for (task, kind, rate), group in sorted(_groups(rows).items()):
+        default = package_score(task, default_score)
         cells = [_fmt(_values(group, f"auroc:{_method_key(default, c)}")) for _, c in METHODS]
         paired, mean_diff, _ = _paired(group, default)
         lines.append(f"| {task} | {kind} | {rate:.0%} | {len(group)} | " + " | ".join(cells)

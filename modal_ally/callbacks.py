@@ -58,9 +58,10 @@ class DualStatistics(Callback):
 class DualHeadFit(Callback):
     """At the end of training, fit the dual head on the training rows' multipliers.
 
-    Stores ``train_embeddings_`` (the backbone embeddings of the rows trained on)
-    and fits, by :func:`modal_ally.dual_head.fit_dual_head`, the paper's head
-    ``net.dual_head_`` and the pool's label-conditional head ``net.pool_dual_head_``.
+    Stores ``train_embeddings_`` (the backbone embeddings of the rows trained on) and
+    ``train_targets_`` (their labels or targets, as the net was given them), and fits, by
+    :func:`modal_ally.dual_head.fit_dual_head`, the paper's head ``net.dual_head_`` and
+    the pool's label-conditional head ``net.pool_dual_head_``.
     """
 
     def on_train_end(self, net, X=None, y=None, **kwargs):
@@ -73,6 +74,8 @@ class DualHeadFit(Callback):
                 "inputs are too large for the network (standardize them) or the training "
                 "diverged; the estimator was left as it was before this fit")
         net.train_embeddings_ = embeddings.numpy()
+        net.train_targets_ = None if y is None else np.array(
+            y.cpu() if isinstance(y, torch.Tensor) else y)
         targets = torch.as_tensor(np.asarray(net.lambdas_))
         net._fit_dual_head(embeddings, targets)
         net._fit_pool_dual_head(embeddings, targets, y)

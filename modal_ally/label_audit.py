@@ -26,14 +26,20 @@ from sklearn.pipeline import Pipeline
 from ._validation import check_choice, check_fitted_net, get_estimator
 
 __all__ = ["SCORES", "DEFAULT_SCORE", "LabelAudit", "label_issue_scores",
-           "rank_label_issues", "find_label_issues"]
+           "neighbor_scores", "rank_label_issues", "find_label_issues"]
 
 #: The scores a label audit can rank by (higher: more suspect). All come from the
 #: attributes of the last fit; none needs another fit or a pass over the data.
-SCORES = ("lambda", "lambda_mean", "loss", "lambda_mean_class", "lambda_mean+loss")
-#: The score :func:`rank_label_issues` uses unless told otherwise (chosen on the
+SCORES = ("lambda", "lambda_mean", "loss", "lambda_mean_class", "lambda_mean+loss",
+          "neighbors")
+#: The score :func:`rank_label_issues` uses unless told otherwise: ``"auto"`` is
+#: ``"lambda_mean"`` for a classifier and ``"neighbors"`` for a regressor (chosen on the
 #: benchmark's tuning tasks, see docs/label-audit.md).
-DEFAULT_SCORE = "lambda_mean"
+DEFAULT_SCORE = "auto"
+#: Neighbours each row is compared with by the ``"neighbors"`` score.
+N_NEIGHBORS = 10
+#: Rows per block of the neighbour search (a block x n matrix of distances).
+_NEIGHBOR_BLOCK = 1024
 
 
 @dataclass(frozen=True)
@@ -106,6 +112,69 @@ def _class_normalized(values, y) -> np.ndarray:
     return out
 
 
+def resolved_score(audit: LabelAudit, score: str) -> str:
+    """The concrete score ``score`` stands for (``"auto"``: by the kind of task)."""
+    check_choice(score, "score", ("auto", *SCORES))
+    if score != "auto":
+        return score
+    return "lambda_mean" if audit.classification else "neighbors"
+
+
+def _labels_of(audit: LabelAudit, score: str) -> np.ndarray:
+    """The labels (targets) of the last fit: the learner's, else those the net kept."""
+    y = audit.y if audit.y is not None else getattr(audit.net, "train_targets_", None)
+    if y is None:
+        raise ValueError(f"score={score!r} needs the labels of the last fit: pass y= (an "
+                         "ActiveLearner gives its y_training)")
+    return np.asarray(y)
+
+
+def nearest_rows(embeddings, k: int) -> np.ndarray:
+    """The ``k`` nearest other rows of every row (Euclidean), shape (n, k); exact, in
+    blocks of rows (``O(n^2 d)`` work, ``_NEIGHBOR_BLOCK x n`` distances at a time)."""
+    import torch
+
+    E = torch.as_tensor(np.asarray(embeddings), dtype=torch.float64)
+    sq = (E * E).sum(dim=1)
+    out = np.empty((E.shape[0], k), dtype=np.int64)
+    for start in range(0, E.shape[0], _NEIGHBOR_BLOCK):
+        rows = slice(start, start + _NEIGHBOR_BLOCK)
+        d2 = sq[rows, None] + sq[None, :] - 2.0 * (E[rows] @ E.T)
+        d2[torch.arange(d2.shape[0]), torch.arange(start, start + d2.shape[0])] = np.inf
+        out[rows] = d2.topk(k, dim=1, largest=False).indices.numpy()
+    return out
+
+
+def neighbor_scores(audit: LabelAudit) -> np.ndarray:
+    """How far each row's label is from its neighbours' (no fit, no pass over the data).
+
+    The neighbours are the :data:`N_NEIGHBORS` nearest labeled rows in the embedding
+    space of the last fit (``train_embeddings_``). A regressor: ``|y_i - median of the
+    neighbours' targets|`` in units of the targets' standard deviation, an estimate of
+    the row's target that the row itself cannot sway (the net, weighing each row's loss
+    by ``1 + lambda_i``, fits a wrong target hardest, which hides it from the
+    multipliers). A classifier: the share of the neighbours whose label differs.
+    """
+    y = _labels_of(audit, "neighbors")
+    embeddings = getattr(audit.net, "train_embeddings_", None)
+    if embeddings is None or len(embeddings) != len(y):
+        raise ValueError("score='neighbors' needs the embeddings of the last fit's rows "
+                         "(train_embeddings_, kept by PDCL nets fitted with their default "
+                         "dual-head callback)")
+    n = len(y)
+    if n < 2:
+        return np.zeros(n)
+    nearest = nearest_rows(embeddings, min(N_NEIGHBORS, n - 1))
+    y = y.reshape(n, -1)
+    if audit.classification:
+        return (y[nearest] != y[:, None, :]).any(axis=2).mean(axis=1).astype(np.float64)
+    y = y.astype(np.float64)
+    scale = y.std(axis=0)
+    scale[~(scale > 0)] = 1.0
+    gap = (y - np.median(y[nearest], axis=1)) / scale  # per output, in its std
+    return np.sqrt((gap * gap).sum(axis=1))
+
+
 def label_issue_scores(audit: LabelAudit, score: str = DEFAULT_SCORE) -> np.ndarray:
     """One suspicion score per row of the last fit (higher: more likely mislabeled).
 
@@ -113,7 +182,7 @@ def label_issue_scores(audit: LabelAudit, score: str = DEFAULT_SCORE) -> np.ndar
     ----------
     audit : LabelAudit
         From :func:`audit_of`.
-    score : one of :data:`SCORES`
+    score : "auto" or one of :data:`SCORES`
         ``"lambda"``: the last multipliers (``lambdas_``); ``"lambda_mean"``: each row's
         end-of-epoch multiplier averaged over the epochs (``lambdas_mean_``), which
         weighs how long a row stayed violated, not only where it ended;
@@ -121,14 +190,19 @@ def label_issue_scores(audit: LabelAudit, score: str = DEFAULT_SCORE) -> np.ndar
         (``constraint_losses_``); ``"lambda_mean_class"``: ``lambda_mean`` divided by
         its mean over the rows of the same given label (classification; needs the
         labels: the learner's ``y_training``); ``"lambda_mean+loss"``: the mean of the
-        two scores' ranks.
+        two scores' ranks; ``"neighbors"``: the distance of the row's label from its
+        nearest labeled rows' in the embedding space (:func:`neighbor_scores`);
+        ``"auto"``: ``"lambda_mean"`` for a classifier, ``"neighbors"`` for a
+        regressor.
 
     Returns
     -------
     scores : numpy.ndarray of shape (n_rows,), float64
     """
-    check_choice(score, "score", SCORES)
+    score = resolved_score(audit, score)
     net = audit.net
+    if score == "neighbors":
+        return neighbor_scores(audit)
     if score == "lambda":
         values = net.lambdas_
     elif score == "loss":
@@ -175,7 +249,7 @@ def rank_label_issues(learner_or_estimator, *, top=None, score=DEFAULT_SCORE, y=
         a bare estimator).
     top : int or None, default None
         How many rows to return (None: every row).
-    score : one of :data:`SCORES`, default :data:`DEFAULT_SCORE`
+    score : "auto" or one of :data:`SCORES`, default :data:`DEFAULT_SCORE`
         What the rows are ranked by (see :func:`label_issue_scores`).
     y : array-like or None
         The labels of the last fit, for a score that needs them when the learner keeps
@@ -251,9 +325,11 @@ def find_label_issues(learner_or_estimator, *, threshold="auto", score=DEFAULT_S
         "auto": flag the rows whose average training loss, read back from their
         multipliers (:func:`average_losses`), exceeds the median row's by ``ln 2`` for a
         classifier, by the target variance for a regressor (:func:`auto_threshold`;
-        it assumes fewer than half the labels are wrong). A number: flag the rows whose
-        ``score`` is at or above it.
-    score : one of :data:`SCORES`, default :data:`DEFAULT_SCORE`
+        it assumes fewer than half the labels are wrong); for a regressor ranked by
+        ``"neighbors"`` (the default), the rows whose squared distance to their
+        neighbours' median target exceeds the median row's by the target variance.
+        A number: flag the rows whose ``score`` is at or above it.
+    score : "auto" or one of :data:`SCORES`, default :data:`DEFAULT_SCORE`
     y : array-like or None
         As in :func:`rank_label_issues`.
 
@@ -264,6 +340,10 @@ def find_label_issues(learner_or_estimator, *, threshold="auto", score=DEFAULT_S
     audit = audit_of(learner_or_estimator, what="find_label_issues", y=y)
     if isinstance(threshold, str):
         check_choice(threshold, "threshold", ("auto",))
+        if resolved_score(audit, score) == "neighbors" and not audit.classification:
+            # the same rule on the squared distance to the neighbours' median target
+            squared = neighbor_scores(audit) ** 2
+            return squared > float(np.median(squared)) + 1.0
         losses = average_losses(audit.learner)
         return losses > auto_threshold(losses, audit.net)
     values = label_issue_scores(audit, score)

@@ -96,6 +96,9 @@ _PDCL_DOC = """
     train_embeddings_ : ndarray of shape (n_rows, embedding_dim)
         Backbone embeddings of the training rows (what strategies need of the
         labeled set, also with modAL's DeepActiveLearner).
+    train_targets_ : ndarray of shape (n_rows,) or (n_rows, n_outputs)
+        The training rows' labels or targets as the net was given them (what the label
+        audit's ``"neighbors"`` score compares when the learner keeps none).
     dual_head_ : torch.nn.Module
         The fitted dual regression head (the paper's).
     pool_dual_head_ : torch.nn.Module

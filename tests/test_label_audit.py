@@ -82,6 +82,39 @@ def test_regression_finds_replaced_targets(diabetes):
     assert flagged[mask].mean() > 0.5 and flagged[~mask].mean() < 0.1
 
 
+def test_regression_default_compares_each_target_with_its_neighbours(diabetes):
+    """A regressor's default score is "neighbors": |y - median of the 10 nearest rows'
+    targets| in the fit's embedding space, in target standard deviations; a target
+    replaced by another row's (a plausible value) is found."""
+    X, y, _, _ = diabetes
+    rng = np.random.RandomState(1)
+    replaced = rng.choice(len(y), 45, replace=False)
+    y = y.copy()
+    y[replaced] = y[rng.permutation(replaced)]  # plausible values, wrong rows
+    mask = np.isin(np.arange(len(y)), replaced) & (y != diabetes[1])
+    net = PDCLRegressor(max_epochs=40, random_state=0).fit(X, y)
+    audit = audit_of(net, what="t")
+    values = label_issue_scores(audit)
+    np.testing.assert_array_equal(values, label_issue_scores(audit, "neighbors"))
+    E = net.train_embeddings_.astype(np.float64)
+    d2 = ((E[:, None, :] - E[None, :, :]) ** 2).sum(axis=2)
+    np.fill_diagonal(d2, np.inf)
+    nearest = np.argsort(d2, axis=1, kind="stable")[:, :10]
+    expected = np.abs(y - np.median(y[nearest], axis=1)) / y.std()
+    np.testing.assert_allclose(values, expected, rtol=1e-6)
+    # the learner's labels and the ones the net kept give the same scores
+    np.testing.assert_allclose(label_issue_scores(audit_of(net, what="t", y=y)), values)
+    assert roc_auc_score(mask, values) > 0.65  # measured 0.72
+    flagged = find_label_issues(net)
+    assert flagged[mask].mean() > 2 * flagged[~mask].mean()
+
+
+def test_neighbour_score_of_a_classifier_is_the_disagreeing_share(noisy):
+    values = label_issue_scores(audit_of(noisy["net"], what="t"), "neighbors")
+    assert set(np.round(values * 10).astype(int)) <= set(range(11))
+    assert roc_auc_score(_is_flipped(noisy), values) > 0.8
+
+
 def test_flagged_set_is_precise_on_planted_errors(noisy):
     flagged = find_label_issues(noisy["net"])
     is_flipped = _is_flipped(noisy)
@@ -123,7 +156,7 @@ def test_class_normalized_score_needs_the_labels(noisy):
         rank_label_issues(noisy["net"], score="lambda_mean_class")
     assert rank_label_issues(noisy["net"], score="lambda_mean_class", y=noisy["y"],
                              top=5)[0].shape == (5,)
-    assert DEFAULT_SCORE in SCORES
+    assert DEFAULT_SCORE == "auto"
 
 
 # ----------------------------------------------------------------------------- bad input

@@ -48,9 +48,11 @@ from modal_ally._torch_utils import torch_threads
 TASKS = {"digits": ("digits", 1000), "mnist": ("mnist", 2000),
          "manyclass": ("manyclass", 2000), "parkinsons": ("parkinsons", 2000),
          "breast_cancer": ("breast_cancer", None), "diabetes": ("diabetes", None)}
-#: Never used to choose anything (diabetes: added with the "neighbors" score, to check
-#: the regression default away from Parkinsons' repeated recordings of each patient).
-HELD_OUT = ("breast_cancer", "diabetes")
+#: Never used to choose anything. (diabetes was added as a held-out regression task with
+#: the "neighbors" score; "neighbors" alone fell below the anchor there, and the
+#: regression default, "lambda_mean+neighbors", was then chosen on Parkinsons and
+#: diabetes together: both are tuning tasks for it.)
+HELD_OUT = ("breast_cancer",)
 #: The regression tasks (their noise: targets replaced by other rows' targets).
 REGRESSION = ("parkinsons", "diabetes")
 RATES = (0.0, 0.1, 0.2, 0.4)  # 0: a clean set, for the flagged counts only

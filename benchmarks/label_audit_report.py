@@ -55,13 +55,14 @@ def _method_key(default, column):
 
 def package_score(task, default):
     """The concrete score the package's default stands for on ``task`` (``"auto"``:
-    ``"lambda_mean"`` for a classification task, ``"neighbors"`` for a regression one),
+    ``"lambda_mean"`` for a classification task, ``"lambda_mean+neighbors"`` for a
+    regression one),
     so that rows written before ``"auto"`` existed are read the same way."""
     from benchmarks.label_audit import REGRESSION
 
     if default != "auto":
         return default
-    return "neighbors" if task in REGRESSION else "lambda_mean"
+    return "lambda_mean+neighbors" if task in REGRESSION else "lambda_mean"
 
 
 def _paired(rows, default):
@@ -120,14 +121,18 @@ def candidate_table(rows):
         if not chosen:
             continue
         lines.append(f"| {label} ({len(chosen)} runs) | " + " | ".join(
-            f"{_mean(chosen, f'auroc:{n}'):.4f}" for n in [*names, "5-fold"])
-            + " |")
+            _cell(chosen, n) for n in [*names, "5-fold"]) + " |")
         for task in sorted({r["task"] for r in chosen}):
             sub = [r for r in chosen if r["task"] == task]
             lines.append(f"| {task} | " + " | ".join(
-                f"{_mean(sub, f'auroc:{n}'):.4f}" for n in [*names, "5-fold"])
-                + " |")
-    return lines
+                _cell(sub, n) for n in [*names, "5-fold"]) + " |")
+    return lines + ["", "A mean over the runs that measured the score (a score added "
+                    "later was measured on the tasks rerun since: — where none was)."]
+
+
+def _cell(rows, name):
+    value = _mean(rows, f"auroc:{name}")
+    return "—" if not np.isfinite(value) else f"{value:.4f}"
 
 
 def write_summary(rows, out):

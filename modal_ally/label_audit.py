@@ -31,10 +31,10 @@ __all__ = ["SCORES", "DEFAULT_SCORE", "LabelAudit", "label_issue_scores",
 #: The scores a label audit can rank by (higher: more suspect). All come from the
 #: attributes of the last fit; none needs another fit or a pass over the data.
 SCORES = ("lambda", "lambda_mean", "loss", "lambda_mean_class", "lambda_mean+loss",
-          "neighbors")
+          "neighbors", "lambda_mean+neighbors")
 #: The score :func:`rank_label_issues` uses unless told otherwise: ``"auto"`` is
-#: ``"lambda_mean"`` for a classifier and ``"neighbors"`` for a regressor (chosen on the
-#: benchmark's tuning tasks, see docs/label-audit.md).
+#: ``"lambda_mean"`` for a classifier and ``"lambda_mean+neighbors"`` for a regressor
+#: (see docs/label-audit.md for how each was chosen).
 DEFAULT_SCORE = "auto"
 #: Neighbours each row is compared with by the ``"neighbors"`` score.
 N_NEIGHBORS = 10
@@ -117,7 +117,7 @@ def resolved_score(audit: LabelAudit, score: str) -> str:
     check_choice(score, "score", ("auto", *SCORES))
     if score != "auto":
         return score
-    return "lambda_mean" if audit.classification else "neighbors"
+    return "lambda_mean" if audit.classification else "lambda_mean+neighbors"
 
 
 def _labels_of(audit: LabelAudit, score: str) -> np.ndarray:
@@ -192,8 +192,9 @@ def label_issue_scores(audit: LabelAudit, score: str = DEFAULT_SCORE) -> np.ndar
         labels: the learner's ``y_training``); ``"lambda_mean+loss"``: the mean of the
         two scores' ranks; ``"neighbors"``: the distance of the row's label from its
         nearest labeled rows' in the embedding space (:func:`neighbor_scores`);
-        ``"auto"``: ``"lambda_mean"`` for a classifier, ``"neighbors"`` for a
-        regressor.
+        ``"lambda_mean+neighbors"``: the mean of the ranks of those two;
+        ``"auto"``: ``"lambda_mean"`` for a classifier, ``"lambda_mean+neighbors"`` for
+        a regressor.
 
     Returns
     -------
@@ -203,6 +204,9 @@ def label_issue_scores(audit: LabelAudit, score: str = DEFAULT_SCORE) -> np.ndar
     net = audit.net
     if score == "neighbors":
         return neighbor_scores(audit)
+    if score == "lambda_mean+neighbors":
+        return 0.5 * (_ranks(label_issue_scores(audit, "lambda_mean"))
+                      + _ranks(neighbor_scores(audit)))
     if score == "lambda":
         values = net.lambdas_
     elif score == "loss":
@@ -326,8 +330,9 @@ def find_label_issues(learner_or_estimator, *, threshold="auto", score=DEFAULT_S
         multipliers (:func:`average_losses`), exceeds the median row's by ``ln 2`` for a
         classifier, by the target variance for a regressor (:func:`auto_threshold`;
         it assumes fewer than half the labels are wrong); for a regressor ranked by
-        ``"neighbors"`` (the default), the rows whose squared distance to their
-        neighbours' median target exceeds the median row's by the target variance.
+        ``"neighbors"`` or ``"lambda_mean+neighbors"`` (the default), the rows whose
+        squared distance to their neighbours' median target exceeds the median row's by
+        the target variance (:func:`neighbor_scores`).
         A number: flag the rows whose ``score`` is at or above it.
     score : "auto" or one of :data:`SCORES`, default :data:`DEFAULT_SCORE`
     y : array-like or None
@@ -340,7 +345,8 @@ def find_label_issues(learner_or_estimator, *, threshold="auto", score=DEFAULT_S
     audit = audit_of(learner_or_estimator, what="find_label_issues", y=y)
     if isinstance(threshold, str):
         check_choice(threshold, "threshold", ("auto",))
-        if resolved_score(audit, score) == "neighbors" and not audit.classification:
+        if resolved_score(audit, score) in ("neighbors", "lambda_mean+neighbors") \
+                and not audit.classification:
             # the same rule on the squared distance to the neighbours' median target
             squared = neighbor_scores(audit) ** 2
             return squared > float(np.median(squared)) + 1.0

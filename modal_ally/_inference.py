@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Callable, Iterator
 
+import numpy as np
 import torch
 
 from ._torch_utils import as_tensor, eval_mode
@@ -29,11 +30,48 @@ def iter_chunks(X, chunk_size: int, device, *, name: str | None = "X",
     error names the array; None skips the check, for values already checked).
     The dask helper calls it on each block of a dask array.
     """
+    release = _page_release(X)
     for begin in range(start, X.shape[0], chunk_size):
         block = X[begin:begin + chunk_size]
         if name is not None:
             block = as_finite_float32(block, name=name)
         yield as_tensor(block).to(device, non_blocking=True)
+        if release is not None:
+            release(begin, min(begin + chunk_size, X.shape[0]))
+
+
+def _page_release(X):
+    """For a memory-mapped numpy array (``np.memmap``, ``np.load(mmap_mode=...)``): a
+    function that unmaps the whole pages of rows ``[begin, end)`` from this process
+    (``madvise(MADV_DONTNEED)``) once a pass has read them, so that the pool's pages do
+    not accumulate in the resident set; they stay in the kernel's page cache, and a later
+    read maps them again with the file's contents. None where that does not apply: not a
+    memmap, a copy-on-write one (``mode="c"``: dropping its pages would drop the changes
+    made in memory), rows that are not contiguous, no ``madvise`` on this platform."""
+    import mmap
+
+    handle = getattr(X, "_mmap", None)
+    advice = getattr(mmap, "MADV_DONTNEED", None)
+    if handle is None or advice is None or not hasattr(handle, "madvise") \
+            or getattr(X, "mode", "c") not in ("r", "r+", "w+") or X.ndim < 1 \
+            or not X.flags.c_contiguous or not X.shape[0]:
+        return None
+    try:
+        base = np.frombuffer(handle, dtype=np.uint8).ctypes.data
+    except (TypeError, ValueError):  # a closed mapping
+        return None
+    first, row_bytes, size = X.ctypes.data - base, X.strides[0], len(handle)
+    page = mmap.PAGESIZE
+
+    def release(begin, end):
+        lo = -(-(first + begin * row_bytes) // page) * page  # whole pages only
+        hi = min((first + end * row_bytes) // page * page, size)
+        if hi > lo:
+            try:
+                handle.madvise(advice, lo, hi - lo)
+            except (OSError, ValueError):  # the mapping went away: nothing to release
+                pass
+    return release
 
 
 @torch.no_grad()

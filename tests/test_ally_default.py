@@ -1,5 +1,7 @@
 """ALLY's default rule (lambda-weighted k-means++ in gradient space) against the paper's."""
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -238,3 +240,48 @@ def test_nearest_distances_without_indices_are_the_same():
     assert none is None and nearest.shape == (3000,)
     assert torch.equal(values, with_indices)
     assert bool((values[centers] == 0).all())
+
+
+# ------------------------------------------------------------------ memory-mapped pools
+def _rss_file_kib():
+    for line in open("/proc/self/status"):
+        if line.startswith("RssFile:"):
+            return int(line.split()[1])
+    return None
+
+
+@pytest.mark.skipif(not os.path.exists("/proc/self/status"), reason="needs Linux /proc")
+def test_a_pass_over_a_memmap_does_not_keep_its_pages(tmp_path):
+    """iter_chunks unmaps the pages of the rows it has read (they stay in the page cache):
+    a pass over a 64 MiB memmap leaves the process's file-backed resident set about where
+    it was, and every block has the file's values, read again too."""
+    from modal_ally._inference import iter_chunks
+
+    path = str(tmp_path / "pool.npy")
+    pool = np.lib.format.open_memmap(path, mode="w+", dtype=np.float64, shape=(262144, 32))
+    pool[:] = np.arange(262144, dtype=np.float64)[:, None] + np.arange(32) / 64
+    pool.flush()
+    del pool
+    X = np.load(path, mmap_mode="r")
+    before = _rss_file_kib()
+    for _ in range(2):
+        start = 0
+        for block in iter_chunks(X, 4096, "cpu", name="X_pool"):
+            expected = np.arange(start, start + block.shape[0])[:, None] + np.arange(32) / 64
+            np.testing.assert_array_equal(block.numpy(), expected.astype(np.float32))
+            start += block.shape[0]
+        assert start == 262144
+    assert _rss_file_kib() - before < 16 * 1024  # the file is 64 MiB
+
+
+def test_a_copy_on_write_memmap_keeps_its_changes(tmp_path):
+    """mode="c": the changes live in this process's pages only; a pass never drops them."""
+    from modal_ally._inference import iter_chunks
+
+    path = str(tmp_path / "pool.npy")
+    np.save(path, np.zeros((20000, 8), dtype=np.float32))
+    X = np.load(path, mmap_mode="c")
+    X[:] = 7.0
+    for block in iter_chunks(X, 1000, "cpu", name="X_pool"):
+        assert bool((block == 7.0).all())
+    assert float(X.min()) == 7.0

@@ -110,11 +110,12 @@ class BlockNet:
         return out.reshape(out.shape[0], -1)
 
     @torch.no_grad()
-    def dual(self, embeddings, head="paper") -> np.ndarray:
+    def dual(self, embeddings, head="paper", probs=None) -> np.ndarray:
         """Predicted dual variables (float64, >= 0; zeros when the head learned nothing),
         by :func:`modal_ally.dual_head.predict_dual` as the net computes them:
         ``head="paper"`` the paper's head, ``"pool"`` the pool's (the paper's where the
-        net has no other)."""
+        net has no other); ``probs``: the embeddings' class probabilities where the
+        caller has them (:meth:`probabilities`)."""
         if self.dual_head is None:
             return np.zeros(embeddings.shape[0])
         module, scaling = self.dual_head, DualScaling(self.dual_mean, self.dual_scale, True)
@@ -122,7 +123,8 @@ class BlockNet:
             module, scaling = self.pool_dual_head, self.pool_scaling
         scores = predict_dual(module, embeddings, scaling, chunk_size=self.chunk_size,
                               device=embeddings.device,
-                              classifier=self.probabilities if self.classifier else None)
+                              classifier=self.probabilities if self.classifier else None,
+                              probs=probs if self.classifier else None)
         return scores.numpy().astype(np.float64)
 
     @torch.no_grad()

@@ -116,9 +116,11 @@ def _block_features(block, block_net, plan):
     """Gradient factors, (projected) embeddings and predicted multipliers of a block."""
     embeddings = block_net.embed(block)
     n = embeddings.shape[0]
-    scores = block_net.dual(embeddings, head="pool") if plan.duals else np.zeros(n)
-    if plan.classifier:
-        a = gradient_factors(block_net.probabilities(embeddings))
+    probs = block_net.probabilities(embeddings) if plan.classifier else None
+    scores = block_net.dual(embeddings, head="pool", probs=probs) if plan.duals \
+        else np.zeros(n)
+    if plan.classifier:  # the class head's one pass, read by the duals too
+        a = gradient_factors(probs)
     else:  # a regressor: every pair of rows at a_i . a_j = 1/2
         a = torch.full((n, 1), float(np.sqrt(0.5)), device=embeddings.device)
     z = embeddings if plan.projection is None else plan.projection(embeddings)

@@ -220,21 +220,27 @@ def _one_torch_thread():
     torch.set_num_threads(1)
 
 
-def measure_dask(client, learner, pool, budget: int, repeats: int = 1) -> dict:
-    """``repeats`` queries: the best time (``seconds``) and the first one's
-    (``first_seconds``: it also pays the workers' first import of the package and the
-    first transfer of the net), peaks over all of them."""
-    bases = client.run(reset_peak)
-    client_base = reset_peak()
+def timed_queries(learner, pool, budget: int, repeats: int) -> dict:
+    """``repeats`` queries of ``budget`` rows: the best time (``seconds``, and the rows
+    per second it gives) and the first one's (``first_seconds``: on Dask it also pays the
+    workers' first import of the package and the first transfer of the net)."""
     times = []
     for _ in range(max(1, repeats)):
         start = time.perf_counter()
         learner.query(pool, n_instances=budget)
         times.append(time.perf_counter() - start)
     seconds = min(times)
-    peaks = client.run(read_peak)
     return {"seconds": round(seconds, 2), "first_seconds": round(times[0], 2),
-            "rows_per_s": round(pool.shape[0] / seconds),
+            "rows_per_s": round(pool.shape[0] / seconds)}
+
+
+def measure_dask(client, learner, pool, budget: int, repeats: int = 1) -> dict:
+    """:func:`timed_queries`, and the peaks over all of them."""
+    bases = client.run(reset_peak)
+    client_base = reset_peak()
+    row = timed_queries(learner, pool, budget, repeats)
+    peaks = client.run(read_peak)
+    return {**row,
             "worker_peak_mib": " / ".join(str(mib(peaks[w])) for w in sorted(peaks)),
             "worker_base_mib": " / ".join(str(mib(bases[w])) for w in sorted(bases)),
             "client_peak_mib": mib(read_peak()), "client_above_base_mib":
@@ -243,15 +249,8 @@ def measure_dask(client, learner, pool, budget: int, repeats: int = 1) -> dict:
 
 def measure_in_memory(learner, X_pool, budget: int, repeats: int = 1) -> dict:
     client_base = reset_peak()
-    times = []
-    for _ in range(max(1, repeats)):
-        start = time.perf_counter()
-        learner.query(X_pool, n_instances=budget)
-        times.append(time.perf_counter() - start)
-    seconds = min(times)
-    return {"seconds": round(seconds, 2), "first_seconds": round(times[0], 2),
-            "rows_per_s": round(X_pool.shape[0] / seconds),
-            "client_peak_mib": mib(read_peak()),
+    row = timed_queries(learner, X_pool, budget, repeats)
+    return {**row, "client_peak_mib": mib(read_peak()),
             "client_above_base_mib": mib(read_peak() - client_base)}
 
 

@@ -96,7 +96,7 @@ def nearest_centers(a, z, centers_a, centers_z, *, g_sq=None, indices=True):
     g_sq = row_sq_norms(a) * row_sq_norms(z) if g_sq is None else g_sq
     centers_g_sq = (centers_a * centers_a).sum(dim=1) * (centers_z * centers_z).sum(dim=1)
     tol = rounding_tolerance(a.shape[1] + z.shape[1], a.dtype)
-    largest = float(centers_g_sq.max())
+    largest = None if indices else float(centers_g_sq.max())
     part_rows = max(1, 2**22 // (centers_a.shape[0] * (a.shape[1] + z.shape[1])))
     out = torch.empty(a.shape[0], dtype=a.dtype, device=a.device)
     nearest = torch.empty(a.shape[0], dtype=torch.long, device=a.device) if indices \

@@ -134,12 +134,14 @@ def nearest_rows(embeddings, k: int) -> np.ndarray:
     blocks of rows (``O(n^2 d)`` work, ``_NEIGHBOR_BLOCK x n`` distances at a time)."""
     import torch
 
+    from ._torch_utils import sq_distances
+
     E = torch.as_tensor(np.asarray(embeddings), dtype=torch.float64)
     sq = (E * E).sum(dim=1)
     out = np.empty((E.shape[0], k), dtype=np.int64)
     for start in range(0, E.shape[0], _NEIGHBOR_BLOCK):
         rows = slice(start, start + _NEIGHBOR_BLOCK)
-        d2 = sq[rows, None] + sq[None, :] - 2.0 * (E[rows] @ E.T)
+        d2 = sq_distances(E[rows], E, X_sq=sq[rows], Y_sq=sq)  # copies at exactly 0
         d2[torch.arange(d2.shape[0]), torch.arange(start, start + d2.shape[0])] = np.inf
         out[rows] = d2.topk(k, dim=1, largest=False).indices.numpy()
     return out

@@ -30,7 +30,7 @@ from ._torch_utils import overflow_safe, rounding_tolerance, row_sq_norms
 from ._validation import uniform
 
 __all__ = ["gradient_factors", "gradient_sq_distances", "nearest_centers",
-           "gradient_seeding"]
+           "gradient_seeding", "Workspace"]
 
 #: Values per block of the distance computations (rows x centers: 1 MiB of float32, so
 #: that a block stays in a core's cache).
@@ -64,21 +64,100 @@ def gradient_sq_distances(a, z, centers_a, centers_z):
             ).clamp_min_(0.0)
 
 
-def _fast_products(a, z, centers_a, centers_z, centers_g_sq):
+def _pair_sq_distances(a, z, centers_a, centers_z):
+    """``||a_i z_i^T - c_a_i c_z_i^T||^2`` row by row (row ``i`` against center row
+    ``i``), in :func:`gradient_sq_distances`' difference form."""
+    da, dz = a - centers_a, z - centers_z
+    return ((da * da).sum(dim=1) * (z * z).sum(dim=1)
+            + (centers_a * centers_a).sum(dim=1) * (dz * dz).sum(dim=1)
+            + 2.0 * (da * centers_a).sum(dim=1) * (dz * z).sum(dim=1)).clamp_min_(0.0)
+
+
+def _exact_nearest(a, z, g_sq, centers_a, centers_z, centers_g_sq, tol):
+    """Nearest center of every row in the difference form (no cancellation), the
+    lowest center on ties, as ``gradient_sq_distances(...).min(dim=1)``.
+
+    Only the centers that rounding could make nearest are computed in that form: by
+    the factored form, those within ``tol (|g_i|^2 + |c_j|^2)`` of the nearest (the
+    tolerance every other test here uses). Rows that are copies of a center (the picks
+    themselves, at every refresh) then cost one pair each instead of one per center.
+    """
+    n, m = a.shape[0], centers_a.shape[0]
+    fast = _fast_products(a, z, centers_a, centers_z, centers_g_sq).add_(g_sq[:, None])
+    err = torch.add(g_sq[:, None], centers_g_sq[None, :]).mul_(tol)
+    reach = torch.add(fast, err).amin(dim=1, keepdim=True)
+    rows, cols = (fast.sub_(err) <= reach).nonzero(as_tuple=True)
+    exact = torch.empty(rows.shape[0], dtype=a.dtype, device=a.device)
+    step = max(1, BLOCK_VALUES // (a.shape[1] + z.shape[1]))
+    for start in range(0, rows.shape[0], step):
+        r, c = rows[start:start + step], cols[start:start + step]
+        exact[start:start + step] = _pair_sq_distances(a[r], z[r], centers_a[c],
+                                                       centers_z[c])
+    values = torch.full((n,), float("inf"), dtype=a.dtype, device=a.device)
+    values.scatter_reduce_(0, rows, exact, "amin")
+    ties = exact == values[rows]
+    nearest = torch.full((n,), m, dtype=torch.long, device=a.device)
+    nearest.scatter_reduce_(0, rows[ties], cols[ties], "amin")
+    return values, nearest
+
+
+def _fast_products(a, z, centers_a, centers_z, centers_g_sq, workspace=None):
     """``|c_j|^2 - 2 (a_i . c_a_j)(z_i . c_z_j)`` for every row and center, shape (n, m):
-    the squared distance less ``|g_i|^2`` (added after the minimum)."""
-    return torch.addcmul(centers_g_sq, a @ centers_a.T, z @ centers_z.T, value=-2.0)
+    the squared distance less ``|g_i|^2`` (added after the minimum).
+
+    ``workspace``: three (at least n, m) tensors the products are written into (the
+    same values): a loop over blocks then allocates nothing per block. Under an
+    allocator that maps every large block afresh (glibc with ``MALLOC_TRIM_THRESHOLD_``
+    set, as in Dask's workers) the per-block allocations cost more page faults than
+    the products cost time.
+    """
+    if workspace is None:
+        return torch.addcmul(centers_g_sq, a @ centers_a.T, z @ centers_z.T, value=-2.0)
+    n = a.shape[0]
+    by_a, by_z, out = (part[:n] for part in workspace)
+    torch.matmul(a, centers_a.T, out=by_a)
+    torch.matmul(z, centers_z.T, out=by_z)
+    return torch.addcmul(centers_g_sq, by_a, by_z, value=-2.0, out=out)
 
 
-def _nearest_fast(a, z, g_sq, centers_a, centers_z, centers_g_sq):
+def _nearest_fast(a, z, g_sq, centers_a, centers_z, centers_g_sq, workspace=None):
     """Nearest center of every row by the factored form (two matrix products): its
     squared distance and which. Loses precision where a distance is small against the
     norms."""
-    best = _fast_products(a, z, centers_a, centers_z, centers_g_sq).min(dim=1)
+    best = _fast_products(a, z, centers_a, centers_z, centers_g_sq, workspace).min(dim=1)
     return best.values + g_sq, best.indices
 
 
-def nearest_centers(a, z, centers_a, centers_z, *, g_sq=None, indices=True):
+class Workspace:
+    """Reusable buffers for :func:`nearest_centers`' blocked products: a seeding
+    refreshes its distances many times, and allocating nothing per block or refresh
+    keeps the allocator out of the loop (see :func:`_fast_products`)."""
+
+    def __init__(self):
+        self._buffers = {}
+
+    def _flat(self, key, like, count, size, dtype=None):
+        dtype = like.dtype if dtype is None else dtype
+        flat = self._buffers.get(key)
+        if flat is None or flat.shape[0] < count or flat.shape[1] < size \
+                or flat.dtype != dtype or flat.device != like.device:
+            flat = self._buffers[key] = torch.empty((count, size), dtype=dtype,
+                                                    device=like.device)
+        return flat
+
+    def views(self, like, rows, cols):
+        """Three (rows, cols) tensors of ``like``'s dtype and device."""
+        flat = self._flat("products", like, 3, max(rows * cols, BLOCK_VALUES))
+        return [flat[i, :rows * cols].view(rows, cols) for i in range(3)]
+
+    def vectors(self, like, rows, count, dtype=None):
+        """``count`` (rows,) tensors of ``like``'s device (and dtype unless given)."""
+        flat = self._flat(("vectors", dtype), like, count, rows, dtype)
+        return [flat[i, :rows] for i in range(count)]
+
+
+def nearest_centers(a, z, centers_a, centers_z, *, g_sq=None, indices=True,
+                    workspace=None):
     """Squared gradient-space distance of every row to its nearest center, and which.
 
     Blocks of at most :data:`BLOCK_VALUES` distances; rows whose nearest distance is
@@ -86,7 +165,8 @@ def nearest_centers(a, z, centers_a, centers_z, *, g_sq=None, indices=True):
     (:func:`gradient_sq_distances`), so copies of a center are at 0. With
     ``indices=False`` only the distances are computed (a minimum without its position
     is about half the cost); which center is nearest is found for the rows that may be
-    rounding noise only, to decide which ones are.
+    rounding noise only, to decide which ones are. ``workspace``: a :class:`Workspace`
+    to reuse across calls (the results are the same).
 
     Returns
     -------
@@ -97,38 +177,50 @@ def nearest_centers(a, z, centers_a, centers_z, *, g_sq=None, indices=True):
     centers_g_sq = (centers_a * centers_a).sum(dim=1) * (centers_z * centers_z).sum(dim=1)
     tol = rounding_tolerance(a.shape[1] + z.shape[1], a.dtype)
     largest = None if indices else float(centers_g_sq.max())
-    part_rows = max(1, 2**22 // (centers_a.shape[0] * (a.shape[1] + z.shape[1])))
+    part_rows = max(1, BLOCK_VALUES // centers_a.shape[0])
     out = torch.empty(a.shape[0], dtype=a.dtype, device=a.device)
     nearest = torch.empty(a.shape[0], dtype=torch.long, device=a.device) if indices \
         else None
     block = max(64, BLOCK_VALUES // centers_a.shape[0])
+    workspace = workspace or Workspace()
+    products = workspace.views(a, min(block, a.shape[0]), centers_a.shape[0])
+    if not indices:
+        bound_buffer, = workspace.vectors(a, min(block, a.shape[0]), 1)
+        flag_buffer, = workspace.vectors(a, min(block, a.shape[0]), 1, torch.bool)
     for start in range(0, a.shape[0], block):
         rows = slice(start, start + block)
         if indices:
             out[rows], nearest[rows] = _nearest_fast(a[rows], z[rows], g_sq[rows],
-                                                     centers_a, centers_z, centers_g_sq)
+                                                     centers_a, centers_z, centers_g_sq,
+                                                     products)
             unsure = (out[rows] <= tol * (g_sq[rows] + centers_g_sq[nearest[rows]])
                       ).nonzero(as_tuple=True)[0] + start
         else:
-            out[rows] = _fast_products(a[rows], z[rows], centers_a, centers_z,
-                                       centers_g_sq).amin(dim=1) + g_sq[rows]
+            values, row_g_sq = out[rows], g_sq[rows]
+            n_rows = values.shape[0]
+            bound, flags = bound_buffer[:n_rows], flag_buffer[:n_rows]
+            torch.amin(_fast_products(a[rows], z[rows], centers_a, centers_z,
+                                      centers_g_sq, products), dim=1, out=values)
+            values.add_(row_g_sq)
             # the nearest center's |c|^2 is at most (|g_i| + D_i)^2, D_i^2 at most the
             # computed value plus its rounding error: a bound above it (twice over)
-            # flags a superset of the rows the test with indices flags
-            bound = (g_sq[rows].sqrt() + (out[rows].clamp_min(0.0) + tol * largest).sqrt()
-                     ).square_().mul_(2.0)
-            maybe = (out[rows] <= tol * (g_sq[rows] + bound)
-                     ).nonzero(as_tuple=True)[0] + start
+            # flags a superset of the rows the test with indices flags (in place, in
+            # the workspace: (sqrt(g) + sqrt(max(D^2, 0) + tol |c|max^2))^2 2)
+            torch.clamp_min(values, 0.0, out=bound).add_(tol * largest).sqrt_()
+            bound.add_(row_g_sq.sqrt()).square_().mul_(2.0)
+            torch.le(values, bound.add_(row_g_sq).mul_(tol), out=flags)
+            maybe = flags.nonzero(as_tuple=True)[0] + start
             unsure = maybe[:0]
             if maybe.numel():  # the same test as with indices, on these rows only
                 _, near = _nearest_fast(a[maybe], z[maybe], g_sq[maybe], centers_a,
                                         centers_z, centers_g_sq)
                 unsure = maybe[out[maybe] <= tol * (g_sq[maybe] + centers_g_sq[near])]
         for part in unsure.split(part_rows):
-            exact = gradient_sq_distances(a[part], z[part], centers_a, centers_z).min(dim=1)
-            out[part] = exact.values
+            values, which = _exact_nearest(a[part], z[part], g_sq[part], centers_a,
+                                           centers_z, centers_g_sq, tol)
+            out[part] = values
             if indices:
-                nearest[part] = exact.indices
+                nearest[part] = which
     return out.clamp_min_(0.0), nearest
 
 
@@ -141,8 +233,10 @@ class _Draws:
         self.chosen = torch.zeros(a.shape[0], dtype=torch.bool, device=a.device)
         self.picks, self.scores = [first], [float(self.g_sq[first])]
         self.chosen[first] = True
+        self._workspace = Workspace()
         self.min_d2, _ = nearest_centers(a, z, a[first:first + 1], z[first:first + 1],
-                                         g_sq=self.g_sq, indices=False)
+                                         g_sq=self.g_sq, indices=False,
+                                         workspace=self._workspace)
         self.min_d2[first] = 0.0
         self.tol = rounding_tolerance(a.shape[1] + z.shape[1], a.dtype)
         # the picks since the last refresh, in buffers filled row by row
@@ -173,16 +267,21 @@ class _Draws:
         self.pending = []
 
     def _rebuild(self):
-        self.cumulative = torch.cumsum(self.weights * self.min_d2, dim=0,
-                                       dtype=torch.float64)
+        if not hasattr(self, "cumulative"):  # the buffers, reused by every refresh
+            self._mass = torch.empty(self.a.shape[0], dtype=torch.float64,
+                                     device=self.a.device)
+            self.cumulative = torch.empty_like(self._mass)
+            self._cumulative_view = self.cumulative.numpy() if self._host else None
+        torch.mul(self.weights, self.min_d2, out=self._mass)
+        torch.cumsum(self._mass, dim=0, out=self.cumulative)
         self.total = float(self.cumulative[-1])
-        self._cumulative_view = self.cumulative.numpy() if self._host else None
 
     def refresh(self):
         """Every row's ``D^2`` against the picks since the last refresh."""
         if self.pending:
             d2, _ = nearest_centers(self.a, self.z, self.recent_a, self.recent_z,
-                                    g_sq=self.g_sq, indices=False)
+                                    g_sq=self.g_sq, indices=False,
+                                    workspace=self._workspace)
             torch.minimum(self.min_d2, d2, out=self.min_d2)
             self.min_d2[self.chosen] = 0.0
             self._clear_pending()

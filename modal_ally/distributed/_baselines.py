@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from .._allocator import steady_heap_task
 from .._validation import as_finite_float32
 from . import block_tasks, compute, dask_query_result, fetch_rows, ship, tree_reduce
 from ._pool import BlockNet
@@ -69,6 +70,7 @@ def dask_coreset_query(net, X_pool, n_instances, *, labeled, rng, select):
     return indices, np.concatenate([[np.inf] * len(first), root.scores])
 
 
+@steady_heap_task
 def _check_block(block, offset, chunk_size):
     """Read one block chunk by chunk and check it (NaN, infinity); its row count."""
     for start in range(0, block.shape[0], chunk_size):

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .._allocator import steady_heap_task
 from .._inference import DEFAULT_CHUNK_SIZE, iter_chunks
 from .._torch_utils import min_sq_distances
 from ..clustering import _assign
@@ -104,10 +105,15 @@ class BlockNet:
     def embed(self, block, *, name="X_pool") -> torch.Tensor:
         """Backbone embeddings of a numpy block, float32, on :meth:`placed`."""
         device = self.placed()
-        parts = [self.module.backbone(chunk).float()
-                 for chunk in iter_chunks(block, self.chunk_size, device, name=name)]
-        out = torch.cat(parts) if parts else torch.empty((0, 0), device=device)
-        return out.reshape(out.shape[0], -1)
+        out, start = None, 0
+        for chunk in iter_chunks(block, self.chunk_size, device, name=name):
+            part = self.module.backbone(chunk).float()
+            part = part.reshape(part.shape[0], -1)
+            if out is None:  # filled chunk by chunk: no list of parts and no copy of it
+                out = part.new_empty((block.shape[0], part.shape[1]))
+            out[start:start + part.shape[0]] = part
+            start += part.shape[0]
+        return out if out is not None else torch.empty((0, 0), device=device)
 
     @torch.no_grad()
     def dual(self, embeddings, head="paper", probs=None) -> np.ndarray:
@@ -227,6 +233,7 @@ def keep_candidates(records, plan):
     return np.flatnonzero(keep)
 
 
+@steady_heap_task
 def ally_block(block, offset, block_net, plan):
     """Score one block of the pool and keep its candidates (the only thing returned)."""
     embeddings = block_net.embed(block)

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from .._allocator import steady_heap_task
 from .._seeding import gradient_factors, gradient_seeding, nearest_centers
 
 _ROWS = 2048
@@ -141,6 +142,7 @@ def _reduce(a, z, indices, mass, count, weight, duals, n_picks, rng):
                  weight[local], duals[local], d2)
 
 
+@steady_heap_task
 def seeding_block(block, offset, block_net, plan):
     """Seed ``b`` picks of one block; every pick weighted by the rows nearest to it."""
     a, z, scores = _block_features(block, block_net, plan)
@@ -178,6 +180,7 @@ def sq_distances_to_set(X, reference, *, rows=128, cols=512):
     return out
 
 
+@steady_heap_task
 def coreset_block(block, offset, block_net, labeled, n_instances, select):
     """Exact greedy k-center (``select``) on one block, around the labeled set."""
     embeddings = block_net.embed(block)

@@ -42,6 +42,17 @@ _SKORCH_DEFAULTS = dict(optimizer=torch.optim.Adam, lr=1e-3, max_epochs=50, batc
                         iterator_valid__collate_fn=collate_rows)
 
 
+
+def _check_fit_params(net, fit_params):
+    """skorch hands fit parameters to the module's forward; ``sample_weight`` (what
+    scikit-learn users pass) would fail there with a message about ``forward``."""
+    if "sample_weight" in fit_params:
+        raise TypeError(
+            f"{type(net).__name__}.fit does not take sample_weight: PDCL weighs each "
+            "labeled row by its own multiplier (lambdas_); to hold some rows to a "
+            "tighter or looser loss bound, pass epsilon as an array or a callable of "
+            "(X, y) with one bound per row")
+
 class PDCLMixin(DualHeadsMixin):
     """Primal-dual constrained learning for a skorch net (classifier or regressor).
 
@@ -154,6 +165,7 @@ class PDCLMixin(DualHeadsMixin):
         row of ``X`` and the dual head is fitted on the training embeddings.
         Invalid input raises before anything is changed.
         """
+        _check_fit_params(self, fit_params)
         with restore_on_error(self):  # a failed fit leaves the estimator as it was
             X, y = self._validate_fit_data(X, y, reset=True)
             if not self.warm_start or not self.initialized_:
@@ -166,6 +178,7 @@ class PDCLMixin(DualHeadsMixin):
         The multipliers continue from the previous call when ``X`` has as many rows as
         the last fit, and start again at 0 otherwise (a multiplier belongs to a row).
         """
+        _check_fit_params(self, fit_params)
         first = not self.initialized_
         with restore_on_error(self):
             X, y = self._validate_fit_data(X, y, reset=first)

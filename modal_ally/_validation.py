@@ -151,10 +151,13 @@ def check_array(X, *, name: str = "X", n_features: tuple | None = None,
         raise ValueError(
             f"{name} has {tuple(X.shape[1:])} features per sample, but the estimator "
             f"was fitted with {tuple(n_features)}")
+    # booleans count as numbers (0 and 1), as in scikit-learn: one-hot columns from
+    # pandas.get_dummies are bool
     if is_tensor(X):
-        if X.dtype in (torch.bool, torch.complex64, torch.complex128):
+        if X.dtype in (torch.complex64, torch.complex128):
             raise TypeError(f"{name} must be numeric, got dtype {X.dtype}")
-    elif X.dtype == object or not np.issubdtype(X.dtype, np.number) \
+    elif X.dtype == object or not (np.issubdtype(X.dtype, np.number)
+                                   or X.dtype == np.bool_) \
             or np.issubdtype(X.dtype, np.complexfloating):
         raise TypeError(f"{name} must be numeric, got dtype {X.dtype}")
     return X
@@ -255,16 +258,21 @@ def check_random_state(random_state):
     """``random_state`` as a ``numpy.random.RandomState`` or a ``torch.Generator``.
 
     Every function of the package takes ``None`` (numpy's global state), an int, a
-    ``RandomState`` or a ``torch.Generator``; :func:`numpy_random_state` gives code
-    that draws with numpy a ``RandomState`` for any of them.
+    ``RandomState``, a ``numpy.random.Generator`` or a ``torch.Generator``;
+    :func:`numpy_random_state` gives code that draws with numpy a ``RandomState`` for
+    any of them.
     """
     if isinstance(random_state, torch.Generator):
         return random_state
+    if isinstance(random_state, np.random.Generator):
+        # a RandomState on the Generator's own bit generator: the draws advance the
+        # caller's Generator, as they advance a RandomState passed in
+        return np.random.RandomState(random_state.bit_generator)
     try:
         return _sklearn_random_state(random_state)
     except ValueError as exc:
         raise ValueError(
-            "random_state must be None, an int, a numpy RandomState or a "
+            "random_state must be None, an int, a numpy RandomState or Generator or a "
             f"torch.Generator, got {random_state!r}") from exc
 
 

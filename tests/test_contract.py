@@ -71,6 +71,28 @@ def test_tensor_pool(strategy, learner, digits):
     assert len(set(chosen.tolist())) == 4
 
 
+def test_numpy_generator_random_state(strategy, learner, digits):
+    """A ``numpy.random.Generator`` is accepted like a RandomState: the same generator
+    state gives the same batch, and the query advances the caller's generator."""
+    query = strategy[1]
+    first = indices_of(query(learner, digits["X_pool"], 6,
+                             random_state=np.random.default_rng(3)))
+    again = indices_of(query(learner, digits["X_pool"], 6,
+                             random_state=np.random.default_rng(3)))
+    np.testing.assert_array_equal(first, again)
+    assert len(set(first.tolist())) == 6
+
+
+def test_boolean_pool_counts_as_numbers(strategy, learner, digits):
+    """A bool pool (one-hot columns from ``pandas.get_dummies`` are bool) is scored as 0
+    and 1, as scikit-learn does: the batch of the same pool in float32."""
+    query = strategy[1]
+    binary = digits["X_pool"] > 0.5
+    as_bool = indices_of(query(learner, binary, 5, random_state=0))
+    as_float = indices_of(query(learner, binary.astype(np.float32), 5, random_state=0))
+    np.testing.assert_array_equal(as_bool, as_float)
+
+
 def test_more_than_the_pool_returns_the_whole_pool(strategy, learner, digits):
     with pytest.warns(UserWarning, match="larger than the pool"):
         chosen = indices_of(strategy[1](learner, digits["X_pool"][:7], 10, random_state=0))
@@ -194,3 +216,22 @@ def test_failed_fit_keeps_the_fitted_state(fitted_net, digits):
         finally:
             fitted_net.set_params(epsilon=0.2)
     assert_unchanged(fitted_net, before)
+
+
+def test_sample_weight_is_refused_by_name_and_nothing_changes(fitted_net, digits):
+    """scikit-learn users pass ``sample_weight``; skorch would hand it to the module's
+    forward and fail there. The error names it and says what PDCL offers instead."""
+    before = snapshot(fitted_net)
+    X, y = digits["X_train"], digits["y_train"]
+    for fit in (fitted_net.fit, fitted_net.partial_fit):
+        with pytest.raises(TypeError, match="does not take sample_weight.*epsilon"):
+            fit(X, y, sample_weight=np.ones(len(y)))
+    assert_unchanged(fitted_net, before)
+
+
+def test_boolean_features_fit_and_predict_as_numbers(digits):
+    X, y = digits["X_train"] > 0.5, digits["y_train"]
+    as_bool = PDCLNet(max_epochs=2, random_state=0).fit(X, y)
+    as_float = PDCLNet(max_epochs=2, random_state=0).fit(X.astype(np.float32), y)
+    np.testing.assert_allclose(as_bool.predict_proba(X), as_float.predict_proba(X),
+                               rtol=1e-5, atol=1e-6)

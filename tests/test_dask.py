@@ -67,7 +67,7 @@ def test_pool_checks_without_computing(digits):
     with pytest.raises(ValueError, match="X_pool has .* features per sample"):
         check_dask_pool(da.zeros((10, 5), chunks=5), n_features=(64,))
     with pytest.raises(TypeError, match="must be numeric"):
-        check_dask_pool(da.zeros((10, 64), chunks=5, dtype=bool))
+        check_dask_pool(da.zeros((10, 64), chunks=5, dtype=np.complex64))
     with pytest.raises(ValueError, match="is empty"):
         check_dask_pool(da.zeros((0, 64), chunks=5))
     unknown = da.from_array(digits["X_pool"], chunks=100)

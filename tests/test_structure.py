@@ -29,7 +29,7 @@ PACKAGE = Path(modal_ally.__file__).parent
 #: a new module here at the layer it belongs to.
 UNLISTED = 11
 LAYERS = {
-    "_validation": 0, "_torch_utils": 0, "_compat": 0, "_split": 0,
+    "_validation": 0, "_torch_utils": 0, "_compat": 0, "_split": 0, "_allocator": 0,
     "_inference": 1, "data": 1, "modules": 1, "clustering": 1, "_seeding": 1,
     "distributed._select": 2, "distributed._pool": 3, "distributed": 4,
     "distributed._ally": 7,

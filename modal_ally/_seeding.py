@@ -35,6 +35,9 @@ __all__ = ["gradient_factors", "gradient_sq_distances", "nearest_centers",
 #: Values per block of the distance computations (rows x centers: 1 MiB of float32, so
 #: that a block stays in a core's cache).
 BLOCK_VALUES = 2**18
+#: Below this many values (rows x centers x width) the rows that may be rounding noise
+#: are compared with every center in the difference form at once (cheaper than choosing).
+SMALL_EXACT = 2**15
 #: Refresh once the picks since the last refresh are this many, or half of all picks.
 MIN_PENDING = 16
 #: ... or after this many rejected draws in a row.
@@ -83,6 +86,9 @@ def _exact_nearest(a, z, g_sq, centers_a, centers_z, centers_g_sq, tol):
     themselves, at every refresh) then cost one pair each instead of one per center.
     """
     n, m = a.shape[0], centers_a.shape[0]
+    if n * m * (a.shape[1] + z.shape[1]) <= SMALL_EXACT:  # small: every pair, at once
+        exact = gradient_sq_distances(a, z, centers_a, centers_z).min(dim=1)
+        return exact.values, exact.indices
     fast = _fast_products(a, z, centers_a, centers_z, centers_g_sq).add_(g_sq[:, None])
     err = torch.add(g_sq[:, None], centers_g_sq[None, :]).mul_(tol)
     reach = torch.add(fast, err).amin(dim=1, keepdim=True)

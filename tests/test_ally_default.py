@@ -269,11 +269,15 @@ def test_exact_nearest_matches_the_difference_form_on_every_center():
     g_sq = row_sq_norms(a) * row_sq_norms(z)
     c_sq = row_sq_norms(ca) * row_sq_norms(cz)
     tol = rounding_tolerance(a.shape[1] + z.shape[1], a.dtype)
-    values, nearest = _exact_nearest(a[rows], z[rows], g_sq[rows], ca, cz, c_sq, tol)
     expected = gradient_sq_distances(a[rows], z[rows], ca, cz).min(dim=1)
-    assert torch.equal(values, expected.values)
-    assert torch.equal(nearest, expected.indices)
-    assert bool((values[:centers.shape[0]] == 0).all())
+    for small in (0, 2**40):  # the chosen centers only; every center at once
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setattr("modal_ally._seeding.SMALL_EXACT", small)
+            values, nearest = _exact_nearest(a[rows], z[rows], g_sq[rows], ca, cz, c_sq,
+                                             tol)
+        assert torch.equal(values, expected.values)
+        assert torch.equal(nearest, expected.indices)
+        assert bool((values[:centers.shape[0]] == 0).all())
 
 
 def test_a_reused_workspace_gives_the_same_distances():

@@ -10,6 +10,7 @@
 from __future__ import annotations
 
 import contextlib
+import warnings
 
 import numpy as np
 import torch
@@ -34,7 +35,15 @@ def as_tensor(values, device=None, *, dtype=torch.float32, min_float: bool = Fal
         anything else float32.
     """
     if isinstance(values, np.ndarray):
-        values = torch.from_numpy(np.ascontiguousarray(values))
+        values = np.ascontiguousarray(values)
+        if values.flags.writeable:
+            values = torch.from_numpy(values)
+        else:  # a read-only memmap (mode "r"): the package never writes into its input,
+            # so torch's one-time warning about non-writable arrays would only alarm
+            with warnings.catch_warnings():
+                warnings.filterwarnings("ignore", message="The given NumPy array is not "
+                                        "writable")
+                values = torch.from_numpy(values)
     elif not isinstance(values, torch.Tensor):
         values = torch.as_tensor(np.asarray(values))
     if min_float:

@@ -371,3 +371,34 @@ def test_a_copy_on_write_memmap_keeps_its_changes(tmp_path):
     for block in iter_chunks(X, 1000, "cpu", name="X_pool"):
         assert bool((block == 7.0).all())
     assert float(X.min()) == 7.0
+
+
+_READ_ONLY_SCRIPT = """
+import sys, warnings
+import numpy as np
+from sklearn.datasets import load_digits
+from modal_ally import (PDCLNet, ally_query_strategy, badge_query_strategy,
+                        coreset_query_strategy)
+X, y = load_digits(return_X_y=True)
+X = (X / 16).astype(np.float32)
+np.save(sys.argv[1], X[100:])
+net = PDCLNet(max_epochs=2, random_state=0).fit(X[:100], y[:100])
+pool = np.load(sys.argv[1], mmap_mode="r")
+warnings.simplefilter("error")
+for query in (ally_query_strategy, badge_query_strategy, coreset_query_strategy):
+    query(net, pool, 5, random_state=0)
+ally_query_strategy(net, pool, 5, random_state=0, method="paper")
+net.predict_proba(pool)
+print("quiet")
+"""
+
+
+def test_a_read_only_memmap_pool_raises_no_torch_warning(tmp_path):
+    """``np.load(..., mmap_mode="r")`` (the documented way to open a pool on disk) gives
+    a read-only array; torch warns once per process about turning one into a tensor.
+    The package never writes into its input, so no warning reaches the user (a fresh
+    process: torch's warning is once per process)."""
+    done = subprocess.run([sys.executable, "-c", _READ_ONLY_SCRIPT,
+                           str(tmp_path / "pool.npy")], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+    assert done.returncode == 0 and "quiet" in done.stdout, done.stderr[-2000:]

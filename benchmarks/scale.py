@@ -52,6 +52,7 @@ import argparse
 import csv
 import os
 import re
+import resource
 import shutil
 import threading
 import time
@@ -444,9 +445,12 @@ def run_quality_part(args, net) -> list[dict]:
 def run_block_part(args, net) -> list[dict]:
     """CPU seconds of one block's work per strategy, in this process (one torch
     thread): rows per CPU-second is a worker's throughput on an idle core, whatever
-    the machine's load."""
+    the machine's load; with the call's system time and minor page faults (run it with
+    ``MALLOC_TRIM_THRESHOLD_=65536`` for a Dask worker's allocator, and with
+    ``MODAL_ALLY_STEADY_HEAP=0`` besides for the block tasks without the steady heap)."""
     import dask.array as da
 
+    from modal_ally._allocator import steady_heap_applies
     from modal_ally.distributed import _ally as _dask_ally
     from modal_ally.distributed import _baselines as _dask_baselines
 
@@ -470,12 +474,17 @@ def run_block_part(args, net) -> list[dict]:
         finally:
             setattr(module, attribute, original)
         function, a, k = calls[name]
-        start = time.process_time()
+        before, start = resource.getrusage(resource.RUSAGE_SELF), time.process_time()
         function(*a, **k)
         cpu = time.process_time() - start
+        after = resource.getrusage(resource.RUSAGE_SELF)
         rows.append({"part": "block", "strategy": name, "block_rows": args.chunk_rows,
                      "budget": args.budget, "cpu_s": round(cpu, 3),
-                     "rows_per_cpu_s": round(args.chunk_rows / cpu), "load": load_average()})
+                     "rows_per_cpu_s": round(args.chunk_rows / cpu),
+                     "system_s": round(after.ru_stime - before.ru_stime, 3),
+                     "minor_faults": after.ru_minflt - before.ru_minflt,
+                     "malloc_trim_threshold": os.environ.get("MALLOC_TRIM_THRESHOLD_", "unset"),
+                     "steady_heap": steady_heap_applies(), "load": load_average()})
         print(rows[-1], flush=True)
     return rows
 

@@ -84,6 +84,7 @@ VARIANTS = {
     "loss-mlp-e300": Variant(conditional="loss", epochs=300, head=_MLP),
     "loss-mlp-mean": Variant(target="mean", conditional="loss", head=_MLP),
     "loss-only": Variant(conditional="loss", head=(("form", "loss"),)),
+    "loss-mono": Variant(conditional="loss", head=(("form", "monotone"),)),
     "loss-add": Variant(conditional="loss", head=_ADD),
     "loss-add-mean": Variant(target="mean", conditional="loss", head=_ADD),
     "loss-add-rank": Variant(conditional="loss", loss="rank", head=_ADD),

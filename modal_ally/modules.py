@@ -155,9 +155,11 @@ class ConditionalDualHead(nn.Module):
         widths = [int(u) for u in hidden_units]
         if not widths:
             raise ValueError("ConditionalDualHead needs at least one hidden layer")
-        if form not in ("mlp", "additive", "loss") or slot not in ("loss", "logloss"):
-            raise ValueError("ConditionalDualHead: form must be 'mlp', 'additive' or "
-                             f"'loss' and slot 'loss' or 'logloss', got {form!r}, {slot!r}")
+        if form not in ("mlp", "additive", "loss", "monotone") \
+                or slot not in ("loss", "logloss"):
+            raise ValueError("ConditionalDualHead: form must be 'mlp', 'additive', 'loss' "
+                             "or 'monotone' and slot 'loss' or 'logloss', got "
+                             f"{form!r}, {slot!r}")
         self.form, self.slot = form, slot
         self.embedding_layer = nn.Linear(int(input_dim), widths[0])
         self.slot_layer = nn.Linear(1, 1 if form == "additive" else widths[0], bias=False)
@@ -186,13 +188,26 @@ class ConditionalDualHead(nn.Module):
 
     def _row_part(self, embeddings: torch.Tensor) -> torch.Tensor:
         """The first layer's embedding term, once per row."""
-        if self.form == "loss":
+        if self.form in ("loss", "monotone"):
             return self.embedding_layer.bias.expand(embeddings.shape[0], -1)
         return self.embedding_layer((embeddings - self.input_mean) / self.input_scale)
 
     def _slot_terms(self, q: torch.Tensor, dtype):
         s = ((self.slot_feature(q) - self.slot_mean) / self.slot_scale).to(dtype)
-        return s, self.slot_layer.weight[:, 0].to(dtype)
+        weight = self.slot_layer.weight[:, 0]
+        if self.form == "monotone":
+            weight = nn.functional.softplus(weight)
+        return s, weight.to(dtype)
+
+    def _rest(self, z: torch.Tensor) -> torch.Tensor:
+        """The hidden layers; with ``form="monotone"`` through non-negative weights
+        (softplus of the parameters), so the output never decreases with the loss."""
+        if self.form != "monotone":
+            return self.rest(z)
+        for layer in self.rest:
+            z = nn.functional.linear(z, nn.functional.softplus(layer.weight), layer.bias) \
+                if isinstance(layer, nn.Linear) else layer(z)
+        return z
 
     def forward(self, embeddings: torch.Tensor, q: torch.Tensor) -> torch.Tensor:
         h = self._row_part(embeddings)
@@ -202,7 +217,7 @@ class ConditionalDualHead(nn.Module):
             w = nn.functional.softplus(weight[0])
             return (u + w * s) if q.dim() == 1 else u[:, None] + w * s
         z = h + s[:, None] * weight if q.dim() == 1 else h[:, None, :] + s[..., None] * weight
-        return self.rest(z).squeeze(-1)
+        return self._rest(z).squeeze(-1)
 
     def pair_outputs(self, embeddings: torch.Tensor, rows: torch.Tensor,
                      q: torch.Tensor) -> torch.Tensor:
@@ -214,4 +229,4 @@ class ConditionalDualHead(nn.Module):
         s, weight = self._slot_terms(q, h.dtype)
         if self.form == "additive":
             return self.rest(h).squeeze(-1)[rows] + nn.functional.softplus(weight[0]) * s
-        return self.rest(h[rows] + s[:, None] * weight).squeeze(-1)
+        return self._rest(h[rows] + s[:, None] * weight).squeeze(-1)

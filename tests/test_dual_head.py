@@ -219,7 +219,7 @@ def test_paper_rule_order_uses_paper_scores(fitted_net, digits):
     np.testing.assert_array_equal(np.sort(np.asarray(picks)), np.sort(top))
 
 
-@pytest.mark.parametrize("form", ["mlp", "additive", "loss"])
+@pytest.mark.parametrize("form", ["mlp", "additive", "loss", "monotone"])
 def test_conditional_head_forms_score_rows_and_classes(form):
     head = ConditionalDualHead(5, form=form)
     E, q = torch.randn(7, 5), torch.softmax(torch.randn(7, 3), dim=1)
@@ -234,3 +234,16 @@ def test_conditional_head_forms_score_rows_and_classes(form):
                                atol=1e-6)
     with pytest.raises(ValueError, match="form"):
         ConditionalDualHead(5, form="tree")
+
+
+def test_monotone_form_never_decreases_with_the_class_loss():
+    """``form="monotone"``: non-negative weights on the loss path, so a class the net
+    finds less likely (a larger loss) never scores lower; the embedding is not read."""
+    torch.manual_seed(0)
+    head = ConditionalDualHead(5, form="monotone")
+    for layer in [head.slot_layer, *[m for m in head.rest if isinstance(m, torch.nn.Linear)]]:
+        torch.nn.init.normal_(layer.weight, std=2.0)  # weights of either sign
+    q = torch.linspace(0.999, 1e-6, 400)
+    out = head(torch.randn(400, 5), q).detach()
+    assert bool((out[1:] >= out[:-1] - 1e-6).all())
+    assert torch.equal(out, head(torch.zeros(400, 5), q).detach())

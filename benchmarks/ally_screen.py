@@ -84,6 +84,8 @@ ARMS = {
     "gclust": ("ally-gradient-clusters", {}, {}),
     # the pool head reading the class's loss alone (no embedding)
     "ally-lossonly": ("ally", {"pool_dual_head__form": "loss"}, {}),
+    # the pool head reading the class's loss alone through non-negative weights
+    "ally-mono": ("ally", {"pool_dual_head__form": "monotone"}, {}),
     # issue 15: the default rule in the full embedding space (no projection), drawn as
     # the package draws; "gradw-shrink" is the same rule pick by pick as before the
     # default was streamed (float64, one full update per pick)

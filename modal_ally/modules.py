@@ -143,7 +143,9 @@ class ConditionalDualHead(nn.Module):
     only; ``form="additive"``: ``u(e) + softplus(w) s``, an embedding term plus a term
     that grows with the class's loss (monotone in it by construction; one multiply-add
     per class); ``form="loss"``: the class's loss alone (``b + w s`` into the same
-    layers; the embedding is not read). docs/label-efficiency.md compares them: the
+    layers; the embedding is not read); ``form="monotone"``: the same through
+    non-negative weights, so the score never decreases with the class's loss.
+    docs/label-efficiency.md compares them: the
     additive form ranks the pool more stably where few multipliers are positive, the
     mlp form labels better in the loops. ``slot="logloss"``
     reads ``log(-log q)`` instead. Hidden widths as :class:`DualHead` (the paper's 64, 32, 16).

@@ -155,6 +155,29 @@ def test_coreset_and_badge_within_bounds(fitted_net, digits):
     assert np.mean(costs) <= 1.25, costs
 
 
+def test_coreset_over_a_deeper_merge_tree(fitted_net, digits):
+    """18 blocks: the merge tree has two levels (8 + 8 + 2 parts, then 3), and a merged
+    summary is merged again. Each pick keeps its distance to the labeled set (a merge
+    once overwrote it with the cover's working values, and the next level then picked
+    one row 30 times); each level adds a factor 2 to the 4x bound."""
+    X_pool = digits["X_pool"]
+    embeddings = torch.as_tensor(fitted_net.embed(X_pool))
+    labeled = torch.as_tensor(fitted_net.train_embeddings_)
+    exact = _indices(coreset_query_strategy(fitted_net, X_pool, 30))
+    result = coreset_query_strategy(fitted_net, da.from_array(X_pool, chunks=50), 30)
+    got = _indices(result)
+    assert len(set(got.tolist())) == 30
+    assert _cover_radius(embeddings, labeled, got) <= 8 * _cover_radius(embeddings, labeled,
+                                                                        exact)
+    from modal_ally.distributed._select import Picks, merge_coreset
+
+    part = Picks(np.arange(5), np.eye(5, dtype=np.float32), np.arange(5.0) + 1,
+                 np.zeros(5))
+    merged = merge_coreset([part], 3)
+    np.testing.assert_array_equal(part.weights, np.arange(5.0) + 1)  # inputs untouched
+    np.testing.assert_array_equal(merged.weights, (np.arange(5.0) + 1)[merged.indices])
+
+
 @pytest.mark.parametrize("name", sorted(ALLY))
 def test_tiny_integer_pool_every_row_its_own_cluster(fitted_net, digits, name):
     """uint8 rows converted chunk by chunk; n_instances above the pool: all of it."""

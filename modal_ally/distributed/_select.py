@@ -195,7 +195,9 @@ def merge_coreset(parts, n_instances):
     """Greedy k-center on the union of the parts' picks, around the labeled set."""
     indices, vectors, to_labeled = _union(parts, "indices", "vectors", "weights")
     vectors = torch.from_numpy(vectors)
-    min_d2 = torch.as_tensor(to_labeled)
+    # the cover's working values, a copy: each pick must keep its distance to the
+    # labeled set for the next level of the merge tree
+    min_d2 = torch.tensor(to_labeled, dtype=torch.float64)
     picks, scores = [], []
     for _ in range(min(n_instances, indices.shape[0])):
         index = int(torch.argmax(min_d2))

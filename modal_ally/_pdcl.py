@@ -42,7 +42,6 @@ _SKORCH_DEFAULTS = dict(optimizer=torch.optim.Adam, lr=1e-3, max_epochs=50, batc
                         iterator_valid__collate_fn=collate_rows)
 
 
-
 def _check_fit_params(net, fit_params):
     """skorch hands fit parameters to the module's forward; ``sample_weight`` (what
     scikit-learn users pass) would fail there with a message about ``forward``."""
@@ -52,6 +51,7 @@ def _check_fit_params(net, fit_params):
             "labeled row by its own multiplier (lambdas_); to hold some rows to a "
             "tighter or looser loss bound, pass epsilon as an array or a callable of "
             "(X, y) with one bound per row")
+
 
 class PDCLMixin(DualHeadsMixin):
     """Primal-dual constrained learning for a skorch net (classifier or regressor).

@@ -52,6 +52,16 @@ def gradient_factors(probs) -> torch.Tensor:
     return a
 
 
+def _difference_form(a, z, centers_a, centers_z):
+    """``||a z^T - c_a c_z^T||^2`` in the difference form, reduced over the last axis
+    (the inputs broadcast against each other: row by row, or every row against every
+    center)."""
+    da, dz = a - centers_a, z - centers_z
+    return ((da * da).sum(dim=-1) * (z * z).sum(dim=-1)
+            + (centers_a * centers_a).sum(dim=-1) * (dz * dz).sum(dim=-1)
+            + 2.0 * (da * centers_a).sum(dim=-1) * (dz * z).sum(dim=-1)).clamp_min_(0.0)
+
+
 def gradient_sq_distances(a, z, centers_a, centers_z):
     """``||a_i z_i^T - c_a c_z^T||^2`` for every row ``i`` and center, shape (n, m).
 
@@ -59,21 +69,7 @@ def gradient_sq_distances(a, z, centers_a, centers_z):
     (``da = a_i - c_a``, ``dz = z_i - c_z``): no cancellation, so a copy of a center is
     at distance exactly 0. ``n x m x (C + d)`` values at once: for few rows or centers.
     """
-    da = a[:, None, :] - centers_a[None, :, :]
-    dz = z[:, None, :] - centers_z[None, :, :]
-    return ((da * da).sum(dim=2) * (z * z).sum(dim=1)[:, None]
-            + (centers_a * centers_a).sum(dim=1)[None, :] * (dz * dz).sum(dim=2)
-            + 2.0 * (da * centers_a[None]).sum(dim=2) * (dz * z[:, None, :]).sum(dim=2)
-            ).clamp_min_(0.0)
-
-
-def _pair_sq_distances(a, z, centers_a, centers_z):
-    """``||a_i z_i^T - c_a_i c_z_i^T||^2`` row by row (row ``i`` against center row
-    ``i``), in :func:`gradient_sq_distances`' difference form."""
-    da, dz = a - centers_a, z - centers_z
-    return ((da * da).sum(dim=1) * (z * z).sum(dim=1)
-            + (centers_a * centers_a).sum(dim=1) * (dz * dz).sum(dim=1)
-            + 2.0 * (da * centers_a).sum(dim=1) * (dz * z).sum(dim=1)).clamp_min_(0.0)
+    return _difference_form(a[:, None, :], z[:, None, :], centers_a[None], centers_z[None])
 
 
 def _exact_nearest(a, z, g_sq, centers_a, centers_z, centers_g_sq, tol):
@@ -97,8 +93,8 @@ def _exact_nearest(a, z, g_sq, centers_a, centers_z, centers_g_sq, tol):
     step = max(1, BLOCK_VALUES // (a.shape[1] + z.shape[1]))
     for start in range(0, rows.shape[0], step):
         r, c = rows[start:start + step], cols[start:start + step]
-        exact[start:start + step] = _pair_sq_distances(a[r], z[r], centers_a[c],
-                                                       centers_z[c])
+        exact[start:start + step] = _difference_form(a[r], z[r], centers_a[c],
+                                                     centers_z[c])
     values = torch.full((n,), float("inf"), dtype=a.dtype, device=a.device)
     values.scatter_reduce_(0, rows, exact, "amin")
     ties = exact == values[rows]
@@ -156,10 +152,9 @@ class Workspace:
         flat = self._flat("products", like, 3, max(rows * cols, BLOCK_VALUES))
         return [flat[i, :rows * cols].view(rows, cols) for i in range(3)]
 
-    def vectors(self, like, rows, count, dtype=None):
-        """``count`` (rows,) tensors of ``like``'s device (and dtype unless given)."""
-        flat = self._flat(("vectors", dtype), like, count, rows, dtype)
-        return [flat[i, :rows] for i in range(count)]
+    def vector(self, like, rows, dtype=None):
+        """A (rows,) tensor of ``like``'s device (and dtype unless given)."""
+        return self._flat(("vector", dtype), like, 1, rows, dtype)[0, :rows]
 
 
 def nearest_centers(a, z, centers_a, centers_z, *, g_sq=None, indices=True,
@@ -191,8 +186,8 @@ def nearest_centers(a, z, centers_a, centers_z, *, g_sq=None, indices=True,
     workspace = workspace or Workspace()
     products = workspace.views(a, min(block, a.shape[0]), centers_a.shape[0])
     if not indices:
-        bound_buffer, = workspace.vectors(a, min(block, a.shape[0]), 1)
-        flag_buffer, = workspace.vectors(a, min(block, a.shape[0]), 1, torch.bool)
+        bound_buffer = workspace.vector(a, min(block, a.shape[0]))
+        flag_buffer = workspace.vector(a, min(block, a.shape[0]), torch.bool)
     for start in range(0, a.shape[0], block):
         rows = slice(start, start + block)
         if indices:
@@ -255,6 +250,10 @@ class _Draws:
         self._min_d2_view = self.min_d2.numpy() if self._host else self.min_d2
         self._chosen_view = self.chosen.numpy() if self._host else self.chosen
         self._clear_pending()
+        # the draw mass and its cumulative sum, rewritten by every refresh
+        self._mass = torch.empty(a.shape[0], dtype=torch.float64, device=a.device)
+        self.cumulative = torch.empty_like(self._mass)
+        self._cumulative_view = self.cumulative.numpy() if self._host else None
         self._rebuild()
 
     @property
@@ -273,11 +272,6 @@ class _Draws:
         self.pending = []
 
     def _rebuild(self):
-        if not hasattr(self, "cumulative"):  # the buffers, reused by every refresh
-            self._mass = torch.empty(self.a.shape[0], dtype=torch.float64,
-                                     device=self.a.device)
-            self.cumulative = torch.empty_like(self._mass)
-            self._cumulative_view = self.cumulative.numpy() if self._host else None
         torch.mul(self.weights, self.min_d2, out=self._mass)
         torch.cumsum(self._mass, dim=0, out=self.cumulative)
         self.total = float(self.cumulative[-1])

@@ -17,6 +17,10 @@ same selection without the dual variables, the ablation that shows what they add
     (constraint violation) multiply. Classification only.
 ``ally_uncertain``
     The paper's cluster-then-argmax rule with the score ``lambda_hat * (1 - max p)``.
+``ally_reweighted``
+    The shipped default rule with other draw weights (unshrunk, squared), or on the
+    gradient embeddings' directions only, where the duals are the sole
+    informativeness signal (issue 16).
 """
 
 from __future__ import annotations
@@ -26,13 +30,14 @@ import torch
 from sklearn.utils import check_random_state
 
 from modal_ally._compat import query_result
-from modal_ally._seeding import gradient_factors
+from modal_ally._seeding import gradient_factors, gradient_seeding
 from modal_ally._torch_utils import BLOCK_ROWS, rounding_tolerance
 from modal_ally._validation import uniform
 from modal_ally.clustering import kmeans
 from modal_ally.strategies import ally_scores as _ally_scores
 from modal_ally.strategies import kmeans_pp_gradient_selection, priority_order
-from modal_ally.strategies.ally import shrunk_duals
+from modal_ally.strategies._stream import pool_features
+from modal_ally.strategies.ally import N_COMPONENTS, shrunk_duals, validate_ally_query
 from modal_ally.strategies.badge import _class_probabilities
 
 
@@ -43,7 +48,7 @@ def ally_scores(net, X_pool):
     return torch.as_tensor(embeddings), scores
 
 __all__ = ["ally_d2", "ally_gradient", "ally_uncertain", "weighted_d2_seeding",
-           "ally_exact", "ally_dask"]
+           "ally_exact", "ally_dask", "ally_reweighted"]
 
 
 def _sample_proportional(weights, rng):
@@ -96,6 +101,42 @@ def ally_exact(learner, X_pool, n_instances=1, *, random_state=None, n_component
                                 cluster_components=32)
     selected, scores = dual_weighted_selection(query, n_components=n_components,
                                                residual=residual, weighted=weighted)
+    return query_result(selected, scores[selected])
+
+
+def _unit_rows(x):
+    """Rows scaled to norm 1 (a zero row stays 0)."""
+    norms = torch.linalg.vector_norm(x, dim=1, keepdim=True)
+    return x / torch.where(norms > 0, norms, torch.ones_like(norms))
+
+
+def ally_reweighted(learner, X_pool, n_instances=1, *, random_state=None, power=1.0,
+                    shrink=False, weight="lambda", directions=False):
+    """The shipped default rule (streamed, 32-d projection) with other draw weights:
+    ``lambda_hat ** power`` of the pool head, shrunk toward the pool mean with
+    ``shrink`` (``shrink=True, power=1``: the default itself). A point weighed 0 is drawn
+    only in the fill (issue 16's screening of the duals' strength).
+
+    ``directions=True``: the gradient embeddings' *directions* only,
+    ``(a / |a|) (outer) (z / |z|)``: every row has norm 1, so BADGE's uncertainty (the
+    gradient norm) leaves the geometry and the duals are the rule's only
+    informativeness signal (the first pick is the largest weight; every next one
+    ``~ w D^2`` with ``D`` a distance between directions). ``weight="none"``: every
+    weight 1, its ablation (diversity alone)."""
+    query = validate_ally_query(learner, X_pool, n_instances, strategy="ally_reweighted",
+                                random_state=random_state, n_clusters=None,
+                                max_dual=None, skip_top_quantile=None,
+                                cluster_components=32)
+    features = pool_features(query, n_components=N_COMPONENTS, factors=True, duals=True)
+    scores = features.scores.numpy().astype(np.float64)
+    w = _weights(query.net, scores, weight, power)
+    if shrink:
+        w = shrunk_duals(w)
+    factors, embeddings = features.factors, features.embeddings
+    if directions:
+        factors, embeddings = _unit_rows(factors), _unit_rows(embeddings)
+    selected, _ = gradient_seeding(factors, embeddings, query.n_instances,
+                                   query.random_state, weights=w.to(query.net.device))
     return query_result(selected, scores[selected])
 
 

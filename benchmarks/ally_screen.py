@@ -34,7 +34,8 @@ for _name, _fn in (("ally-d2", "ally_d2"), ("ally-gradient", "ally_gradient"),
                    ("ally-uncertain", "ally_uncertain"),
                    ("ally-gradient-weighted", "ally_gradient_weighted"),
                    ("ally-gradient-clusters", "ally_gradient_clusters"),
-                   ("ally-exact", "ally_exact"), ("ally-dask", "ally_dask")):
+                   ("ally-exact", "ally_exact"), ("ally-dask", "ally_dask"),
+                   ("ally-reweighted", "ally_reweighted")):
     registry.STRATEGIES.setdefault(_name, registry.StrategySpec(
         _name, f"{_CANDIDATES}:{_fn}", pdcl=True, accepts_random_state=True))
 
@@ -92,6 +93,13 @@ ARMS = {
     "ally-exact": ("ally-exact", {}, {}),
     "ally-p32r": ("ally-exact", {}, {"n_components": 32, "residual": True}),
     "ally-p64": ("ally-exact", {}, {"n_components": 64}),
+    # the shipped rule with the pool head's duals unshrunk, and squared
+    "ally-raw": ("ally-reweighted", {}, {}),
+    "ally-sq": ("ally-reweighted", {}, {"power": 2.0}),
+    # the duals as the only informativeness: the gradient embeddings' directions (norm 1)
+    "ally-dir": ("ally-reweighted", {}, {"directions": True}),
+    "ally-dir-shrink": ("ally-reweighted", {}, {"directions": True, "shrink": True}),
+    "dir-nolambda": ("ally-reweighted", {}, {"directions": True, "weight": "none"}),
     # the ablation of the shipped default: the same streamed rule, every weight 1
     "ally-nolambda": ("ally-exact", {}, {"n_components": 32, "weighted": False}),
     # the default rule on the pool as a Dask array of 8 blocks (two rounds)

@@ -43,6 +43,8 @@ from benchmarks.datasets import load_dataset
 from benchmarks.estimators import build_estimator
 from benchmarks.loop import initial_indices
 from benchmarks.registry import parse_names
+from modal_ally import _pdcl
+from modal_ally._dual_state import DualState
 from modal_ally._torch_utils import torch_threads
 from modal_ally.dual_head import fit_dual_head, predict_dual
 from modal_ally.modules import ConditionalDualHead, DualHead
@@ -62,6 +64,7 @@ class Variant:
     validation: float = 0.0  # held-out fraction for early stopping
     epochs: int = 100
     head: tuple = ()  # ConditionalDualHead parameters
+    features: str = "embedding"  # or "layers": every hidden layer's output (Learning Loss)
 
 
 #: The screened variants (``paper``: the paper's head, what ``method="paper"`` reads).
@@ -89,6 +92,8 @@ VARIANTS = {
     "loss-add-mean": Variant(target="mean", conditional="loss", head=_ADD),
     "loss-add-rank": Variant(conditional="loss", loss="rank", head=_ADD),
     "loss-add-val": Variant(conditional="loss", validation=0.2, epochs=300, head=_ADD),
+    "layers": Variant(features="layers"),
+    "loss-mlp-layers": Variant(conditional="loss", head=_MLP, features="layers"),
 }
 
 #: Per task: load_dataset arguments and the labeled-set sizes.
@@ -115,8 +120,33 @@ def _classifier(net):
     return lambda block: _class_probabilities(net, block)
 
 
-def fit_variant(net, variant: Variant, *, seed):
-    """A dual head fitted by ``variant`` on ``net``'s training rows: (head, scaling)."""
+@torch.no_grad()
+def layer_features(net, X):
+    """Every hidden layer's output for the rows ``X``, side by side (the features of
+    Learning Loss, Yoo and Kweon, CVPR 2019): the output of each activation of the
+    backbone, a convolution's averaged over its spatial positions."""
+    module = net.module_
+    was_training = module.training
+    module.eval()
+    try:
+        h = torch.as_tensor(np.asarray(X)).to(net.device)
+        parts = []
+        for layer in module.backbone:
+            h = layer(h)
+            if isinstance(layer, (torch.nn.ReLU, torch.nn.GELU, torch.nn.Tanh)):
+                parts.append(h.flatten(2).mean(dim=2) if h.dim() > 2 else h)
+        if not parts:  # no activation at the top level: the embedding alone
+            parts = [h.reshape(h.shape[0], -1)]
+        return torch.cat(parts, dim=1).float().cpu()
+    finally:
+        module.train(was_training)
+
+
+def fit_variant(net, variant: Variant, *, seed, train_features=None):
+    """A dual head fitted by ``variant`` on ``net``'s training rows: (head, scaling).
+
+    ``train_features``: what the head reads for the training rows (default: their
+    embeddings); the class probabilities always come from the embeddings."""
     embeddings = torch.as_tensor(net.train_embeddings_)
     classifier = _classifier(net)
     targets = net.lambdas_ if variant.target == "last" else net.lambdas_mean_
@@ -124,6 +154,9 @@ def fit_variant(net, variant: Variant, *, seed):
     conditional = "none"
     if classifier is not None:
         probs = classifier(embeddings).cpu()
+    if train_features is not None:
+        embeddings = train_features
+    if classifier is not None:
         labels = torch.as_tensor(net._train_labels)
         conditional = variant.conditional
     width = embeddings.shape[1] + (probs.shape[1] if probs is not None
@@ -144,15 +177,32 @@ def fit_variant(net, variant: Variant, *, seed):
     return head, scaling
 
 
-def variant_scores(net, embeddings, variants, *, seed):
-    """{variant: predicted lambda of ``embeddings``} for ``net``."""
+def variant_scores(net, embeddings, variants, *, seed, layers=None):
+    """{variant: predicted lambda of ``embeddings``} for ``net``.
+
+    ``layers``: ``(training rows' features, the scored rows' features)`` of
+    :func:`layer_features`, for the variants that read every hidden layer."""
     out = {}
     classifier = _classifier(net)
+    probs = None if classifier is None else classifier(embeddings).cpu()
     for name, variant in variants.items():
+        if variant.features == "layers":
+            head, scaling = fit_variant(net, variant, seed=seed, train_features=layers[0])
+            out[name] = predict_dual(head, layers[1], scaling, chunk_size=4096,
+                                     device="cpu", classifier=classifier,
+                                     probs=probs).numpy()
+            continue
         head, scaling = fit_variant(net, variant, seed=seed)
         out[name] = predict_dual(head, embeddings, scaling, chunk_size=4096, device="cpu",
                                  classifier=classifier).numpy()
     return out
+
+
+def _layers(data, labeled, rest, net, variants):
+    """The training and scored rows' :func:`layer_features`, where a variant reads them."""
+    if not any(v.features == "layers" for v in variants.values()):
+        return None
+    return layer_features(net, data.X_pool[labeled]), layer_features(net, data.X_pool[rest])
 
 
 def uncertainty_scores(net, embeddings, train_embeddings):
@@ -172,7 +222,37 @@ def uncertainty_scores(net, embeddings, train_embeddings):
             "gradnorm": np.linalg.norm(a, axis=1) * e_norm}
 
 
+class RestartDualState(DualState):
+    """The dual step with restarts: a row's multiplier is set to 0 whenever its
+    constraint is met (``l'_i <= epsilon_i``), so at the end of training it holds the
+    violation accumulated since the row was last feasible (the issue's "multipliers that
+    track the current violation"), instead of the whole history."""
+
+    @torch.no_grad()
+    def step(self, index, constraint, step_size, losses=None):
+        super().step(index, constraint, step_size, losses)
+        eps = self.eps_scalar if self.eps_scalar is not None else self.epsilon[index]
+        feasible = constraint <= eps
+        if bool(feasible.any()):
+            self.lambdas[torch.as_tensor(index)[feasible]] = 0.0
+
+
+#: How the nets' multipliers are updated (``--dual-update``): the package's projected
+#: dual ascent, or with restarts when feasible.
+DUAL_UPDATES = {"ascent": DualState, "restart": RestartDualState}
+_DUAL_UPDATE = ["ascent"]
+
+
 def _fit(data, rows, seed):
+    original = _pdcl.DualState
+    _pdcl.DualState = DUAL_UPDATES[_DUAL_UPDATE[0]]
+    try:
+        return _fit_net(data, rows, seed)
+    finally:
+        _pdcl.DualState = original
+
+
+def _fit_net(data, rows, seed):
     net = build_estimator("ally", data, epochs=50, seed=seed)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -194,7 +274,8 @@ def measure(data, seed, n, variants):
     loss = net.per_sample_loss(X_rest, y_rest)
     row = {"task": data.name, "seed": seed, "n_labels": n, "fit_s": round(fit_s, 3),
            "active_fraction": float((net.lambdas_ > 0).mean())}
-    scores = {**variant_scores(net, embeddings, variants, seed=seed),
+    scores = {**variant_scores(net, embeddings, variants, seed=seed,
+                               layers=_layers(data, labeled, rest, net, variants)),
               **uncertainty_scores(net, embeddings, net.train_embeddings_)}
     for name, values in scores.items():
         row[f"rho_{name}"] = _spearman(values, loss)
@@ -209,7 +290,8 @@ def own_multipliers(data, seed, n, variants, n_points):
     points = np.sort(rng.choice(rest, size=min(n_points, rest.shape[0]), replace=False))
     net = _fit(data, labeled, seed)
     embeddings = torch.as_tensor(net.embed(data.X_pool[points]))
-    scores = {**variant_scores(net, embeddings, variants, seed=seed),
+    scores = {**variant_scores(net, embeddings, variants, seed=seed,
+                               layers=_layers(data, labeled, points, net, variants)),
               **uncertainty_scores(net, embeddings, net.train_embeddings_)}
     own_last, own_mean = [], []
     for j in points:
@@ -257,6 +339,9 @@ def main(argv=None):
     parser.add_argument("--own-points", type=int, default=30)
     parser.add_argument("--skip-pool", action="store_true",
                         help="only the --own measurement")
+    parser.add_argument("--dual-update", choices=tuple(DUAL_UPDATES), default="ascent",
+                        help="the nets' dual step: the package's (ascent) or with "
+                        "restarts when a constraint is met (restart)")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--out", default="docs/results/dual_head")
     args = parser.parse_args(argv)
@@ -264,6 +349,7 @@ def main(argv=None):
     if unknown:
         parser.error(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
     variants = {v: VARIANTS[v] for v in parse_names(args.variants)}
+    _DUAL_UPDATE[0] = args.dual_update
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -284,7 +370,8 @@ def main(argv=None):
             frame = result["pool"] = pd.DataFrame(rows)
             frame.to_csv(out / "dual_head.csv", index=False, float_format="%.5g")
             footer = (f"\n`python -m benchmarks.dual_head --tasks {args.tasks} --seeds "
-                      f"{args.seeds}`: {time.perf_counter() - start:.0f} s, torch "
+                      f"{args.seeds} --dual-update {args.dual_update}`: "
+                      f"{time.perf_counter() - start:.0f} s, torch "
                       f"{torch.get_num_threads()} thread(s).\n")
             (out / "dual_head.md").write_text(summary_markdown(
                 frame, ["rho"], "Spearman with the pool's true loss (mean ± std over "

@@ -48,3 +48,70 @@ def test_gradient_cluster_candidate_returns_unique_picks(fitted_net, digits):
                                    weight="none")
     seeds = np.asarray(seeds[0] if isinstance(seeds, tuple) else seeds)
     assert not np.array_equal(np.sort(picks), np.sort(seeds))
+
+
+def test_restart_dual_step_zeroes_the_rows_whose_constraint_is_met():
+    import torch
+
+    state = dual_head.RestartDualState(np.array([0.5, 0.5, 0.5], dtype=np.float32),
+                                       np.full(3, 0.2, dtype=np.float32), "cpu")
+    state.step(torch.tensor([0, 2]), torch.tensor([0.1, 0.7]), 0.5)
+    # row 0 met its constraint: restarted; row 2 ascended; row 1 untouched
+    assert state.lambdas.tolist() == pytest.approx([0.0, 0.5, 0.75])
+
+
+@pytest.mark.filterwarnings("ignore:every dual variable:UserWarning")
+def test_dual_update_option_fits_the_nets_with_restarts(tmp_path):
+    from modal_ally import _pdcl
+
+    original = _pdcl.DualState
+    result = dual_head.main(["--tasks", "digits", "--seeds", "1", "--sizes", "60",
+                             "--variants", "paper", "--dual-update", "restart",
+                             "--out", str(tmp_path)])
+    assert _pdcl.DualState is original  # the package's dual step is put back
+    restarted = result["pool"]["active_fraction"].iloc[0]
+    plain = dual_head.main(["--tasks", "digits", "--seeds", "1", "--sizes", "60",
+                            "--variants", "paper", "--out", str(tmp_path / "plain")])
+    # with restarts only the rows violated at their last step keep a multiplier
+    assert restarted < plain["pool"]["active_fraction"].iloc[0]
+    assert "--dual-update restart" in (tmp_path / "dual_head.md").read_text()
+
+
+def test_reweighted_candidate_with_shrink_is_the_default_rule(fitted_net, digits):
+    from benchmarks.ally_candidates import ally_reweighted
+    from modal_ally import ally_query_strategy
+
+    def picks(result):
+        return np.asarray(result[0] if isinstance(result, tuple) else result)
+
+    default = picks(ally_query_strategy(fitted_net, digits["X_pool"], 30, random_state=4))
+    same = picks(ally_reweighted(fitted_net, digits["X_pool"], 30, random_state=4,
+                                 shrink=True))
+    raw = picks(ally_reweighted(fitted_net, digits["X_pool"], 30, random_state=4))
+    np.testing.assert_array_equal(default, same)
+    assert np.unique(raw).shape == (30,) and not np.array_equal(raw, default)
+
+
+def test_layer_features_stack_every_hidden_layer(fitted_net, digits):
+    import torch
+
+    X = digits["X_pool"][:7]
+    mode = fitted_net.module_.training
+    features = dual_head.layer_features(fitted_net, X)
+    widths = [m.out_features for m in fitted_net.module_.backbone
+              if isinstance(m, torch.nn.Linear)]
+    assert features.shape == (7, sum(widths))
+    # the last block is the embedding itself
+    np.testing.assert_allclose(features[:, -widths[-1]:].numpy(), fitted_net.embed(X),
+                               rtol=1e-5, atol=1e-6)
+    assert fitted_net.module_.training is mode  # the module's mode is put back
+
+
+@pytest.mark.filterwarnings("ignore:every dual variable:UserWarning")
+def test_layer_variants_are_scored(tmp_path):
+    result = dual_head.main(["--tasks", "digits", "--seeds", "1", "--sizes", "60",
+                             "--variants", "layers,loss-mlp-layers", "--out",
+                             str(tmp_path)])
+    pool = result["pool"]
+    for name in ("layers", "loss-mlp-layers"):
+        assert -1 <= pool[f"rho_{name}"].iloc[0] <= 1

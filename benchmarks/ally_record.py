@@ -59,6 +59,13 @@ LEGEND = {
     "gclust": "top lambda_hat (pool head) within b clusters of BADGE's k-means++ seeds",
     "ally-lossonly": "the default rule reading a pool head of the class's loss alone "
                      "(pool_dual_head__form='loss')",
+    # issue 16, stronger duals and the duals alone (the shipped streamed rule)
+    "ally-raw": "the shipped rule with draws ~ lambda_hat * D^2 (unshrunk)",
+    "ally-sq": "the shipped rule with draws ~ lambda_hat^2 * D^2",
+    "ally-dir": "the shipped rule on the gradient embeddings' directions (norm 1): the "
+                "duals are its only informativeness, draws ~ lambda_hat * D^2",
+    "ally-dir-shrink": "ally-dir with the default's shrunk weights lambda_hat + mean",
+    "dir-nolambda": "ally-dir with every weight 1 (diversity alone; its ablation)",
     "badge": "BADGE (plain net)", "random": "random", "margin": "margin (plain net)",
     "uncertainty": "least confidence (plain net)", "entropy": "entropy (plain net)",
     "coreset": "Coreset k-center greedy (plain net)",

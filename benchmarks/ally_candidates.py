@@ -121,8 +121,11 @@ def ally_reweighted(learner, X_pool, n_instances=1, *, random_state=None, power=
     ``(a / |a|) (outer) (z / |z|)``: every row has norm 1, so BADGE's uncertainty (the
     gradient norm) leaves the geometry and the duals are the rule's only
     informativeness signal (the first pick is the largest weight; every next one
-    ``~ w D^2`` with ``D`` a distance between directions). ``weight="none"``: every
-    weight 1, its ablation (diversity alone)."""
+    ``~ w D^2`` with ``D`` a distance between directions). ``directions="output"``:
+    only the output factor ``a`` scaled to norm 1, ``(a / |a|) (outer) z``: the duals
+    replace BADGE's uncertainty ``|a|`` and the embedding's norm stays (a regressor's
+    ``a`` is constant: its geometry is the default's). ``weight="none"``: every
+    weight 1, the ablation."""
     query = validate_ally_query(learner, X_pool, n_instances, strategy="ally_reweighted",
                                 random_state=random_state, n_clusters=None,
                                 max_dual=None, skip_top_quantile=None,
@@ -134,7 +137,9 @@ def ally_reweighted(learner, X_pool, n_instances=1, *, random_state=None, power=
         w = shrunk_duals(w)
     factors, embeddings = features.factors, features.embeddings
     if directions:
-        factors, embeddings = _unit_rows(factors), _unit_rows(embeddings)
+        factors = _unit_rows(factors)
+        if directions != "output":
+            embeddings = _unit_rows(embeddings)
     selected, _ = gradient_seeding(factors, embeddings, query.n_instances,
                                    query.random_state, weights=w.to(query.net.device))
     return query_result(selected, scores[selected])

@@ -66,6 +66,12 @@ LEGEND = {
                 "duals are its only informativeness, draws ~ lambda_hat * D^2",
     "ally-dir-shrink": "ally-dir with the default's shrunk weights lambda_hat + mean",
     "dir-nolambda": "ally-dir with every weight 1 (diversity alone; its ablation)",
+    "ally-dir-mono": "ally-dir reading the monotone pool head "
+                     "(pool_dual_head__form='monotone')",
+    "ally-adir": "the shipped rule with the output factor a scaled to norm 1: the duals "
+                 "in place of BADGE's uncertainty |a|, the embedding's norm kept",
+    "ally-adir-mono": "ally-adir reading the monotone pool head",
+    "adir-nolambda": "ally-adir with every weight 1 (its ablation)",
     "badge": "BADGE (plain net)", "random": "random", "margin": "margin (plain net)",
     "uncertainty": "least confidence (plain net)", "entropy": "entropy (plain net)",
     "coreset": "Coreset k-center greedy (plain net)",

@@ -100,6 +100,13 @@ ARMS = {
     "ally-dir": ("ally-reweighted", {}, {"directions": True}),
     "ally-dir-shrink": ("ally-reweighted", {}, {"directions": True, "shrink": True}),
     "dir-nolambda": ("ally-reweighted", {}, {"directions": True, "weight": "none"}),
+    "ally-dir-mono": ("ally-reweighted", {"pool_dual_head__form": "monotone"},
+                      {"directions": True}),
+    # the duals in place of BADGE's uncertainty |a|, the embedding's norm kept
+    "ally-adir": ("ally-reweighted", {}, {"directions": "output"}),
+    "ally-adir-mono": ("ally-reweighted", {"pool_dual_head__form": "monotone"},
+                       {"directions": "output"}),
+    "adir-nolambda": ("ally-reweighted", {}, {"directions": "output", "weight": "none"}),
     # the ablation of the shipped default: the same streamed rule, every weight 1
     "ally-nolambda": ("ally-exact", {}, {"n_components": 32, "weighted": False}),
     # the default rule on the pool as a Dask array of 8 blocks (two rounds)

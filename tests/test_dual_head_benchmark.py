@@ -115,3 +115,26 @@ def test_layer_variants_are_scored(tmp_path):
     pool = result["pool"]
     for name in ("layers", "loss-mlp-layers"):
         assert -1 <= pool[f"rho_{name}"].iloc[0] <= 1
+
+
+def test_direction_candidates(fitted_net, fitted_regressor, digits, diabetes):
+    from benchmarks.ally_candidates import _unit_rows, ally_reweighted
+
+    def picks(result):
+        return np.asarray(result[0] if isinstance(result, tuple) else result)
+
+    import torch
+
+    rows = _unit_rows(torch.tensor([[3.0, 4.0], [0.0, 0.0]]))
+    np.testing.assert_allclose(rows.numpy(), [[0.6, 0.8], [0.0, 0.0]])
+    for directions in (True, "output"):
+        got = picks(ally_reweighted(fitted_net, digits["X_pool"], 30, random_state=2,
+                                    directions=directions))
+        assert np.unique(got).shape == (30,)
+    # a regressor's output factor is the same for every row: scaling it to norm 1 leaves
+    # the default's geometry, so the picks are those of the same weights without it
+    pool = diabetes[2]
+    same = picks(ally_reweighted(fitted_regressor, pool, 20, random_state=2,
+                                 directions="output"))
+    plain = picks(ally_reweighted(fitted_regressor, pool, 20, random_state=2))
+    np.testing.assert_array_equal(same, plain)

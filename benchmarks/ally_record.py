@@ -72,6 +72,9 @@ LEGEND = {
                  "in place of BADGE's uncertainty |a|, the embedding's norm kept",
     "ally-adir-mono": "ally-adir reading the monotone pool head",
     "adir-nolambda": "ally-adir with every weight 1 (its ablation)",
+    "ally-adir-sq": "ally-adir with draws ~ lambda_hat^2 * D^2 (the duals squared in place "
+                    "of |a|^2)",
+    "ally-adir-mono-sq": "ally-adir-sq reading the monotone pool head",
     "badge": "BADGE (plain net)", "random": "random", "margin": "margin (plain net)",
     "uncertainty": "least confidence (plain net)", "entropy": "entropy (plain net)",
     "coreset": "Coreset k-center greedy (plain net)",

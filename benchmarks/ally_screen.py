@@ -107,6 +107,10 @@ ARMS = {
     "ally-adir-mono": ("ally-reweighted", {"pool_dual_head__form": "monotone"},
                        {"directions": "output"}),
     "adir-nolambda": ("ally-reweighted", {}, {"directions": "output", "weight": "none"}),
+    # squared duals in place of |a|^2 (BADGE's first-pick score is |a|^2 |z|^2)
+    "ally-adir-sq": ("ally-reweighted", {}, {"directions": "output", "power": 2.0}),
+    "ally-adir-mono-sq": ("ally-reweighted", {"pool_dual_head__form": "monotone"},
+                          {"directions": "output", "power": 2.0}),
     # the ablation of the shipped default: the same streamed rule, every weight 1
     "ally-nolambda": ("ally-exact", {}, {"n_components": 32, "weighted": False}),
     # the default rule on the pool as a Dask array of 8 blocks (two rounds)

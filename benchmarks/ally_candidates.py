@@ -85,6 +85,13 @@ def _gradient_sq_distances_to(a, e, a_sq, e_sq, g_sq, center: int):
     return d2.clamp_min_(0.0)
 
 
+def _default_query(learner, X_pool, n_instances, random_state, strategy):
+    """The validated query of the default rule (no outlier guard, no clusters)."""
+    return validate_ally_query(learner, X_pool, n_instances, strategy=strategy,
+                               random_state=random_state, n_clusters=None, max_dual=None,
+                               skip_top_quantile=None, cluster_components=32)
+
+
 def ally_exact(learner, X_pool, n_instances=1, *, random_state=None, n_components=None,
                residual=False, weighted=True):
     """The default rule in the full embedding space (no projection): the package's
@@ -93,12 +100,9 @@ def ally_exact(learner, X_pool, n_instances=1, *, random_state=None, n_component
     of what the projection leaves out as one more coordinate) for its variants.
     ``weighted=False``: every draw weight 1, the default rule without the dual variables
     (with ``n_components=32``, the ablation of the shipped default)."""
-    from modal_ally.strategies.ally import dual_weighted_selection, validate_ally_query
+    from modal_ally.strategies.ally import dual_weighted_selection
 
-    query = validate_ally_query(learner, X_pool, n_instances, strategy="ally_exact",
-                                random_state=random_state, n_clusters=None,
-                                max_dual=None, skip_top_quantile=None,
-                                cluster_components=32)
+    query = _default_query(learner, X_pool, n_instances, random_state, "ally_exact")
     selected, scores = dual_weighted_selection(query, n_components=n_components,
                                                residual=residual, weighted=weighted)
     return query_result(selected, scores[selected])
@@ -126,10 +130,7 @@ def ally_reweighted(learner, X_pool, n_instances=1, *, random_state=None, power=
     replace BADGE's uncertainty ``|a|`` and the embedding's norm stays (a regressor's
     ``a`` is constant: its geometry is the default's). ``weight="none"``: every
     weight 1, the ablation."""
-    query = validate_ally_query(learner, X_pool, n_instances, strategy="ally_reweighted",
-                                random_state=random_state, n_clusters=None,
-                                max_dual=None, skip_top_quantile=None,
-                                cluster_components=32)
+    query = _default_query(learner, X_pool, n_instances, random_state, "ally_reweighted")
     features = pool_features(query, n_components=N_COMPONENTS, factors=True, duals=True)
     scores = features.scores.numpy().astype(np.float64)
     w = _weights(query.net, scores, weight, power)

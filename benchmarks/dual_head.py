@@ -31,6 +31,7 @@ from __future__ import annotations
 import argparse
 import time
 import warnings
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -45,7 +46,7 @@ from benchmarks.loop import initial_indices
 from benchmarks.registry import parse_names
 from modal_ally import _pdcl
 from modal_ally._dual_state import DualState
-from modal_ally._torch_utils import torch_threads
+from modal_ally._torch_utils import as_tensor, eval_mode, torch_threads
 from modal_ally.dual_head import fit_dual_head, predict_dual
 from modal_ally.modules import ConditionalDualHead, DualHead
 from modal_ally.strategies.badge import _class_probabilities
@@ -125,11 +126,8 @@ def layer_features(net, X):
     """Every hidden layer's output for the rows ``X``, side by side (the features of
     Learning Loss, Yoo and Kweon, CVPR 2019): the output of each activation of the
     backbone, a convolution's averaged over its spatial positions."""
-    module = net.module_
-    was_training = module.training
-    module.eval()
-    try:
-        h = torch.as_tensor(np.asarray(X)).to(net.device)
+    with eval_mode(net.module_) as module:
+        h = as_tensor(X, net.device)
         parts = []
         for layer in module.backbone:
             h = layer(h)
@@ -138,8 +136,6 @@ def layer_features(net, X):
         if not parts:  # no activation at the top level: the embedding alone
             parts = [h.reshape(h.shape[0], -1)]
         return torch.cat(parts, dim=1).float().cpu()
-    finally:
-        module.train(was_training)
 
 
 def fit_variant(net, variant: Variant, *, seed, train_features=None):
@@ -154,11 +150,10 @@ def fit_variant(net, variant: Variant, *, seed, train_features=None):
     conditional = "none"
     if classifier is not None:
         probs = classifier(embeddings).cpu()
-    if train_features is not None:
-        embeddings = train_features
-    if classifier is not None:
         labels = torch.as_tensor(net._train_labels)
         conditional = variant.conditional
+    if train_features is not None:
+        embeddings = train_features
     width = embeddings.shape[1] + (probs.shape[1] if probs is not None
                                    and variant.inputs != "embedding" else 0)
     torch.manual_seed(seed)
@@ -181,20 +176,16 @@ def variant_scores(net, embeddings, variants, *, seed, layers=None):
     """{variant: predicted lambda of ``embeddings``} for ``net``.
 
     ``layers``: ``(training rows' features, the scored rows' features)`` of
-    :func:`layer_features`, for the variants that read every hidden layer."""
+    :func:`layer_features`, for the variants that read every hidden layer. The class
+    probabilities come from ``embeddings``, once for every variant."""
     out = {}
     classifier = _classifier(net)
     probs = None if classifier is None else classifier(embeddings).cpu()
     for name, variant in variants.items():
-        if variant.features == "layers":
-            head, scaling = fit_variant(net, variant, seed=seed, train_features=layers[0])
-            out[name] = predict_dual(head, layers[1], scaling, chunk_size=4096,
-                                     device="cpu", classifier=classifier,
-                                     probs=probs).numpy()
-            continue
-        head, scaling = fit_variant(net, variant, seed=seed)
-        out[name] = predict_dual(head, embeddings, scaling, chunk_size=4096, device="cpu",
-                                 classifier=classifier).numpy()
+        train, scored = layers if variant.features == "layers" else (None, embeddings)
+        head, scaling = fit_variant(net, variant, seed=seed, train_features=train)
+        out[name] = predict_dual(head, scored, scaling, chunk_size=4096, device="cpu",
+                                 classifier=classifier, probs=probs).numpy()
     return out
 
 
@@ -240,21 +231,22 @@ class RestartDualState(DualState):
 #: How the nets' multipliers are updated (``--dual-update``): the package's projected
 #: dual ascent, or with restarts when feasible.
 DUAL_UPDATES = {"ascent": DualState, "restart": RestartDualState}
-_DUAL_UPDATE = ["ascent"]
 
 
-def _fit(data, rows, seed):
+@contextmanager
+def _dual_update(name):
+    """PDCL fits inside use the dual step ``DUAL_UPDATES[name]`` (the package's after)."""
     original = _pdcl.DualState
-    _pdcl.DualState = DUAL_UPDATES[_DUAL_UPDATE[0]]
+    _pdcl.DualState = DUAL_UPDATES[name]
     try:
-        return _fit_net(data, rows, seed)
+        yield
     finally:
         _pdcl.DualState = original
 
 
-def _fit_net(data, rows, seed):
+def _fit(data, rows, seed, dual_update="ascent"):
     net = build_estimator("ally", data, epochs=50, seed=seed)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _dual_update(dual_update):
         warnings.simplefilter("ignore")
         net.fit(data.X_pool[rows], data.y_pool[rows])
     if data.task == "classification":
@@ -262,12 +254,12 @@ def _fit_net(data, rows, seed):
     return net
 
 
-def measure(data, seed, n, variants):
+def measure(data, seed, n, variants, dual_update="ascent"):
     """One fit: Spearman with the pool's true loss of every score."""
     labeled = initial_indices(data.n_pool, n, seed)
     rest = np.setdiff1d(np.arange(data.n_pool), labeled)
     start = time.perf_counter()
-    net = _fit(data, labeled, seed)
+    net = _fit(data, labeled, seed, dual_update)
     fit_s = time.perf_counter() - start
     X_rest, y_rest = data.X_pool[rest], data.y_pool[rest]
     embeddings = torch.as_tensor(net.embed(X_rest))
@@ -282,13 +274,13 @@ def measure(data, seed, n, variants):
     return row
 
 
-def own_multipliers(data, seed, n, variants, n_points):
+def own_multipliers(data, seed, n, variants, n_points, dual_update="ascent"):
     """Spearman of each variant's prediction with the points' own multipliers."""
     labeled = initial_indices(data.n_pool, n, seed)
     rest = np.setdiff1d(np.arange(data.n_pool), labeled)
     rng = np.random.default_rng([seed, n, 0x0A11])
     points = np.sort(rng.choice(rest, size=min(n_points, rest.shape[0]), replace=False))
-    net = _fit(data, labeled, seed)
+    net = _fit(data, labeled, seed, dual_update)
     embeddings = torch.as_tensor(net.embed(data.X_pool[points]))
     scores = {**variant_scores(net, embeddings, variants, seed=seed,
                                layers=_layers(data, labeled, points, net, variants)),
@@ -296,7 +288,7 @@ def own_multipliers(data, seed, n, variants, n_points):
     own_last, own_mean = [], []
     for j in points:
         rows = np.append(labeled, j)  # the added point is the last row
-        refit = _fit(data, rows, seed)
+        refit = _fit(data, rows, seed, dual_update)
         own_last.append(float(refit.lambdas_[-1]))
         own_mean.append(float(refit.lambdas_mean_[-1]))
     row = {"task": data.name, "seed": seed, "n_labels": n, "n_points": len(points),
@@ -349,7 +341,6 @@ def main(argv=None):
     if unknown:
         parser.error(f"unknown variants {unknown}; choose from {', '.join(VARIANTS)}")
     variants = {v: VARIANTS[v] for v in parse_names(args.variants)}
-    _DUAL_UPDATE[0] = args.dual_update
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
@@ -364,7 +355,7 @@ def main(argv=None):
                 data = load_dataset(task, data_dir=args.data_dir, random_state=0, **kwargs)
                 for n in sizes:
                     for seed in range(args.seeds):
-                        rows.append(measure(data, seed, n, variants))
+                        rows.append(measure(data, seed, n, variants, args.dual_update))
                         print({k: (round(v, 3) if isinstance(v, float) else v)
                                for k, v in rows[-1].items()}, flush=True)
             frame = result["pool"] = pd.DataFrame(rows)
@@ -383,7 +374,8 @@ def main(argv=None):
             own = []
             for n in (int(s) for s in parse_names(args.own_sizes)):
                 for seed in range(args.seeds):
-                    own.append(own_multipliers(data, seed, n, variants, args.own_points))
+                    own.append(own_multipliers(data, seed, n, variants, args.own_points,
+                                               args.dual_update))
                     print(own[-1], flush=True)
             frame = result["own"] = pd.DataFrame(own)
             frame.to_csv(out / "own.csv", index=False, float_format="%.5g")

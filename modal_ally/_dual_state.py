@@ -23,8 +23,11 @@ class DualState:
     in place at every minibatch.
     """
 
-    def __init__(self, lambdas, epsilon, device):
+    def __init__(self, lambdas, epsilon, device, slack_cost=None):
         self.lambdas = torch.as_tensor(lambdas, device=device).clone()
+        # resilient constrained learning: relaxing a constraint by u costs
+        # slack_cost / 2 * u^2, so the slack at equilibrium is lambda / slack_cost
+        self.slack_cost = None if slack_cost is None else float(slack_cost)
         self.epsilon = torch.as_tensor(epsilon, device=device)
         uniform = epsilon.size and bool((epsilon == epsilon[0]).all())
         # a scalar epsilon (the default) needs no per-row gather
@@ -42,9 +45,16 @@ class DualState:
 
     @torch.no_grad()
     def step(self, index, constraint, step_size, losses=None):
-        """``lambda_B <- max(0, lambda_B + eta (l'_B - eps_B))`` for the rows ``index``."""
+        """``lambda_B <- max(0, lambda_B + eta (l'_B - eps_B - u_B))`` for the rows
+        ``index``, where ``u_B = lambda_B / slack_cost`` are their relaxations (none
+        without a slack cost: the paper's hard constraints). The relaxation is taken
+        at the new multipliers (a proximal step, stable at any step size): at
+        equilibrium ``lambda_i = slack_cost * max(0, l'_i - eps_i)``, bounded."""
         lam, eps = self.gather(index)
-        lam.add_(constraint, alpha=step_size).sub_(step_size * eps).clamp_(min=0)
+        lam.add_(constraint, alpha=step_size).sub_(step_size * eps)
+        if self.slack_cost is not None:
+            lam.div_(1.0 + step_size / self.slack_cost)
+        lam.clamp_(min=0)
         self.lambdas[index] = lam
         self.latest[index] = constraint
         if losses is not None:  # l' != l: the objective needs its own sum
@@ -63,6 +73,12 @@ class DualState:
 
     def slack(self):
         return self.epsilon - self.latest
+
+    def relaxations(self):
+        """Each row's relaxation ``u_i = lambda_i / slack_cost`` (zeros without one)."""
+        if self.slack_cost is None:
+            return torch.zeros_like(self.lambdas)
+        return self.lambdas / self.slack_cost
 
     def epoch_primal_loss(self, row) -> float:
         """Mean objective loss of the epoch; resets the running sum."""

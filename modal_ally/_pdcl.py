@@ -74,7 +74,7 @@ class PDCLMixin(DualHeadsMixin):
                  constraint_loss=None, auto_epsilon_factor=1.1, dual_head=DualHead,
                  dual_head_epochs=100, dual_head_lr=5e-3, dual_head_batch_size=4096,
                  pool_dual_head=ConditionalDualHead, chunk_size=4096, embedding_layer=None,
-                 random_state=None, **kwargs):
+                 slack_cost=None, random_state=None, **kwargs):
         super().__init__(module, **{**_SKORCH_DEFAULTS, **kwargs})
         self.epsilon = epsilon
         self.dual_lr = dual_lr
@@ -88,6 +88,7 @@ class PDCLMixin(DualHeadsMixin):
         self.pool_dual_head = pool_dual_head
         self.chunk_size = chunk_size
         self.embedding_layer = embedding_layer
+        self.slack_cost = slack_cost
         self.random_state = random_state
 
     @property
@@ -215,7 +216,7 @@ class PDCLMixin(DualHeadsMixin):
             start = np.zeros(n, dtype=np.float32)
         else:
             start = previous
-        self.dual_state_ = DualState(start, self.epsilon_, self.device)
+        self.dual_state_ = DualState(start, self.epsilon_, self.device, self.slack_cost)
         if isinstance(self.module_, SplitModule):  # is the last nn.Linear the head?
             self.module_.check_split(torch.as_tensor(X[:2]).to(self.device))
         super().partial_fit(X, y, _routing_method=routing, **fit_params)
@@ -242,7 +243,8 @@ class PDCLMixin(DualHeadsMixin):
         estimators' Attributes) before the callbacks' ``on_train_end``."""
         state = self.dual_state_
         for name, value in (("lambdas_", state.lambdas), ("lambdas_mean_", state.mean_lambdas()),
-                            ("constraint_losses_", state.latest)):
+                            ("constraint_losses_", state.latest),
+                            ("relaxations_", state.relaxations())):
             setattr(self, name, to_numpy(value).astype(np.float32))
 
     def get_dataset(self, X, y=None):

@@ -66,6 +66,8 @@ def check_pdcl_params(net) -> None:
     """Check the PDCL parameters of ``net``; raise before anything changes."""
     check_epsilon(net.epsilon)
     check_real(net.dual_lr, "dual_lr", low=0)
+    check_real(net.slack_cost, "slack_cost", low=0, low_open=True, optional=True,
+               hint=" (None: hard constraints, the paper's)")
     check_real(net.lr, "lr", low=0, low_open=True)
     check_real(net.dual_head_lr, "dual_head_lr", low=0, low_open=True)
     check_optional_int(net.chunk_size, "chunk_size")

@@ -277,8 +277,11 @@ def rank_label_issues(learner_or_estimator, *, top=None, score=DEFAULT_SCORE, y=
 
 def _dual_gain(net) -> float:
     """``K`` in ``lambda_mean_i ~ K (l_i - epsilon_i)``: the mean over the epochs of the
-    summed dual step sizes up to each epoch (a row visited once per epoch whose loss stays
-    at ``l_i`` gains ``eta_s (l_i - epsilon_i)`` at epoch s)."""
+    multiplier that a row visited once per epoch, whose loss stays at ``l_i``, holds at
+    the end of each epoch, per unit of ``l_i - epsilon_i``. Without a slack cost it gains
+    ``eta_s (l_i - epsilon_i)`` at epoch s; with one it also gives up the share
+    ``eta_s / slack_cost`` (the proximal step of the dual update), so it settles at
+    ``slack_cost (l_i - epsilon_i)``."""
     epochs = max(len(net.history), 1)
     steps = np.arange(1, epochs + 1, dtype=np.float64)
     schedule = net.dual_lr_schedule
@@ -288,7 +291,12 @@ def _dual_gain(net) -> float:
         eta = float(net.dual_lr) / np.sqrt(steps)
     else:
         eta = np.array([float(schedule(int(s))) for s in steps])
-    return float((eta * (epochs - steps + 1)).sum() / epochs)
+    cost = getattr(net, "slack_cost", None)
+    lam, total = 0.0, 0.0
+    for step in eta:
+        lam = (lam + step) / (1.0 + (step / cost if cost is not None else 0.0))
+        total += lam
+    return total / epochs
 
 
 def average_losses(learner_or_estimator) -> np.ndarray:

@@ -116,9 +116,11 @@ class PDCLMixin(DualHeadsMixin):
         return self._initialize_checked()
 
     def _initialize_checked(self):
-        if self.module in (None, MLP) and getattr(self, "feature_shape_", None) is None:
+        if self.module in (None, MLP) and getattr(self, "feature_shape_", None) is None \
+                and not {"input_dim", "output_dim"} <= set(self.get_params_for("module")):
             # the default MLP is sized from the data: built at the first fit (modAL's
-            # DeepActiveLearner calls initialize() before it has seen any data)
+            # DeepActiveLearner calls initialize() before it has seen any data), or
+            # now when module__input_dim and module__output_dim are given
             return self
         seed = self._seed()
         if seed is not None:

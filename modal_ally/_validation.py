@@ -319,6 +319,8 @@ def check_fitted_net(net, *, require_backbone: bool = True, require_pdcl: bool =
         raise TypeError(
             f"{strategy} needs a skorch net as the learner's estimator, "
             f"got {type(net).__name__}")
+    if require_pdcl and getattr(net, "initialized_", False) and hasattr(net, "module_"):
+        net.check_is_fitted(["lambdas_"])  # a net built or loaded without a dual state
     if not getattr(net, "initialized_", False) or not hasattr(net, "module_") \
             or (require_pdcl and not hasattr(net, "lambdas_")):
         raise NotFittedError(

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from sklearn.exceptions import NotFittedError
 from skorch import NeuralNetClassifier, NeuralNetRegressor
 from skorch.utils import to_numpy
 from torch import nn
 
 from ._pdcl import PDCLMixin
+from ._persistence import PersistenceMixin
 from ._validation import check_class_labels
 
 __all__ = ["PDCLNet", "PDCLRegressor"]
@@ -38,8 +40,9 @@ _PDCL_DOC = """
         it is, its embedding taken at the input of its last ``nn.Linear`` (or at
         ``embedding_layer``), and ``module_.module`` is the module itself. None
         builds :class:`modal_ally.MLP` (two hidden layers of 256, ReLU) from the
-        data's shape at the first fit; a class taking ``input_dim``/``output_dim``
-        gets them from the data too.
+        data's shape at the first fit, or at ``initialize()`` when
+        ``module__input_dim`` and ``module__output_dim`` are given; a class taking
+        ``input_dim``/``output_dim`` gets them from the data too.
     epsilon : float, array of shape (n_rows,), callable or "auto", default {eps}
         Constraint level ``l'(f(x_i), y_i) <= epsilon_i``{eps_unit}. A callable
         ``epsilon(X, y)`` returns the levels of the rows being fitted, at every fit:
@@ -109,10 +112,16 @@ _PDCL_DOC = """
     history : skorch History
         Per epoch, besides skorch's columns: primal_loss, lagrangian, lambda_mean,
         lambda_max, active_fraction, slack_mean.
+    dual_heads_ : DualHeadsState
+        The dual heads and the fitted state a query reads, for skorch's persistence:
+        ``save_params(f_params=..., f_dual_heads=...)`` and the same keywords to
+        ``load_params`` (and ``Checkpoint``/``LoadInitState``); see docs/persistence.md.
+        Pickle works too; skops cannot load these nets safely (skorch keeps the modules
+        as a pickled blob that skops does not check).
 """
 
 
-class PDCLNet(PDCLMixin, NeuralNetClassifier):
+class PDCLNet(PersistenceMixin, PDCLMixin, NeuralNetClassifier):
     __doc__ = """Neural-network classifier trained by primal-dual constrained learning.
 
     A skorch ``NeuralNetClassifier``: skorch's parameters and methods work as usual.
@@ -120,6 +129,8 @@ class PDCLNet(PDCLMixin, NeuralNetClassifier):
     ``predict_proba`` has one column per class in ``classes_``.
     """ + _PDCL_DOC.format(eps="0.2", eps_unit=" (nats of cross-entropy)", dual_lr="0.05",
                          dual_lr_note="")
+
+    _target_state = ("classes_inferred_",)
 
     def __init__(self, module=None, *, criterion=nn.CrossEntropyLoss, epsilon=0.2,
                  **kwargs):
@@ -161,10 +172,14 @@ class PDCLNet(PDCLMixin, NeuralNetClassifier):
     def predict(self, X):
         """Class labels (values of ``classes_``) of the rows of ``X``."""
         proba = self.predict_proba(X)  # first: it says so if the net is not fitted
+        if self.classes is None and not hasattr(self, "classes_inferred_"):
+            raise NotFittedError(
+                f"This {type(self).__name__} does not know its classes: fit it, pass "
+                "classes=, or load them with load_params(f_dual_heads=...)")
         return np.asarray(self.classes_)[proba.argmax(axis=1)]
 
 
-class PDCLRegressor(PDCLMixin, NeuralNetRegressor):
+class PDCLRegressor(PersistenceMixin, PDCLMixin, NeuralNetRegressor):
     __doc__ = """Neural-network regressor trained by primal-dual constrained learning.
 
     Targets are standardized inside the estimator (``y_mean_``, ``y_scale_``), so that
@@ -182,6 +197,7 @@ class PDCLRegressor(PDCLMixin, NeuralNetRegressor):
             "        ranking)."))
 
     _task = "regression"
+    _target_state = ("y_ndim_", "n_outputs_", "y_mean_", "y_scale_")
 
     def __init__(self, module=None, *, criterion=nn.MSELoss, epsilon=0.1, dual_lr=0.005,
                  **kwargs):
@@ -221,6 +237,11 @@ class PDCLRegressor(PDCLMixin, NeuralNetRegressor):
 
     def predict(self, X):
         """Predictions in the units of the ``y`` given to ``fit``."""
-        out = self.predict_proba(X).reshape(-1, self.n_outputs_)
+        out = self.predict_proba(X)  # first: it says so if the net is not fitted
+        if not hasattr(self, "y_mean_"):
+            raise NotFittedError(
+                f"This {type(self).__name__} does not know its targets' standardization: "
+                "fit it, or load it with load_params(f_dual_heads=...)")
+        out = out.reshape(-1, self.n_outputs_)
         out = out * self.y_scale_ + self.y_mean_
         return out.ravel() if self.y_ndim_ == 1 else out

@@ -36,7 +36,7 @@ LAYERS = {
     "distributed._baselines": 6,
     "dual_head": 2, "_dual_state": 2, "_pdcl_checks": 2, "_guard": 2,
     "callbacks": 3, "_dual_heads": 3,
-    "_pdcl": 4,
+    "_pdcl": 4, "_persistence": 4,
     "net": 5, "modal_patches": 5,
     "generative": 6, "strategies._common": 6, "strategies._stream": 6,
     "diagnostics._constrained": 6, "label_audit": 6, "relabeling": 7,

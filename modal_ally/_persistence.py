@@ -22,7 +22,9 @@ import hashlib
 import numpy as np
 import torch
 from sklearn.exceptions import NotFittedError
+from skorch.exceptions import NotInitializedError
 
+from ._split import SplitModule
 from .dual_head import DualScaling
 
 __all__ = ["PersistenceMixin", "DualHeadsState", "weights_fingerprint"]
@@ -131,6 +133,8 @@ def dual_state_dict(net) -> dict:
         return state
     state["fitted"] = {name: _encode(net.__dict__[name], name)
                        for name in _FITTED if name in net.__dict__}
+    if isinstance(net.module_, SplitModule):  # did the fit find the plain module's head?
+        state["split_head"] = net.module_._head is not None
     head = net.__dict__.get("dual_head_")
     pool = net.__dict__.get("pool_dual_head_")
     if head is not None:
@@ -218,6 +222,11 @@ def _resume_training(net, state) -> None:
 def load_dual_state(net, state) -> None:
     """What ``load_params(f_dual_heads=...)`` does with the file's contents."""
     state = _check_file(net, state)
+    if "module_" not in net.__dict__:
+        raise NotInitializedError(
+            f"Cannot load a dual heads file into an un-initialized {type(net).__name__}: "
+            "call initialize() first (the default MLP needs module__input_dim and "
+            "module__output_dim for that)")
     if net.__dict__.get("_in_training") and "dual_state_" in net.__dict__:
         _resume_training(net, state)
     else:
@@ -225,6 +234,8 @@ def load_dual_state(net, state) -> None:
         drop_query_state(net, "")
         for name, value in values.items():
             setattr(net, name, value)
+        if isinstance(net.module_, SplitModule) and "split_head" in state:
+            net.module_.set_head(state["split_head"])
     net.__dict__["_dual_heads_file"] = {"weights": state["weights"],
                                         "complete": bool(state["complete"])}
 

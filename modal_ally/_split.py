@@ -159,7 +159,7 @@ class SplitModule(nn.Module):
             out = self.module(X_sample)
         finally:
             self.train(was_training)
-        head = self._layer if isinstance(self._layer, nn.Linear) else _last_linear(self)
+        head = self.head_layer()
         matches = False
         if head is not None and torch.is_tensor(out) \
                 and embeddings.shape[1] == head.in_features:
@@ -169,6 +169,16 @@ class SplitModule(nn.Module):
                                atol=1e-5))
         object.__setattr__(self, "_head", head if matches else None)
         return matches
+
+    def head_layer(self):
+        """The layer :meth:`check_split` tests as the head: the embedding layer when it
+        is an ``nn.Linear``, else the last ``nn.Linear``."""
+        return self._layer if isinstance(self._layer, nn.Linear) else _last_linear(self)
+
+    def set_head(self, found: bool) -> None:
+        """Expose ``head`` (or not) as :meth:`check_split` found it at the fit: a net
+        loaded by ``load_params`` has seen no rows to check."""
+        object.__setattr__(self, "_head", self.head_layer() if found else None)
 
     # the user's module's checkpoint format, not the wrapper's
     def state_dict(self, *args, **kwargs):

@@ -163,6 +163,44 @@ def test_a_loaded_net_pickles_and_fits_again(fitted_net, saved_classifier, digit
     assert net.lambdas_.shape == (50,)
 
 
+class PlainModule(torch.nn.Module):
+    """modAL's PyTorch example's shape: no backbone/head, sizes fixed by the user."""
+
+    def __init__(self, hidden=32):
+        super().__init__()
+        self.layers = torch.nn.Sequential(torch.nn.Linear(64, hidden), torch.nn.ReLU(),
+                                          torch.nn.Linear(hidden, 10))
+
+    def forward(self, x):
+        return self.layers(x)
+
+
+def test_a_user_module_initializes_before_any_fit_and_round_trips(digits, tmp_path):
+    net = small_net(module=PlainModule).initialize()
+    assert net.initialized_  # needs no size from the data
+    net.fit(digits["X_train"], digits["y_train"])
+    files = save(net, tmp_path)
+    new = loaded(PDCLNet, files, module=PlainModule)
+    for strategy in STRATEGIES:
+        assert np.array_equal(picks(strategy, new, digits["X_pool"]),
+                              picks(strategy, net, digits["X_pool"])), strategy
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+@pytest.mark.gpu
+def test_saved_on_cuda_loads_on_cuda_and_on_cpu(digits, tmp_path):
+    net = small_net(device="cuda").fit(digits["X_train"], digits["y_train"])
+    files = save(net, tmp_path)
+    on_cuda = loaded(PDCLNet, files, module__input_dim=64, module__output_dim=10,
+                     device="cuda")
+    assert np.array_equal(picks("ally-default", on_cuda, digits["X_pool"]),
+                          picks("ally-default", net, digits["X_pool"]))
+    on_cpu = loaded(PDCLNet, files, module__input_dim=64, module__output_dim=10)
+    assert all(p.device.type == "cpu" for p in on_cpu.pool_dual_head_.parameters())
+    assert np.allclose(on_cpu.predict_dual(digits["X_pool"]),
+                       net.predict_dual(digits["X_pool"]), rtol=1e-3, atol=1e-4)
+
+
 # --------------------------------------------------------------------- clear errors
 def test_params_without_the_dual_heads_cannot_query(saved_classifier, digits):
     net = loaded(PDCLNet, {"f_params": saved_classifier["f_params"]},
@@ -227,6 +265,8 @@ def test_a_dual_heads_file_of_the_wrong_kind_or_shape_is_refused(fitted_net, sav
     unfitted = PDCLNet(module__input_dim=64, module__output_dim=10).initialize()
     with pytest.raises(NotFittedError, match="no dual state to save"):
         unfitted.save_params(f_dual_heads=io.BytesIO())
+    with pytest.raises(NotFittedError, match="call initialize\\(\\) first"):
+        PDCLNet().load_params(f_dual_heads=saved_classifier["f_dual_heads"])
 
 
 # --------------------------------------------------------------------- callbacks

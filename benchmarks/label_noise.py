@@ -65,3 +65,63 @@ def corrupt(X, y, rate: float, kind: str, rng, *, n_classes=None):
     is_corrupted = np.zeros(n, dtype=bool)
     is_corrupted[rows] = True
     return noisy, is_corrupted
+
+
+#: The simulated annotators of the ``panel`` setting: their error rates (symmetric noise).
+PANEL = (0.05, 0.15, 0.35)
+
+
+class Oracle:
+    """Simulated annotators: every ask of a pool row is a fresh, seeded answer.
+
+    ``setting`` is ``"<kind>:<rate>"`` (one annotator who errs with probability ``rate``,
+    ``kind`` ``symmetric`` or ``pairs`` for a classifier, ``replaced`` for a regressor) or
+    ``"panel"`` (the annotators of :data:`PANEL`: the k-th ask of row i goes to annotator
+    ``(i + k) mod 3``, so a second opinion comes from another person). The k-th answer
+    of a row is the same in every arm of a seed (paired), and independent of the others.
+    """
+
+    def __init__(self, X_pool, y_pool, setting, seed, *, n_classes=None):
+        self.y = np.asarray(y_pool)
+        self.setting, self.seed, self.n_classes = setting, int(seed), n_classes
+        if setting == "panel":
+            self.kind, self.rates = "symmetric", np.asarray(PANEL)
+        else:
+            kind, rate = setting.split(":")
+            if kind not in KINDS:
+                raise ValueError(f"unknown noise kind {kind!r}; choose from {', '.join(KINDS)}")
+            self.kind, self.rates = kind, np.asarray([float(rate)])
+        self.partners = confusable_partners(X_pool, self.y, n_classes) \
+            if self.kind == "pairs" else None
+        self._answers = []
+
+    @property
+    def rate(self) -> float:
+        """The mean error rate of an answer."""
+        return float(self.rates.mean())
+
+    def _ask(self, k):
+        while len(self._answers) <= k:
+            i = len(self._answers)
+            rng = np.random.default_rng([self.seed, i, 0x0EAC1E, *map(int, self.rates * 1000),
+                                         KINDS.index(self.kind)])
+            who = (np.arange(self.y.shape[0]) + i) % self.rates.size
+            wrong = rng.random(self.y.shape[0]) < self.rates[who]
+            rows = np.flatnonzero(wrong)
+            answers = flip(self.y, rows, self.kind, rng, n_classes=self.n_classes,
+                           partners=self.partners)
+            self._answers.append((answers, who))
+        return self._answers[k]
+
+    def answer(self, rows, asked):
+        """``(labels, annotators)``: the answer to ask number ``asked[j]`` (0: the first)
+        of pool row ``rows[j]``, and who gave it (``"a<j>"``)."""
+        rows, asked = np.asarray(rows, dtype=np.int64), np.asarray(asked, dtype=np.int64)
+        labels = np.empty(rows.shape[0], dtype=self.y.dtype)
+        who = np.empty(rows.shape[0], dtype=object)
+        for k in np.unique(asked):
+            at = asked == k
+            answers, annotators = self._ask(int(k))
+            labels[at] = answers[rows[at]]
+            who[at] = [f"a{int(j)}" for j in annotators[rows[at]]]
+        return labels, who

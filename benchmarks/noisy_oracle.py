@@ -1,18 +1,23 @@
-"""Active learning under a noisy oracle: every strategy, and ALLY with a label audit.
+"""Active learning with annotators who err: every strategy, with and without second opinions.
 
-The oracle gives a wrong label (uniformly one of the other classes) with probability
-``rate``, independently for every pool row, drawn once per seed (the same answers for
-every arm of a seed: paired). Asked again about a row (a relabel), it answers anew with
-the same error rate (a second, independent draw). Every strategy runs through a real
-``modAL.models.ActiveLearner`` as in ``benchmarks/loop.py`` (same initial set, network,
-epochs and query seeds per seed). The audit arms spend ``--audit-fraction`` of every
-round's budget on relabels: :func:`modal_ally.relabel` sends the top suspects of
-:func:`modal_ally.rank_label_issues` (rows not audited before) back to the oracle, then
-the rest of the budget is queried. A relabel counts as an annotation: every arm spends
-the same number of annotations per round. Test accuracy is measured on the clean test
-labels; AULC over the annotations spent. Output: ``curves.jsonl`` (a rerun skips the
-curves done), ``summary.md``, ``paired.md``/``paired.csv`` (per rate, as in
-``benchmarks/ally_screen.py``) and a plot.
+The oracle (:class:`benchmarks.label_noise.Oracle`) answers each ask of a pool row with a
+fresh seeded draw: ``symmetric:<rate>`` (a wrong answer is uniformly another class),
+``pairs:<rate>`` (a wrong answer is the class's confusable partner), ``replaced:<rate>``
+(regression: another row's target) or ``panel`` (three annotators who err 5, 15 and 35 %
+of the time, a second opinion from another of them). Every arm of a seed hears the same
+k-th answer for a row (paired), keeps every answer (:class:`modal_ally.Answers`) and
+trains on the consensus. Every strategy runs through a real ``modAL.models.ActiveLearner``
+(same initial rows, nets, epochs and query seeds as ``benchmarks/loop.py``); every arm
+spends the same annotations a round, a second opinion counting as one. Test accuracy is on
+the clean test labels; AULC over the annotations spent. The arms (:data:`ARMS`): the
+baselines without second opinions; ALLY at this release's training and at the 0.1
+release's (hard constraints), without second opinions; the 0.1 release's ALLY + audit (a
+fixed 20 % of every round); ALLY + second opinions (:func:`modal_ally.next_annotations`);
+ActiveLab; margin and BADGE with cleanlab's relabeling at the annotation share that ALLY +
+second opinions spent in the same round (see ``benchmarks/noisy_arms.py``).
+
+Output: ``curves.jsonl`` (a rerun skips the curves done), per setting ``paired.md``, and
+``summary.md`` with each arm's second-opinion share and compute per round.
 
 Example::
 
@@ -29,93 +34,171 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import cli, registry
+from benchmarks import cli, noisy_arms, registry
 from benchmarks.estimators import build_estimator
+from benchmarks.label_noise import Oracle
 from benchmarks.loop import initial_indices, query_random_state
 from benchmarks.metrics import evaluate
 
-#: display name -> (strategy, query parameters, audited)
+#: display name -> (strategy that picks pool rows, estimator parameters, policy)
 ARMS = {
-    "ALLY default": ("ally", {}, False),
-    "ALLY paper": ("ally", {"method": "paper"}, False),
-    "BADGE": ("badge", {}, False),
-    "margin": ("margin", {}, False),
-    "entropy": ("entropy", {}, False),
-    "uncertainty": ("uncertainty", {}, False),
-    "Core-Set": ("coreset", {}, False),
-    "random": ("random", {}, False),
-    "ALLY + guard": ("ally", {"skip_top_quantile": "guard"}, False),
-    "ALLY + audit": ("ally", {}, True),
-    "ALLY + guard + audit": ("ally", {"skip_top_quantile": "guard"}, True),
+    "random": ("random", {}, "none"),
+    "margin": ("margin", {}, "none"),
+    "BADGE": ("badge", {}, "none"),
+    "ALLY": ("ally", {}, "none"),
+    "ALLY 0.1 (hard constraints)": ("ally", {"slack_cost": None}, "none"),
+    "ALLY 0.1 + audit 20 %": ("ally", {"slack_cost": None}, "audit"),
+    "ALLY + second opinions": ("ally", {}, "ally"),
+    "ActiveLab": ("margin", {}, "activelab"),
+    "margin + cleanlab": ("margin", {}, "cleanlab"),
+    "BADGE + cleanlab": ("badge", {}, "cleanlab"),
 }
+#: Arms a regressor can run (no class probabilities for margin, cleanlab or ActiveLab).
+REGRESSION_ARMS = ("random", "BADGE", "ALLY", "ALLY 0.1 (hard constraints)",
+                   "ALLY 0.1 + audit 20 %", "ALLY + second opinions")
+CLASSIFICATION_NOISE = ("symmetric:0,symmetric:0.1,symmetric:0.2,symmetric:0.3,"
+                        "pairs:0.1,pairs:0.2,pairs:0.3,panel")
 
 
 def oracle_answers(y_pool, n_classes, rate, seed):
-    """``(first, second)``: the oracle's first and second answer for every pool row."""
-    rng = np.random.default_rng([int(seed), int(round(rate * 1000)), 0x0EAC1E])
-    answers = []
-    for _ in range(2):
-        wrong = rng.random(len(y_pool)) < rate
-        shift = rng.integers(1, n_classes, size=len(y_pool))
-        answers.append(np.where(wrong, (y_pool + shift) % n_classes, y_pool))
-    return answers
+    """``(first, second)``: the symmetric oracle's first and second answer of every row."""
+    oracle = Oracle(np.zeros((len(y_pool), 1)), y_pool, f"symmetric:{rate}", seed,
+                    n_classes=n_classes)
+    rows = np.arange(len(y_pool))
+    return [oracle.answer(rows, np.full(len(rows), k))[0] for k in (0, 1)]
 
 
-def _query_kwargs(name, seed, round_, guard):
-    strategy, params, _ = ARMS[name]
-    kwargs = {k: (guard if v == "guard" else v) for k, v in params.items()}
-    if registry.STRATEGIES[strategy].accepts_random_state:
-        kwargs["random_state"] = query_random_state(seed, round_)
-    return kwargs
+class Session:
+    """One curve's learner, labeled rows and answers (every answer kept)."""
+
+    def __init__(self, data, name, noise, seed, args):
+        from modAL.models import ActiveLearner
+
+        from modal_ally import Answers
+
+        strategy, params, self.policy = ARMS[name]
+        self.data, self.name, self.seed, self.args = data, name, seed, args
+        self.oracle = Oracle(data.X_pool, data.y_pool, noise, seed, n_classes=data.n_classes)
+        self.labeled = [int(i) for i in initial_indices(len(data.y_pool), args.initial, seed)]
+        labels, who = self.oracle.answer(self.labeled, np.zeros(len(self.labeled)))
+        estimator = build_estimator(registry.Arm(name, strategy), data, epochs=args.epochs,
+                                    seed=seed, **params)
+        self.pdcl = registry.STRATEGIES[strategy].pdcl
+        self.learner = ActiveLearner(estimator=estimator,
+                                     query_strategy=registry.STRATEGIES[strategy].load(),
+                                     X_training=data.X_pool[self.labeled], y_training=labels)
+        classification = data.task == "classification"
+        self.learner.answers_ = Answers.empty(classification=classification).add(
+            np.arange(len(labels)), labels, annotator=who, round=0)
+
+    @property
+    def answers(self):
+        return self.learner.answers_
+
+    def remaining(self):
+        is_labeled = np.zeros(len(self.data.y_pool), dtype=bool)
+        is_labeled[self.labeled] = True
+        return np.flatnonzero(~is_labeled)
+
+    def query(self, remaining, n, round_):
+        if n <= 0 or not remaining.size:
+            return np.zeros(0, dtype=np.int64)
+        strategy = ARMS[self.name][0]
+        kwargs = {}
+        if registry.STRATEGIES[strategy].accepts_random_state:
+            kwargs["random_state"] = query_random_state(self.seed, round_)
+        picked = self.learner.query(self.data.X_pool[remaining], n_instances=int(n), **kwargs)[0]
+        return np.asarray(picked, dtype=np.int64).ravel()
+
+    def ask_again(self, positions, round_):
+        """Second opinions on labeled ``positions``; the consensus becomes their label."""
+        from modal_ally import relabel
+
+        if not len(positions):
+            return
+        positions = np.asarray(positions, dtype=np.int64)
+        rows = np.asarray(self.labeled)[positions]
+        labels, who = self.oracle.answer(rows, self.answers.counts()[positions])
+        if self.pdcl:
+            relabel(self.learner, lambda X, p: labels, indices=positions, annotator_id=who,
+                    round=round_)
+            return
+        answers = self.answers.add(positions, labels, annotator=who, round=round_)
+        multi = np.flatnonzero(answers.counts() > 1)
+        y = np.array(self.learner.y_training, copy=True)
+        if self.data.task == "classification":
+            proba = np.zeros((answers.n_rows, self.data.n_classes))
+            proba[multi] = self.learner.estimator.predict_proba(self.learner.X_training[multi])
+            y[multi] = answers.consensus(proba, classes=np.arange(self.data.n_classes))[multi]
+        else:
+            y[multi] = answers.consensus()[multi]
+        self.learner.y_training = y
+        self.learner.answers_ = answers
+
+    def teach(self, remaining, picked, round_):
+        new = remaining[picked]
+        if not new.size:
+            self.learner._fit_to_known()  # the second opinions' consensus, refitted
+            return
+        labels, who = self.oracle.answer(new, np.zeros(new.size))
+        answers, start = self.answers, len(self.labeled)
+        self.learner.teach(self.data.X_pool[new], labels)
+        self.labeled.extend(int(i) for i in new)
+        self.learner.answers_ = answers.add(np.arange(start, start + new.size), labels,
+                                            annotator=who, round=round_)
+
+    def wrong_labels(self) -> int:
+        y_now = np.asarray(self.learner.y_training)
+        return int((y_now != np.asarray(self.data.y_pool)[self.labeled]).sum()) \
+            if self.data.task == "classification" else int(
+                (np.abs(y_now - np.asarray(self.data.y_pool)[self.labeled]) > 1e-9).sum())
 
 
-def _audit(learner, labeled, audited, n_audit, second):
-    """Relabel the ``n_audit`` top suspects not audited before; the rows relabeled."""
-    from modal_ally import rank_label_issues, relabel
+def _split(session, round_, shares):
+    """``(pool picks, labeled positions)`` of one round under the arm's policy."""
+    from modal_ally import next_annotations
 
-    order, _ = rank_label_issues(learner)
-    fresh = [i for i in order if labeled[i] not in audited][:n_audit]
-    if not fresh:
-        return []
-    relabel(learner, lambda rows, positions: second[np.asarray(labeled)[positions]],
-            indices=np.asarray(fresh))
-    audited.update(labeled[i] for i in fresh)
-    return fresh
+    budget, remaining, policy = session.args.budget, session.remaining(), session.policy
+    X, y = session.learner.X_training, np.asarray(session.learner.y_training)
+    if policy == "ally":
+        return next_annotations(session.learner, session.data.X_pool[remaining], budget,
+                                random_state=query_random_state(session.seed, round_))
+    if policy == "activelab":
+        return noisy_arms.activelab_split(session.learner, session.answers, X, y,
+                                          session.data.X_pool[remaining],
+                                          session.data.n_classes, budget, session.seed)
+    positions = np.zeros(0, dtype=np.int64)
+    if policy == "audit":
+        n_audit = int(round(session.args.audit_fraction * budget))
+        positions = noisy_arms.audit_positions(session.learner, session.answers, n_audit)
+    elif policy == "cleanlab":
+        positions = noisy_arms.cleanlab_positions(
+            session.learner, session.answers, X, y, session.data.n_classes,
+            shares[round_ - 1], session.seed)
+    return session.query(remaining, budget - len(positions), round_), positions
 
 
-def run_curve(data, name, rate, seed, args):
-    """One (arm, rate, seed) curve: rows of ``(annotations, accuracy)`` by round."""
-    from modAL.models import ActiveLearner
-
-    strategy, _, audited_arm = ARMS[name]
-    first, second = oracle_answers(data.y_pool, data.n_classes, rate, seed)
-    labeled = [int(i) for i in initial_indices(len(data.y_pool), args.initial, seed)]
-    estimator = build_estimator(registry.Arm(name, strategy), data, epochs=args.epochs,
-                                seed=seed)
-    learner = ActiveLearner(estimator=estimator,
-                            query_strategy=registry.STRATEGIES[strategy].load(),
-                            X_training=data.X_pool[labeled], y_training=first[labeled])
-    annotations, audited, relabels = len(labeled), set(), 0
-    rows = [{"round": 0, "annotations": annotations,
-             "metric": evaluate(learner.estimator, data.X_test, data.y_test, data.task)}]
-    n_audit = int(round(args.audit_fraction * args.budget)) if audited_arm else 0
+def run_curve(data, name, noise, seed, args, shares=None):
+    """One (arm, noise, seed) curve: rows of ``(annotations, metric)`` by round."""
+    session = Session(data, name, noise, seed, args)
+    annotations = len(session.labeled)
+    rows = [{"round": 0, "annotations": annotations, "second_opinions": 0,
+             "wrong_labels": session.wrong_labels(),
+             "metric": evaluate(session.learner.estimator, data.X_test, data.y_test,
+                                data.task)}]
     for round_ in range(1, args.rounds + 1):
-        done = _audit(learner, labeled, audited, n_audit, second) if n_audit else []
-        relabels += len(done)
-        is_labeled = np.zeros(len(data.y_pool), dtype=bool)
-        is_labeled[labeled] = True
-        remaining = np.flatnonzero(~is_labeled)
-        n_query = args.budget - len(done)
-        picked = np.asarray(learner.query(data.X_pool[remaining], n_instances=n_query,
-                                          **_query_kwargs(name, seed, round_, args.guard))[0])
-        new = remaining[picked.astype(np.int64).ravel()]
-        learner.teach(data.X_pool[new], first[new])
-        labeled.extend(int(i) for i in new)
-        annotations += len(done) + len(new)
-        y_now = np.asarray(learner.y_training)
-        rows.append({"round": round_, "annotations": annotations, "relabels": relabels,
-                     "wrong_labels": int((y_now != data.y_pool[labeled]).sum()),
-                     "metric": evaluate(learner.estimator, data.X_test, data.y_test,
+        start = time.perf_counter()
+        picked, positions = _split(session, round_, shares)
+        remaining = session.remaining()
+        decided = time.perf_counter()
+        session.ask_again(positions, round_)
+        session.teach(remaining, picked, round_)
+        annotations += len(positions) + len(picked)
+        rows.append({"round": round_, "annotations": annotations,
+                     "second_opinions": int(len(positions)),
+                     "wrong_labels": session.wrong_labels(),
+                     "query_s": decided - start, "fit_s": time.perf_counter() - decided,
+                     "metric": evaluate(session.learner.estimator, data.X_test, data.y_test,
                                         data.task)})
     return rows
 
@@ -124,13 +207,27 @@ def build_parser():
     parser = cli.loop_parser("python -m benchmarks.noisy_oracle", __doc__.splitlines()[0],
                              rounds=5)
     add = parser.add_argument
-    add("--rates", default="0.1,0.2", help="oracle error rates (default: %(default)s)")
-    add("--arms", default=",".join(ARMS), help="comma-separated: " + ", ".join(ARMS))
+    add("--noise", default=None, help="comma-separated settings (default: "
+        f"{CLASSIFICATION_NOISE}; regression: replaced:0,replaced:0.1,replaced:0.2)")
+    add("--arms", default=None, help="comma-separated: " + ", ".join(ARMS))
     add("--audit-fraction", type=float, default=0.2,
-        help="share of every round's budget the audit arms spend on relabels")
-    add("--guard", type=float, default=0.05,
-        help="skip_top_quantile of the guarded ALLY arms (default: %(default)s)")
+        help="share of every round the 0.1 release's audit arm spends on relabels")
     return parser
+
+
+def _ordered(names):
+    """The cleanlab arms read ALLY + second opinions' shares: run it first."""
+    first = [n for n in names if ARMS[n][2] == "ally"]
+    return first + [n for n in names if n not in first]
+
+
+def _shares(curves, noise, seed, settings):
+    for curve in curves:
+        if curve["settings"] == settings and (curve["arm"], curve["noise"], curve["seed"]) \
+                == ("ALLY + second opinions", noise, seed):
+            return [row["second_opinions"] for row in curve["rows"][1:]]
+    raise ValueError("the cleanlab arms spend the second-opinion share of "
+                     "'ALLY + second opinions': run that arm too (--arms)")
 
 
 def main(argv=None):
@@ -138,42 +235,48 @@ def main(argv=None):
 
     parser = build_parser()
     args = cli.parse_loop_args(parser, argv)
-    names = registry.parse_names(args.arms)
-    unknown = [n for n in names if n not in ARMS]
-    if unknown:
-        parser.error(f"unknown arms {unknown}; choose from {', '.join(ARMS)}")
     data = cli.load_benchmark_data(args)
+    classification = data.task == "classification"
+    names = registry.parse_names(args.arms or ",".join(ARMS if classification
+                                                       else REGRESSION_ARMS))
+    unknown = [n for n in names if n not in (ARMS if classification else REGRESSION_ARMS)]
+    if unknown:
+        parser.error(f"unknown arms for this task {unknown}; choose from {', '.join(ARMS)}")
+    settings_list = registry.parse_names(args.noise or (
+        CLASSIFICATION_NOISE if classification else "replaced:0,replaced:0.1,replaced:0.2"))
     out = cli.out_dir(args, "noisy_oracle", args.dataset)
     out.mkdir(parents=True, exist_ok=True)
     path = out / "curves.jsonl"
     settings = {"dataset": args.dataset, "max_pool": args.max_pool, "initial": args.initial,
                 "budget": args.budget, "rounds": args.rounds, "epochs": args.epochs,
-                "audit_fraction": args.audit_fraction, "guard": args.guard,
-                "threads": args.threads}
-    done = {(c["arm"], c["rate"], c["seed"]) for c in read_curves(path)
-            if c["settings"] == settings}
+                "audit_fraction": args.audit_fraction, "threads": args.threads}
+    curves = read_curves(path)
+    done = {(c["arm"], c["noise"], c["seed"]) for c in curves if c["settings"] == settings}
     start = time.perf_counter()
     with warnings.catch_warnings(), cli.torch_threads(args.threads):
         warnings.filterwarnings("ignore", category=FutureWarning)
         warnings.filterwarnings("ignore", category=UserWarning)
-        for rate in (float(r) for r in args.rates.split(",")):
+        for noise in settings_list:
             for seed in range(args.seeds):
-                for name in names:
-                    if (name, rate, seed) in done:
+                for name in _ordered(names):
+                    if (name, noise, seed) in done:
                         continue
+                    shares = _shares(curves, noise, seed, settings) \
+                        if ARMS[name][2] == "cleanlab" else None
                     t0 = time.perf_counter()
-                    rows = run_curve(data, name, rate, seed, args)
-                    curve = {"arm": name, "rate": rate, "seed": seed, "settings": settings,
+                    rows = run_curve(data, name, noise, seed, args, shares)
+                    curve = {"arm": name, "noise": noise, "seed": seed, "settings": settings,
                              "seconds": time.perf_counter() - t0, "rows": rows}
+                    curves.append(curve)
                     with open(path, "a") as stream:
                         stream.write(json.dumps(curve) + "\n")
-                    print(f"{name} rate={rate} seed={seed}: final "
-                          f"{rows[-1]['metric']:.4f} ({curve['seconds']:.0f} s)", flush=True)
-    curves = [c for c in read_curves(path) if c["settings"] == settings]
-    write_reports(curves, out, title=f"{args.dataset} (pool {len(data.y_pool)}), initial "
-                  f"{args.initial}, {args.budget} annotations a round, {args.rounds} rounds, "
-                  f"{args.epochs} epochs, audit {args.audit_fraction:.0%} of a round, guard "
-                  f"skip_top_quantile={args.guard}")
+                    print(f"{name} {noise} seed={seed}: final {rows[-1]['metric']:.4f}, "
+                          f"{sum(r['second_opinions'] for r in rows)} second opinions "
+                          f"({curve['seconds']:.0f} s)", flush=True)
+    curves = [c for c in curves if c["settings"] == settings]
+    write_reports(curves, out, task=data.task, title=(
+        f"{args.dataset} (pool {len(data.y_pool)}), initial {args.initial}, {args.budget} "
+        f"annotations a round, {args.rounds} rounds, {args.epochs} epochs"))
     print(f"wall {time.perf_counter() - start:.0f} s, torch threads {args.threads}, "
           f"pid {os.getpid()}")
 

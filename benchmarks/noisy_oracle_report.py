@@ -1,61 +1,75 @@
-"""The noisy-oracle report: per oracle error rate, the learning-curve report
+"""The noisy-oracle report: per noise setting, the learning-curve report
 (``benchmarks.reporting.write_report``: rounds, summary, plot) and the paired AULC table
-of ``benchmarks.ally_screen`` (against random, ALLY default and the best other arm and
-baseline), with the annotations spent (labels plus relabels) on the x axis."""
+of ``benchmarks.ally_screen`` (against random, ALLY, ALLY + second opinions and the best
+other arm), with the annotations spent (new rows plus second opinions) on the x axis; then
+each arm's second-opinion share, the wrong labels left and the compute per round."""
 
 from __future__ import annotations
+
+import numpy as np
 
 from benchmarks.ally_screen import paired_markdown, paired_table
 from benchmarks.reporting import write_atomic, write_csv, write_report
 
-REFERENCES = ("random", "ALLY default")
+REFERENCES = ("random", "ALLY", "ALLY + second opinions")
 
 
-def loop_rows(curves, rate):
-    """The curves of one rate as the loop's rows (``n_labels``: annotations spent)."""
+def loop_rows(curves, noise):
+    """The curves of one setting as the loop's rows (``n_labels``: annotations spent)."""
     rows = []
     for curve in curves:
-        if curve["rate"] != rate:
+        if curve["noise"] != noise:
             continue
         for row in curve["rows"]:
             rows.append({"strategy": curve["arm"], "seed": curve["seed"],
                          "round": row["round"], "n_labels": row["annotations"],
-                         "metric": row["metric"], "fit_s": None, "query_s": None,
+                         "metric": row["metric"], "fit_s": row.get("fit_s"),
+                         "query_s": row.get("query_s"),
                          "wrong_labels": row.get("wrong_labels")})
     return rows
 
 
-def write_reports(curves, out, *, title):
+def folder_name(noise: str) -> str:
+    return "noise_" + noise.replace(":", "_")
+
+
+def write_reports(curves, out, *, task, title):
     sections = [f"# Noisy oracle: {title}", ""]
-    for rate in sorted({c["rate"] for c in curves}):
-        rows = loop_rows(curves, rate)
-        folder = out / f"rate_{rate:g}"
+    for noise in sorted({c["noise"] for c in curves}):
+        rows = loop_rows(curves, noise)
+        folder = out / folder_name(noise)
         folder.mkdir(parents=True, exist_ok=True)
-        write_report(rows, folder, task="classification",
-                     title=f"{title}; oracle error rate {rate:.0%}")
+        write_report(rows, folder, task=task, title=f"{title}; oracle {noise}")
         baselines = {r["strategy"] for r in rows if not r["strategy"].startswith("ALLY")}
-        table, seeds = paired_table(rows, "classification", references=REFERENCES,
-                                    baselines=baselines)
-        table.sort(key=lambda r: -r["aulc_mean"])
-        markdown = paired_markdown(table, seeds, task="classification",
-                                   title=f"oracle error rate {rate:.0%}",
-                                   references=REFERENCES)
+        references = [r for r in REFERENCES if any(c["arm"] == r for c in curves)]
+        table, seeds = paired_table(rows, task, references=references, baselines=baselines)
+        table.sort(key=lambda r: -r["aulc_mean"] if task == "classification"
+                   else r["aulc_mean"])
+        markdown = paired_markdown(table, seeds, task=task, title=f"oracle {noise}",
+                                   references=references)
         write_atomic(folder / "paired.md", markdown)
         write_csv(folder / "paired.csv", list(dict.fromkeys(k for r in table for k in r)),
                   table)
-        sections += ["#" + markdown, _wrong_labels(curves, rate), ""]
+        sections += ["#" + markdown, spend_table(curves, noise), ""]
     write_atomic(out / "summary.md", "\n".join(sections))
 
 
-def _wrong_labels(curves, rate):
-    """Mean wrong labels left in the labeled set after the last round, per arm."""
-    import numpy as np
-
+def spend_table(curves, noise):
+    """Per arm: the share of annotations spent on second opinions, the wrong labels left
+    in the labeled set after the last round, and the seconds per round (decide, fit)."""
     per_arm = {}
     for curve in curves:
-        if curve["rate"] == rate:
-            per_arm.setdefault(curve["arm"], []).append(curve["rows"][-1].get("wrong_labels"))
-    cells = [f"{arm} {np.mean(v):.1f}" for arm, v in per_arm.items()
-             if all(x is not None for x in v)]
-    return "Wrong labels left in the labeled set after the last round (mean over seeds): " \
-        + "; ".join(cells) + "."
+        if curve["noise"] == noise:
+            per_arm.setdefault(curve["arm"], []).append(curve["rows"])
+    lines = ["| arm | second opinions (share of the annotations after round 0) | wrong "
+             "labels left | decide s/round | ask + fit s/round |", "|---|---|---|---|---|"]
+    for arm, runs in per_arm.items():
+        spent = [sum(r["second_opinions"] for r in rows[1:]) for rows in runs]
+        total = [rows[-1]["annotations"] - rows[0]["annotations"] for rows in runs]
+        share = np.mean([s / t if t else 0.0 for s, t in zip(spent, total)])
+        wrong = np.mean([rows[-1]["wrong_labels"] for rows in runs])
+        decide = np.mean([r.get("query_s", np.nan) for rows in runs for r in rows[1:]])
+        fit = np.mean([r.get("fit_s", np.nan) for rows in runs for r in rows[1:]])
+        lines.append(f"| {arm} | {share:.1%} ({np.mean(spent):.1f}) | {wrong:.1f} | "
+                     f"{decide:.2f} | {fit:.2f} |")
+    return "\n".join(lines) + "\n"

@@ -81,8 +81,9 @@ def noisy_set(data, size, rate, kind, seed):
     return rows, y_noisy, is_corrupted
 
 
-def summarize(fits, arms, path):
-    """Mean over sizes per (rate, seed, arm); paired differences against ``free``."""
+def summarize(fits, arms, path, *, higher=True):
+    """Mean over sizes per (rate, seed, arm); paired differences against ``free`` and
+    ``hard`` (seeds better: higher, or lower where ``higher`` is False: an error)."""
     lines = ["| kind | rate | arm | metric (mean over sizes) | vs free (seeds better) "
              "| vs hard | audit AUROC |", "|---|---|---|---|---|---|---|"]
     keys = sorted({(f["kind"], f["rate"]) for f in fits})
@@ -106,7 +107,8 @@ def summarize(fits, arms, path):
             for ref in ("free", "hard"):
                 if ref in per and ref != arm:
                     d = m - mean_of(ref, "metric")
-                    cells.append(f"{d.mean():+.4f} ± {d.std():.4f} ({(d > 0).sum()}/{len(d)})")
+                    better = (d > 0) if higher else (d < 0)
+                    cells.append(f"{d.mean():+.4f} ± {d.std():.4f} ({better.sum()}/{len(d)})")
                 else:
                     cells.append("")
             auroc = np.nanmean([f["auroc"] for s in seeds for f in per[arm][s]]) \
@@ -157,7 +159,7 @@ def main(argv=None):
                         print(f"{args.kind} rate={rate} seed={seed} n={size} {arm}: "
                               f"{fit['metric']:.4f} auroc={fit['auroc']:.3f}", flush=True)
     fits = [f for f in fits if f["settings"] == settings]
-    print(summarize(fits, arms, out / "summary.md"))
+    print(summarize(fits, arms, out / "summary.md", higher=data.task == "classification"))
 
 
 if __name__ == "__main__":

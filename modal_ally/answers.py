@@ -26,7 +26,7 @@ from dataclasses import dataclass, field, replace
 
 import numpy as np
 
-__all__ = ["Answers", "PRIOR_ACCURACY", "answers_of"]
+__all__ = ["Answers", "PRIOR_ACCURACY", "answers_of", "synced_answers"]
 
 #: Prior mean of an annotator's accuracy (Beta prior of strength :data:`PRIOR_STRENGTH`),
 #: before their answers can be compared with others'.
@@ -235,13 +235,11 @@ def _first_equal(mapping, key):
     return key
 
 
-def answers_of(learner, *, y=None, classification=True) -> Answers:
-    """The :class:`Answers` kept on ``learner``, synced with its labels.
-
-    Rows of ``y`` (default: ``learner.y_training``) that the log does not know yet join
-    with their label as one answer (annotator None): modAL's ``teach`` appends rows
-    without telling anyone. The log is stored back on the learner.
-    """
+def synced_answers(learner, *, y=None, classification=True) -> Answers:
+    """The :class:`Answers` kept on ``learner``, with the rows of ``y`` (default:
+    ``learner.y_training``) it does not know yet joined with their label as one answer
+    (annotator None): modAL's ``teach`` appends rows without telling anyone. The learner
+    is not changed (see :func:`answers_of`)."""
     y = getattr(learner, "y_training", None) if y is None else y
     answers = learner.__dict__.get(ATTRIBUTE)
     if answers is None:
@@ -255,5 +253,14 @@ def answers_of(learner, *, y=None, classification=True) -> Answers:
         if len(y) > answers.n_rows:
             new = np.arange(answers.n_rows, len(y))
             answers = answers.add(new, y[new])
+    return answers
+
+
+def answers_of(learner, *, y=None, classification=True) -> Answers:
+    """Every answer given for ``learner``'s labeled rows (:func:`synced_answers`), kept
+    on the learner as ``learner.answers_``: read every row's answers with
+    ``answers_of(learner).of_row(i)`` or ``.table()``, their consensus with
+    ``.consensus()``."""
+    answers = synced_answers(learner, y=y, classification=classification)
     learner.__dict__[ATTRIBUTE] = answers
     return answers

@@ -1,11 +1,12 @@
-"""Relabeling in the loop: send the top label suspects back to an annotator, all or nothing.
+"""Relabeling in the loop: ask an annotator again about labeled rows, all or nothing.
 
-modAL has no API to replace labels. :func:`relabel` replaces them in the learner's
-labeled set (``y_training`` of an ``ActiveLearner``, modAL 0.4.1 and 0.4.2.x alike) or,
-for a ``DeepActiveLearner`` or a bare estimator, in the ``y`` the caller passes, and
-refits. Any failure (the annotator raising or answering badly, the refit diverging)
-leaves the learner and its estimator exactly as they were; the previous labels are
-returned, never discarded.
+modAL has no API for a second answer. :func:`relabel` adds the annotator's answers to the
+rows' answers (:mod:`modal_ally.answers`: every answer is kept), sets each answered row's
+label to its consensus in the learner's labeled set (``y_training`` of an
+``ActiveLearner``, modAL 0.4.1 and 0.4.2.x alike) or, for a ``DeepActiveLearner`` or a
+bare estimator, in a copy of the ``y`` the caller passes, and refits. Any failure (the
+annotator raising or answering badly, the refit diverging) leaves the learner and its
+estimator exactly as they were.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import numpy as np
 from sklearn.pipeline import Pipeline
 
 from ._guard import restore_on_error
+from .answers import answers_of
 from .label_audit import DEFAULT_SCORE, audit_of, rank_label_issues
 
 __all__ = ["Relabeling", "relabel"]
@@ -34,10 +36,14 @@ class Relabeling:
     scores : numpy.ndarray of float64 or None
         Their suspicion scores (None when the caller chose the rows).
     previous : numpy.ndarray
-        Their labels before (nothing the user labeled is lost).
+        Their labels before (the consensus the net was trained on).
     labels : numpy.ndarray
-        The annotator's labels, now in the labeled set.
-    y : the whole new label vector (what the estimator was refitted on)
+        The annotator's answers, added to the rows' answers.
+    y : the whole new label vector (what the estimator was refitted on): each row's
+        consensus of all its answers
+    answers : modal_ally.answers.Answers
+        Every answer of every labeled row, these included (also kept on the learner:
+        :func:`modal_ally.answers.answers_of`).
     """
 
     indices: np.ndarray
@@ -45,6 +51,13 @@ class Relabeling:
     previous: np.ndarray
     labels: np.ndarray
     y: object
+    answers: object = None
+
+    @property
+    def consensus(self) -> np.ndarray:
+        """The labels the rows ``indices`` have now (their consensus)."""
+        y = self.y.to_numpy() if hasattr(self.y, "to_numpy") else np.asarray(self.y)
+        return y[self.indices]
 
     @property
     def changed(self) -> np.ndarray:
@@ -99,6 +112,19 @@ def _check_answers(answers, previous, classification):
     return labels
 
 
+def _consensus_labels(audit, answers, X):
+    """``(rows, labels)``: the consensus of every row with more than one answer (the
+    model's probabilities of those rows break ties between equal votes)."""
+    rows = np.flatnonzero(answers.counts() > 1)
+    if not rows.size:
+        return rows, np.zeros(0)
+    if not audit.classification:
+        return rows, answers.consensus()[rows]
+    probabilities = np.zeros((answers.n_rows, len(audit.net.classes_)))
+    probabilities[rows] = audit.estimator.predict_proba(_take(X, rows))
+    return rows, answers.consensus(probabilities, classes=audit.net.classes_)[rows]
+
+
 def _new_labels(y, indices, labels):
     """A new label vector (``y`` itself is never written to): numpy, or a pandas copy."""
     if hasattr(y, "iloc"):
@@ -142,8 +168,12 @@ def _refit(audit, X, y_new):
 
 
 def relabel(learner, annotator, *, n_instances=10, indices=None, X=None, y=None,
-            score=DEFAULT_SCORE):
-    """Send the top label suspects to ``annotator``, replace their labels, refit.
+            score=DEFAULT_SCORE, annotator_id=None, round=-1):
+    """Ask ``annotator`` again about the top label suspects, add the answers, refit.
+
+    Each answer is added to the row's answers (none is overwritten); the row's label
+    becomes the consensus of all its answers (:class:`modal_ally.answers.Answers`: a
+    weighted vote, the model's probabilities deciding ties).
 
     Atomic: if the annotator raises or answers badly, or the refit fails, the learner and
     its estimator are left exactly as they were and the error is raised.
@@ -166,11 +196,16 @@ def relabel(learner, annotator, *, n_instances=10, indices=None, X=None, y=None,
         The labeled set, for learners that keep none (see ``learner``).
     score : str
         What the suspects are ranked by (see :func:`rank_label_issues`).
+    annotator_id : hashable or None
+        Who answers (recorded with every answer; None: unknown).
+    round : int, default -1
+        The round the answers are given in (recorded; -1: unknown).
 
     Returns
     -------
     Relabeling
-        The positions, their scores, the previous labels and the new ones.
+        The positions, their scores, the previous labels, the answers, the new labels
+        and every answer of the labeled set.
     """
     if (X is not None or y is not None) and getattr(learner, "X_training", None) is not None:
         raise ValueError("this learner keeps its labeled set (X_training, y_training): "
@@ -191,8 +226,13 @@ def relabel(learner, annotator, *, n_instances=10, indices=None, X=None, y=None,
     previous = np.array(_take(np.asarray(audit.y) if not hasattr(audit.y, "iloc")
                               else audit.y.to_numpy(), indices), copy=True)
     with _all_or_nothing(audit.learner, audit.estimator, audit.net):
+        answers = answers_of(audit.learner, y=audit.y, classification=audit.classification)
         labels = _check_answers(annotator(_take(audit.X, indices), indices.copy()),
                                 previous, audit.classification)
-        y_new = _new_labels(audit.y, indices, labels)
+        answers = answers.add(indices, labels, annotator=annotator_id, round=round)
+        rows, consensus = _consensus_labels(audit, answers, audit.X)
+        y_new = _new_labels(audit.y, rows, consensus.astype(previous.dtype, copy=False)
+                            if previous.dtype != object else consensus)
         _refit(audit, audit.X, y_new)
-    return Relabeling(indices, scores, previous, labels, y_new)
+        audit.learner.__dict__["answers_"] = answers
+    return Relabeling(indices, scores, previous, labels, y_new, answers)

@@ -30,6 +30,7 @@ PACKAGE = Path(modal_ally.__file__).parent
 UNLISTED = 11
 LAYERS = {
     "_validation": 0, "_torch_utils": 0, "_compat": 0, "_split": 0, "_allocator": 0,
+    "answers": 0, "_journal_db": 0,
     "_inference": 1, "data": 1, "modules": 1, "clustering": 1, "_seeding": 1,
     "distributed._select": 2, "distributed._pool": 3, "distributed": 4,
     "distributed._ally": 7,
@@ -42,6 +43,7 @@ LAYERS = {
     "diagnostics._constrained": 6, "label_audit": 6, "relabeling": 7,
     "strategies.badge": 7, "strategies.coreset": 7, "strategies.random_sampling": 7,
     "strategies.ally": 8,  # its default rule draws in BADGE's gradient space
+    "_journal_fit": 6, "journal": 8,
     "strategies.redundancy": 9,
     "strategies": 10,
     "baselines": 11, "selection": 11, "label_studio": 11,

@@ -105,7 +105,8 @@ def fit_pdcl_linear(X, y, epsilon, *, weight_decay: float = 1e-2, max_epochs: in
     params = {"optimizer": torch.optim.SGD, "lr": lr, "max_epochs": max_epochs,
               "batch_size": X.shape[0], "epsilon": epsilon, "dual_lr": dual_lr,
               "optimizer__weight_decay": weight_decay, "random_state": random_state,
-              "callbacks__print_log": None}
+              # the theorem is the hard-constrained problem's: no slack
+              "slack_cost": None, "callbacks__print_log": None}
     params.update(net_params)
     net = PDCLNet(LinearModule, **params)
     with torch_threads(n_threads):

@@ -1,0 +1,92 @@
+"""The second-opinion policies of the noisy-oracle benchmark (``benchmarks.noisy_oracle``).
+
+Each policy answers, once a round: which labeled rows get another answer, and how many
+new pool rows to query. Every arm keeps every answer (:class:`modal_ally.Answers`) and
+trains on the consensus, so the arms differ only in what they ask.
+
+- ``none``: no second opinion (the strategies as a modAL user runs them).
+- ``audit``: a fixed share of every round (``--audit-fraction``) to the top suspects of
+  :func:`modal_ally.rank_label_issues` not asked before (the 0.1 release's ALLY + audit).
+- ``ally``: :func:`modal_ally.next_annotations` (the share follows the estimated noise).
+- ``cleanlab``: as many second opinions as the ``ally`` arm of the same seed and setting
+  spent that round (the same annotation share), to the rows cleanlab's
+  ``find_label_issues`` flags on 5-fold out-of-sample probabilities of the same net,
+  ranked by self-confidence, not settled yet (a user pairing modAL with cleanlab).
+- ``activelab``: cleanlab's ActiveLab (``multiannotator.get_active_learning_scores``):
+  the labeled rows (5-fold out-of-sample probabilities, the answers as an N x M matrix,
+  one column per ask) and the pool rows (the net's probabilities) on one scale; the
+  ``n`` lowest are asked next, labeled or not.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from sklearn.base import clone
+from sklearn.model_selection import StratifiedKFold
+
+POLICIES = ("none", "audit", "ally", "cleanlab", "activelab")
+
+
+def out_of_sample_proba(estimator, X, y, n_classes, *, folds=5, seed=0):
+    """5-fold out-of-sample class probabilities of ``clone(estimator)`` (cleanlab's advice)."""
+    proba = np.full((len(y), n_classes), 1.0 / n_classes)
+    counts = np.bincount(np.asarray(y, dtype=np.int64), minlength=n_classes)
+    n_splits = int(min(folds, max(2, counts[counts > 0].min())))
+    splitter = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
+    for train, test in splitter.split(X, y):
+        net = clone(estimator).fit(X[train], y[train])
+        proba[test] = net.predict_proba(X[test])
+    return proba
+
+
+def _unsettled_rows(answers):
+    return ~answers.settled()
+
+
+def audit_positions(learner, answers, n_audit):
+    """The 0.1 release's audit: top suspects asked once only."""
+    from modal_ally import rank_label_issues
+
+    order, _ = rank_label_issues(learner)
+    fresh = order[answers.counts()[order] == 1]
+    return fresh[:n_audit]
+
+
+def cleanlab_positions(learner, answers, X, y, n_classes, n_relabel, seed):
+    """Rows cleanlab flags (out-of-sample), lowest self-confidence first, unsettled only."""
+    from cleanlab.filter import find_label_issues
+
+    if n_relabel <= 0:
+        return np.zeros(0, dtype=np.int64)
+    proba = out_of_sample_proba(learner.estimator, X, y, n_classes, seed=seed)
+    ranked = find_label_issues(np.asarray(y, dtype=np.int64), proba,
+                               return_indices_ranked_by="self_confidence")
+    ranked = ranked[_unsettled_rows(answers)[ranked]]
+    return np.asarray(ranked[:n_relabel], dtype=np.int64)
+
+
+def answer_matrix(answers):
+    """The answers as an N x M float array (one column per ask, NaN where none)."""
+    counts = answers.counts()
+    matrix = np.full((answers.n_rows, max(int(counts.max()), 1)), np.nan)
+    seen = np.zeros(answers.n_rows, dtype=np.int64)
+    for row, label in zip(answers.rows, answers.labels):
+        matrix[row, seen[row]] = label
+        seen[row] += 1
+    return matrix
+
+
+def activelab_split(learner, answers, X, y, X_remaining, n_classes, n_instances, seed):
+    """``(pool_picks, positions)``: ActiveLab's ``n_instances`` lowest scores."""
+    import pandas as pd
+    from cleanlab.multiannotator import get_active_learning_scores
+
+    proba = out_of_sample_proba(learner.estimator, X, y, n_classes, seed=seed)
+    proba_pool = learner.estimator.predict_proba(X_remaining)
+    matrix = pd.DataFrame(answer_matrix(answers)).astype("Int64")
+    labeled, pool = get_active_learning_scores(matrix, proba, proba_pool)
+    scores = np.concatenate([labeled, pool])
+    order = np.lexsort((np.arange(scores.size), scores))[:n_instances]
+    positions = order[order < len(labeled)]
+    picks = order[order >= len(labeled)] - len(labeled)
+    return picks.astype(np.int64), positions.astype(np.int64)

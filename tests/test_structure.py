@@ -46,7 +46,7 @@ LAYERS = {
     "_journal_fit": 6, "journal": 8,
     "strategies.redundancy": 9,
     "strategies": 10,
-    "baselines": 11, "selection": 11, "label_studio": 11,
+    "baselines": 11, "selection": 11, "label_studio": 11, "second_opinions": 11,
     "diagnostics.duality": 11, "diagnostics": 11,
     "": 12,
 }

@@ -3,7 +3,9 @@
 The pool is never converted whole: :func:`iter_chunks` reads consecutive row blocks,
 converts each to float32 and checks its values (:func:`~._validation.as_finite_float32`)
 just before it goes through the network, so memory above the pool's own storage is
-one chunk plus the outputs.
+one chunk plus the outputs. A scipy.sparse pool (CSR, or CSC converted one chunk at a
+time) goes through as torch sparse CSR chunks, never densified: the network's first
+layer multiplies them as they are (:func:`check_sparse_input`).
 """
 
 from __future__ import annotations
@@ -92,6 +94,43 @@ def map_chunks(fn: Callable[[torch.Tensor], torch.Tensor], X, *, chunk_size: int
         out[start:start + result.shape[0]] = result
         start += result.shape[0]
     return out if out is not None else torch.empty(0)
+
+
+@torch.no_grad()
+def check_sparse_input(module, X, device, *, name: str = "X") -> None:
+    """Check that ``module`` reads the rows of a scipy.sparse ``X`` as a torch sparse
+    tensor, on its first two rows (eval mode; the mode is restored).
+
+    Raises
+    ------
+    TypeError
+        If the module's forward cannot take a sparse tensor, or its embedding is sparse
+        (a module split at its only ``nn.Linear``: the embedding would be ``X`` itself,
+        as wide as the vocabulary). The message says what to do.
+    """
+    sample = as_tensor(as_finite_float32(X[:2], name=name)).to(device)
+    kind = type(getattr(module, "module", module)).__name__
+    with eval_mode(module):
+        try:
+            module(sample)
+        except (RuntimeError, NotImplementedError, TypeError) as exc:
+            raise TypeError(
+                f"{name} is a scipy.sparse matrix ({X.shape[1]} columns), which the net "
+                f"passes to its module as a torch sparse CSR tensor, and {kind} cannot take "
+                f"one ({type(exc).__name__}: {str(exc)[:200]}): use a module whose first "
+                "layer is an nn.Linear (as the default MLP) or that multiplies sparse "
+                "input itself (torch.sparse.mm), or pass narrow data dense "
+                f"({name}.toarray())") from exc
+        try:
+            embeddings = module.backbone(sample)
+        except (RuntimeError, NotImplementedError) as exc:
+            embeddings = exc
+    if not torch.is_tensor(embeddings) or embeddings.layout != torch.strided:
+        raise TypeError(
+            f"{kind}'s embedding of the sparse {name} is sparse: its embedding is its "
+            f"input itself ({X.shape[1]} columns, the vocabulary's width), with no layer "
+            "before its last nn.Linear; give it a hidden layer (the default MLP has two) "
+            "or name the embedding with embedding_layer='name'")
 
 
 @contextlib.contextmanager

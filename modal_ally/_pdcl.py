@@ -23,13 +23,15 @@ from torch import nn
 from ._dual_heads import DualHeadsMixin
 from ._dual_state import DualState, dual_summary
 from ._guard import restore_on_error
-from ._inference import chunk_size_of, embed, iter_chunks
+from ._inference import check_sparse_input, chunk_size_of, embed, iter_chunks
 from ._pdcl_checks import check_pdcl_params, per_row_epsilon
 from ._split import SplitModule, as_backbone_head
+from ._torch_utils import as_tensor
 from ._validation import (
     as_finite_float32,
     as_numeric,
     check_array,
+    is_sparse,
     numpy_random_state,
 )
 from .callbacks import DualHeadFit, DualStatistics, NonFiniteGuard
@@ -219,8 +221,10 @@ class PDCLMixin(DualHeadsMixin):
         else:
             start = previous
         self.dual_state_ = DualState(start, self.epsilon_, self.device, self.slack_cost)
+        if is_sparse(X):  # the module must read sparse rows as they are
+            check_sparse_input(self.module_, X, self.device)
         if isinstance(self.module_, SplitModule):  # is the last nn.Linear the head?
-            self.module_.check_split(torch.as_tensor(X[:2]).to(self.device))
+            self.module_.check_split(as_tensor(X[:2]).to(self.device))
         super().partial_fit(X, y, _routing_method=routing, **fit_params)
         return self
 
@@ -355,9 +359,10 @@ class PDCLMixin(DualHeadsMixin):
     # ------------------------------------------------------------------ inference
     def forward_iter(self, X, training=False, device="cpu"):
         """skorch's ``forward_iter`` (each batch through ``evaluation_step``) with row
-        slices of ``chunk_size`` for arrays and tensors instead of a DataLoader."""
+        slices of ``chunk_size`` for arrays, tensors and scipy.sparse matrices instead
+        of a DataLoader."""
         X = as_numeric(X)  # lists and DataFrames of numbers as arrays
-        if not (isinstance(X, np.ndarray) or torch.is_tensor(X)):
+        if not (isinstance(X, np.ndarray) or torch.is_tensor(X) or is_sparse(X)):
             yield from super().forward_iter(X, training=training, device=device)
             return
         self.check_is_fitted()

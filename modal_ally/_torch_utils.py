@@ -1,6 +1,7 @@
 """Small torch helpers shared by the whole package; imports nothing else from it.
 
-- :func:`as_tensor`: the one array-to-tensor conversion;
+- :func:`as_tensor`: the one array-to-tensor conversion (a scipy.sparse matrix becomes a
+  torch sparse CSR tensor, which ``nn.Linear`` multiplies without densifying it);
 - :func:`eval_mode`: the one way to put modules in eval mode and restore them;
 - :func:`sq_distances`: the one Euclidean distance kernel, exact where it matters
   (:func:`nearest_sq_distances`: the distance to the nearest of many rows, faster);
@@ -13,6 +14,7 @@ import contextlib
 import warnings
 
 import numpy as np
+import scipy.sparse
 import torch
 
 #: Rows per block in the chunked distance computations: a block against a block is at
@@ -25,7 +27,8 @@ def as_tensor(values, device=None, *, dtype=torch.float32, min_float: bool = Fal
 
     Parameters
     ----------
-    values : numpy.ndarray or torch.Tensor
+    values : numpy.ndarray, torch.Tensor or scipy.sparse matrix
+        A sparse matrix becomes a sparse CSR tensor (:func:`sparse_csr_tensor`).
     device : torch device or None
         None keeps the tensor where it is (CPU for numpy input).
     dtype : torch.dtype, default float32
@@ -34,7 +37,9 @@ def as_tensor(values, device=None, *, dtype=torch.float32, min_float: bool = Fal
         Instead of ``dtype``, keep a float32 or float64 input as it is and make
         anything else float32.
     """
-    if isinstance(values, np.ndarray):
+    if scipy.sparse.issparse(values):
+        values = sparse_csr_tensor(values)
+    elif isinstance(values, np.ndarray):
         values = np.ascontiguousarray(values)
         if values.flags.writeable:
             values = torch.from_numpy(values)
@@ -50,6 +55,27 @@ def as_tensor(values, device=None, *, dtype=torch.float32, min_float: bool = Fal
         keep = values.dtype in (torch.float32, torch.float64)
         dtype = values.dtype if keep else torch.float32
     return values.to(device=device, dtype=dtype)
+
+
+def sparse_csr_tensor(values) -> torch.Tensor:
+    """A scipy.sparse matrix as a torch sparse CSR tensor (on the CPU, its dtype kept).
+
+    The CSR arrays are shared with the matrix where they can be (a CSC or COO matrix is
+    converted first, and a CSR with duplicate or unsorted column indices is sorted in a
+    copy: the caller's matrix is never changed). Never densified.
+    """
+    values = values.tocsr()
+    if not values.has_canonical_format:
+        values = values.copy()
+        values.sum_duplicates()
+    index = torch.int64 if np.dtype(np.int64) in (values.indptr.dtype,
+                                                    values.indices.dtype) else torch.int32
+    with warnings.catch_warnings():  # torch says once that its CSR support is "beta"
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
+        return torch.sparse_csr_tensor(
+            as_tensor(values.indptr, dtype=index), as_tensor(values.indices, dtype=index),
+            as_tensor(values.data, min_float=True), size=values.shape,
+            check_invariants=False)
 
 
 @contextlib.contextmanager

@@ -14,6 +14,7 @@ import numbers
 import warnings
 
 import numpy as np
+import scipy.sparse
 import torch
 from sklearn.exceptions import NotFittedError
 from sklearn.utils import check_random_state as _sklearn_random_state
@@ -23,6 +24,12 @@ _FLOAT32_MAX = float(np.finfo(np.float32).max)
 
 def is_tensor(X) -> bool:
     return isinstance(X, torch.Tensor)
+
+
+def is_sparse(X) -> bool:
+    """Whether ``X`` is a scipy.sparse matrix or array (what scikit-learn's text
+    vectorizers return)."""
+    return scipy.sparse.issparse(X)
 
 
 def is_dask_collection(X) -> bool:
@@ -114,9 +121,11 @@ def check_array(X, *, name: str = "X", n_features: tuple | None = None,
 
     Parameters
     ----------
-    X : numpy.ndarray (a memmap too), torch.Tensor, list of rows, DataFrame of numbers
-        or Dask array
-        Rows of samples; any trailing shape (tabular or image data). A Dask array is
+    X : numpy.ndarray (a memmap too), torch.Tensor, scipy.sparse matrix, list of rows,
+        DataFrame of numbers or Dask array
+        Rows of samples; any trailing shape (tabular or image data). A sparse matrix
+        in CSR or CSC format is kept as it is (other formats become CSR: a copy of the
+        stored values, never a dense array). A Dask array is
         computed here (a labeled set, or rows queried from a Dask pool, which modAL
         0.4.2.x stacks onto the labeled set); query strategies never pass their Dask
         pools here.
@@ -129,18 +138,22 @@ def check_array(X, *, name: str = "X", n_features: tuple | None = None,
 
     Returns
     -------
-    X : numpy.ndarray or torch.Tensor
+    X : numpy.ndarray, torch.Tensor or scipy.sparse matrix
         ``X`` itself (lists and DataFrames as a numpy array): never copied, so that a
         memory-mapped pool stays on disk. :func:`as_finite_float32` converts it, one
         chunk at a time.
     """
     if is_dask_collection(X):
         X = np.asarray(X)
-    X = as_numeric(X, name=name)
-    if not (isinstance(X, np.ndarray) or is_tensor(X)):
+    if is_sparse(X):
+        if X.ndim == 2 and X.format not in ("csr", "csc"):
+            X = X.tocsr()  # COO, LIL, DOK...: rows cannot be sliced; a copy of the values
+    else:
+        X = as_numeric(X, name=name)
+    if not (isinstance(X, np.ndarray) or is_tensor(X) or is_sparse(X)):
         raise TypeError(
-            f"{name} must be a numpy array or a torch tensor (or a list of rows, or a "
-            f"pandas DataFrame of numbers), got {type(X).__name__}")
+            f"{name} must be a numpy array or a torch tensor (or a scipy.sparse matrix, "
+            f"a list of rows, or a pandas DataFrame of numbers), got {type(X).__name__}")
     if X.ndim < 2:
         raise ValueError(
             f"{name} must have at least 2 dimensions (n_samples, n_features...), "
@@ -172,16 +185,25 @@ def as_finite_float32(block, *, name: str = "X"):
 
     Parameters
     ----------
-    block : numpy.ndarray or torch.Tensor
+    block : numpy.ndarray, torch.Tensor or scipy.sparse matrix
         Rows of an array that passed :func:`check_array`.
     name : str
         How the error message names the array.
 
     Returns
     -------
-    block : numpy.ndarray or torch.Tensor, float32
-        Integer input such as uint8 images is cast, not rescaled.
+    block : numpy.ndarray, torch.Tensor or scipy.sparse CSR matrix, float32
+        Integer input such as uint8 images is cast, not rescaled. A sparse block
+        comes back in CSR format (a CSC block converted: the chunk's values only), its
+        stored values checked and converted; the implicit zeros are never materialized.
     """
+    if is_sparse(block):
+        block = block.tocsr()
+        data = as_finite_float32(block.data, name=name)
+        if data is block.data:
+            return block
+        return scipy.sparse.csr_matrix((data, block.indices, block.indptr),
+                                       shape=block.shape)
     if is_tensor(block):
         if block.is_floating_point() and not bool(torch.isfinite(block).all()):
             raise ValueError(f"{name} contains NaN or infinity")

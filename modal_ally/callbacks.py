@@ -24,6 +24,7 @@ from skorch.callbacks import Callback
 
 from ._dual_state import dual_summary
 from ._inference import embed
+from ._validation import is_sparse
 
 __all__ = ["DualStatistics", "DualHeadFit", "NonFiniteGuard", "TrainingDivergedError"]
 
@@ -98,7 +99,7 @@ class NonFiniteGuard(Callback):
 
     def on_train_begin(self, net, X=None, y=None, **kwargs):
         self.input_scale_ = 0.0
-        if isinstance(X, (np.ndarray, torch.Tensor)) and X.shape[0]:
+        if (isinstance(X, (np.ndarray, torch.Tensor)) or is_sparse(X)) and X.shape[0]:
             self.input_scale_ = max(float(X.max()), -float(X.min()))
 
     def on_epoch_end(self, net, **kwargs):

@@ -11,11 +11,18 @@ iterator_valid__collate_fn=collate_rows``.
 from __future__ import annotations
 
 import numpy as np
+import scipy.sparse
 import torch
 from torch.utils.data import Dataset
 from torch.utils.data._utils.collate import default_collate
 
+from ._torch_utils import as_tensor
+
 __all__ = ["RowDataset", "collate_rows"]
+
+
+def _n_rows(X):
+    return X.shape[0] if scipy.sparse.issparse(X) else len(X)  # len() refuses sparse
 
 
 class _Batch(tuple):
@@ -25,15 +32,21 @@ class _Batch(tuple):
 def _take(values, rows):
     if isinstance(values, np.ndarray):
         return torch.from_numpy(np.ascontiguousarray(values[rows]))
+    if scipy.sparse.issparse(values):  # the minibatch's rows only, as a sparse tensor
+        return as_tensor(values[rows])
     return values[torch.as_tensor(rows, device=values.device)]
 
 
 class RowDataset(Dataset):
-    """Rows of ``X`` (numpy array or tensor) and ``y``.
+    """Rows of ``X`` (numpy array, tensor or scipy.sparse matrix) and ``y``.
+
+    A sparse ``X`` (CSR: a CSC matrix would be scanned whole for every minibatch) gives
+    each minibatch as a float32 torch sparse CSR tensor of its rows (scikit-learn's
+    vectorizers emit float64), never densified.
 
     Parameters
     ----------
-    X : numpy.ndarray or torch.Tensor
+    X : numpy.ndarray, torch.Tensor or scipy.sparse matrix
     y : numpy.ndarray, torch.Tensor or None
     with_index : bool, default False
         Whether each sample's ``X`` is ``{"X": x, "sample_index": i}`` (the row number
@@ -41,14 +54,14 @@ class RowDataset(Dataset):
     """
 
     def __init__(self, X, y=None, with_index: bool = False):
-        if y is not None and len(y) != len(X):
-            raise ValueError(f"X has {len(X)} rows but y has {len(y)}")
+        if y is not None and len(y) != _n_rows(X):
+            raise ValueError(f"X has {_n_rows(X)} rows but y has {len(y)}")
         self.X = X
         self.y = y
         self.with_index = with_index
 
     def __len__(self):
-        return len(self.X)
+        return _n_rows(self.X)
 
     def __getitems__(self, indices):
         rows = np.asarray(indices, dtype=np.int64)

@@ -17,7 +17,7 @@ import torch
 
 from ._inference import chunk_size_of, iter_chunks
 from ._torch_utils import eval_mode
-from ._validation import check_array, check_fitted_net, get_estimator, is_tensor
+from ._validation import check_array, check_fitted_net, get_estimator, is_sparse, is_tensor
 from .dual_head import dual_values
 
 __all__ = ["GenerativeResult", "generate_informative"]
@@ -182,6 +182,11 @@ def generate_informative(estimator, X, *, n_steps: int = 50, step_size: float = 
             "(epsilon is above every per-sample loss), so there is no informativeness to "
             "ascend; lower epsilon and refit")
     X = check_array(X, name="X", n_features=net.feature_shape_)
+    if is_sparse(X):
+        raise TypeError(
+            "generate_informative moves every input along its gradient, which makes it "
+            "dense (the trajectory has shape (n_steps + 1, n_samples, n_features)): pass "
+            "the few starting rows dense, e.g. X[rows].toarray()")
     _check_options(n_steps, step_size, normalize_gradient)
     box = _check_bounds(bounds, net.feature_shape_)
 

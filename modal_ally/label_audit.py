@@ -23,7 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.pipeline import Pipeline
 
-from ._validation import check_choice, check_fitted_net, get_estimator
+from ._validation import check_choice, check_fitted_net, get_estimator, is_sparse
 
 __all__ = ["SCORES", "DEFAULT_SCORE", "LabelAudit", "label_issue_scores",
            "neighbor_scores", "rank_label_issues", "find_label_issues"]
@@ -85,9 +85,11 @@ def audit_of(learner_or_estimator, *, what: str, X=None, y=None) -> LabelAudit:
         X = getattr(learner_or_estimator, "X_training", None)
         y = getattr(learner_or_estimator, "y_training", None) if X is not None else y
     for name, value in (("X", X), ("y", y)):
-        if value is not None and len(value) != n:
+        rows = None if value is None else (
+            value.shape[0] if is_sparse(value) else len(value))
+        if rows is not None and rows != n:
             raise ValueError(
-                f"{what}: the labeled set has {len(value)} rows ({name}) but the estimator "
+                f"{what}: the labeled set has {rows} rows ({name}) but the estimator "
                 f"was last fitted on {n}: the multipliers belong to the rows of the last fit "
                 "(refit on the labeled set first, e.g. learner.teach without only_new or "
                 "bootstrap)")

@@ -193,7 +193,7 @@ def labeled_embeddings(query: Query, strategy: str) -> torch.Tensor:
     learner, net = query.learner, query.net
     stored = getattr(net, "train_embeddings_", None)
     X_training = getattr(learner, "X_training", None) if learner is not net else None
-    if stored is not None and (X_training is None or len(X_training) == len(stored)):
+    if stored is not None and (X_training is None or _n_rows(X_training) == len(stored)):
         return torch.as_tensor(np.asarray(stored))
     if X_training is not None:
         if query.transform is not None:
@@ -204,6 +204,13 @@ def labeled_embeddings(query: Query, strategy: str) -> torch.Tensor:
         f"{type(net).__name__} keeps no `train_embeddings_` (PDCLNet and PDCLRegressor "
         "do) and the learner keeps no `X_training` (modAL's DeepActiveLearner): use a "
         "PDCLNet, or an ActiveLearner built with X_training and y_training")
+
+
+def _n_rows(X) -> int:
+    """Rows of a labeled set: its ``shape[0]`` where it has one (``len`` refuses a
+    scipy.sparse matrix), else its length (a list of texts)."""
+    shape = getattr(X, "shape", None)
+    return int(shape[0]) if shape is not None and len(shape) else len(X)
 
 
 def as_matrix(X, name: str, *, device=None, allow_empty: bool = False) -> torch.Tensor:

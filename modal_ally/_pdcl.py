@@ -17,6 +17,7 @@ import numpy as np
 import torch
 from sklearn.base import clone
 from skorch import NeuralNet
+from skorch.callbacks import PrintLog
 from skorch.utils import is_dataset, to_device, to_numpy, to_tensor
 from torch import nn
 
@@ -34,7 +35,7 @@ from ._validation import (
     is_sparse,
     numpy_random_state,
 )
-from .callbacks import DualHeadFit, DualStatistics, NonFiniteGuard
+from .callbacks import DualHeadFit, DualStatistics, NonFiniteGuard, QuietPrintLog
 from .data import RowDataset, collate_rows
 from .modules import MLP, ConditionalDualHead, DualHead
 
@@ -98,9 +99,11 @@ class PDCLMixin(DualHeadsMixin):
         callbacks = list(super()._default_callbacks)
         names = [name for name, _ in callbacks]
         at = names.index("print_log") if "print_log" in names else len(callbacks)
+        rest = [(name, QuietPrintLog() if name == "print_log" and type(cb) is PrintLog
+                 else cb) for name, cb in callbacks[at:]]
         return callbacks[:at] + [("dual_statistics", DualStatistics()),
                                  ("non_finite_guard", NonFiniteGuard()),
-                                 ("dual_head", DualHeadFit())] + callbacks[at:]
+                                 ("dual_head", DualHeadFit())] + rest
 
     def set_params(self, **kwargs):
         """skorch's; ``dual_head_lr`` and its siblings are parameters of their own,
@@ -292,19 +295,26 @@ class PDCLMixin(DualHeadsMixin):
         if not (training and isinstance(X, Mapping) and "sample_index" in X):
             return losses.mean()
         state = self.dual_state_
-        lam, eps = state.gather(X["sample_index"].to(state.lambdas.device))
+        index = X["sample_index"].to(state.lambdas.device)
+        lam, eps = state.gather(index)
         if self.constraint_loss is None:  # l' = l: one product in the graph
+            # the dual step reads these values: kept, not computed a second time
+            self._step_values = (index, losses.detach(), None)
             penalty = lam.sum() * eps if state.eps_scalar is not None \
                 else torch.dot(lam, eps)
             return (torch.dot(1.0 + lam, losses) - penalty) / losses.shape[0]
         constraint = self._per_sample_loss(y_pred, y_true, criterion=self.constraint_loss)
+        self._step_values = (index, constraint.detach(), losses.detach())
         return (losses + lam * (constraint - eps)).mean()
 
     def train_step_single(self, batch, **fit_params):
         """skorch's step, plus the minibatch's constraint values for the dual step."""
         step = super().train_step_single(batch, **fit_params)
         Xi, yi = batch
-        if isinstance(Xi, Mapping) and "sample_index" in Xi:
+        values = self.__dict__.pop("_step_values", None)  # what get_loss computed
+        if values is not None:
+            step["dual"] = values
+        elif isinstance(Xi, Mapping) and "sample_index" in Xi:  # a get_loss of one's own
             with torch.no_grad():
                 y_pred = step["y_pred"].detach()
                 yi = to_tensor(yi, device=y_pred.device)
@@ -374,4 +384,5 @@ class PDCLMixin(DualHeadsMixin):
     def __getstate__(self):
         state = super().__getstate__()
         state.pop("dual_state_", None)
+        state.pop("_step_values", None)
         return state

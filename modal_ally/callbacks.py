@@ -20,13 +20,14 @@ import math
 
 import numpy as np
 import torch
-from skorch.callbacks import Callback
+from skorch.callbacks import Callback, PrintLog
 
 from ._dual_state import dual_summary
 from ._inference import embed
 from ._validation import is_sparse
 
-__all__ = ["DualStatistics", "DualHeadFit", "NonFiniteGuard", "TrainingDivergedError"]
+__all__ = ["DualStatistics", "DualHeadFit", "NonFiniteGuard", "QuietPrintLog",
+           "TrainingDivergedError"]
 
 #: Inputs above this magnitude are the first suspect when training diverges.
 _LARGE_INPUT = 1e6
@@ -119,3 +120,19 @@ class NonFiniteGuard(Callback):
             f"training diverged at epoch {row.get('epoch', len(net.history))}: "
             f"{', '.join(bad)} became NaN or infinite. Likely cause: {cause}. The "
             "estimator was left as it was before this fit")
+
+
+class QuietPrintLog(PrintLog):
+    """skorch's ``PrintLog`` (the default ``print_log``), which skips formatting the
+    epoch's table when nothing would be shown: ``verbose=0`` and the sink is ``print``.
+
+    skorch's formats the row of every epoch and then drops it at ``verbose=0``; with
+    the dual statistics' six columns that is about 1.5 ms an epoch, a few per cent of a
+    small net's fit (``benchmarks/fit_cost.py``). Any other sink, or ``verbose > 0``,
+    gets skorch's behaviour unchanged.
+    """
+
+    def on_epoch_end(self, net, **kwargs):
+        if self.sink is print and not net.verbose:
+            return
+        super().on_epoch_end(net, **kwargs)

@@ -191,9 +191,13 @@ def _train(head, output, scaled, train, held, *, epochs, lr, batch_size, loss, g
            device):
     """Adam on shuffled minibatches of the ``train`` rows; with ``held`` rows, the head
     of the epoch with the lowest held-out loss is kept."""
-    optimizer = torch.optim.Adam(head.parameters(), lr=lr)
+    # foreach: the same arithmetic as the loop over parameters (equal bit for bit on
+    # CPU), one call for the head's eight tensors
+    optimizer = torch.optim.Adam(head.parameters(), lr=lr, foreach=True)
     n_train = train.shape[0]
     batch = min(int(batch_size), n_train)
+    # every row in order, every epoch: the tensors themselves, no copy of the rows
+    whole = slice(None) if batch == n_train and held is None else None
     best, best_state = float("inf"), None
     head.train(True)
     for _ in range(int(epochs)):
@@ -201,7 +205,7 @@ def _train(head, output, scaled, train, held, *, epochs, lr, batch_size, loss, g
             else train
         order = order.to(device)
         for start in range(0, n_train, batch):
-            rows = order[start:start + batch]
+            rows = order[start:start + batch] if whole is None else whole
             value = _loss(loss, output(rows), scaled[rows])
             optimizer.zero_grad(set_to_none=True)
             value.backward()

@@ -1,0 +1,430 @@
+"""What a PDCLNet fit costs against a plain skorch fit of the same network.
+
+Side by side in one process: for each data set and labeled-set size, the arms are fitted
+in turn (the order rotated every repeat, so a burst of load on a shared machine falls on
+each arm alike), and each arm keeps its best time:
+
+- ``PDCLNet``: :class:`modal_ally.PDCLNet` at its defaults (``random_state`` set), the
+  dual heads included (the paper's head and the pool head, fitted at the end of ``fit``);
+- ``skorch``: what a plain skorch user writes for the same network and settings:
+  ``NeuralNetClassifier(MLP, criterion=CrossEntropyLoss, optimizer=Adam, lr=1e-3,
+  max_epochs, batch_size=64, train_split=None)`` with skorch's own ``Dataset`` (one row
+  fetched and collated at a time);
+- ``skorch (RowDataset)``: the benchmarks' :class:`~benchmarks.estimators.PlainNetClassifier`,
+  the same net with whole-minibatch fetching (``RowDataset`` + ``collate_rows``, what
+  PDCLNet uses by default): the baseline the learning-curve tables time.
+
+Then one instrumented PDCLNet fit (and one of each plain net) says where the time goes:
+every named step is wrapped by a timer for that fit only (the timed fits run unwrapped).
+
+    python -m benchmarks.fit_cost --data-dir ../shared/data --out docs/results/fit_cost/run
+
+Writes ``fit_cost.csv`` (every fit), ``fit_cost.md`` (the ratios) and ``profile.csv``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import platform
+import time
+import warnings
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from benchmarks.cli import parse_int_list, torch_threads
+from benchmarks.estimators import BATCH_SIZE, LEARNING_RATE, build_estimator
+from benchmarks.registry import parse_names
+from benchmarks.reporting import markdown_table, write_atomic, write_csv
+
+__all__ = ["ARMS", "fit_arm", "measure", "profile_fit", "main"]
+
+ARMS = ("PDCLNet", "skorch", "skorch (RowDataset)")
+DATASETS = ("manyclass", "mnist")
+FIT_FIELDS = ("dataset", "n_rows", "arm", "repeat", "seconds", "loop_s", "load_1min")
+
+
+def _plain_skorch(data, *, epochs, seed):
+    """The network a plain skorch user fits: skorch's defaults but for the settings."""
+    from skorch import NeuralNetClassifier
+
+    from modal_ally import MLP
+
+    torch.manual_seed(seed)
+    return NeuralNetClassifier(
+        MLP, module__input_dim=int(np.prod(data.feature_shape)),
+        module__output_dim=int(data.n_classes), criterion=nn.CrossEntropyLoss,
+        optimizer=torch.optim.Adam, lr=LEARNING_RATE, max_epochs=epochs,
+        batch_size=BATCH_SIZE, train_split=None, verbose=0)
+
+
+def build_arm(arm, data, *, epochs, seed=0, **pdcl_params):
+    """A fresh, unfitted net of ``arm`` (one of :data:`ARMS`); ``pdcl_params`` go to
+    PDCLNet (none: its defaults)."""
+    from modal_ally import PDCLNet
+
+    if arm == "PDCLNet":
+        return PDCLNet(max_epochs=epochs, random_state=seed, **pdcl_params)
+    if arm == "skorch":
+        return _plain_skorch(data, epochs=epochs, seed=seed)
+    if arm == "skorch (RowDataset)":
+        return build_estimator("random", data, epochs=epochs, seed=seed)
+    raise ValueError(f"unknown arm {arm!r}; choose one of {', '.join(ARMS)}")
+
+
+def fit_arm(arm, data, X, y, *, epochs, seed=0, **pdcl_params):
+    """Fit a fresh net of ``arm``; returns ``(seconds, loop seconds, net)``.
+
+    ``loop seconds``: skorch's epoch durations summed (the training loop alone)."""
+    net = build_arm(arm, data, epochs=epochs, seed=seed, **pdcl_params)
+    start = time.perf_counter()
+    net.fit(X, y)
+    seconds = time.perf_counter() - start
+    return seconds, float(sum(net.history[:, "dur"])), net
+
+
+def measure(data, n_rows, *, epochs, repeats, arms=ARMS, log=print, **pdcl_params):
+    """``repeats`` interleaved fits of every arm on the first ``n_rows`` pool rows."""
+    X, y = data.X_pool[:n_rows], data.y_pool[:n_rows]
+    for arm in arms:  # untimed: the first fit of a process pays torch's lazy set-up
+        fit_arm(arm, data, X[:128], y[:128], epochs=1, **pdcl_params)
+    rows = []
+    for repeat in range(repeats):
+        order = arms[repeat % len(arms):] + arms[:repeat % len(arms)]
+        for arm in order:
+            seconds, loop, _ = fit_arm(arm, data, X, y, epochs=epochs, **pdcl_params)
+            rows.append(dict(dataset=data.name, n_rows=n_rows, arm=arm, repeat=repeat,
+                             seconds=seconds, loop_s=loop, load_1min=os.getloadavg()[0]))
+            log(f"  {data.name} {n_rows} {arm}: {seconds:.3f} s (loop {loop:.3f} s, "
+                f"load {rows[-1]['load_1min']:.2f})")
+    return rows
+
+
+# ------------------------------------------------------------------ where the time goes
+def _profiled_steps():
+    """``(label, owner, attribute)`` of every step the profile times."""
+    from skorch import NeuralNet, NeuralNetClassifier
+    from skorch.callbacks import PrintLog
+
+    from modal_ally import _dual_heads, _pdcl, callbacks, data
+    from modal_ally._dual_state import DualState
+
+    return [
+        ("skorch train_step_single (forward, loss, backward)", NeuralNet,
+         "train_step_single"),
+        ("optimizer step (Adam; the dual heads' steps too)", torch.optim.Adam, "step"),
+        ("PDCL get_loss (gather + Lagrangian)", _pdcl.PDCLMixin, "get_loss"),
+        ("skorch get_loss", NeuralNetClassifier, "get_loss"),
+        ("PDCL train_step_single (incl. skorch's)", _pdcl.PDCLMixin, "train_step_single"),
+        ("dual step (DualState.step)", DualState, "step"),
+        ("per-row gather (DualState.gather)", DualState, "gather"),
+        ("RowDataset.__getitems__", data.RowDataset, "__getitems__"),
+        ("collate_rows", data, "collate_rows"),
+        ("history bookkeeping (DualStatistics)", callbacks.DualStatistics, "on_epoch_end"),
+        ("NonFiniteGuard (epoch end)", callbacks.NonFiniteGuard, "on_epoch_end"),
+        ("NonFiniteGuard (train begin)", callbacks.NonFiniteGuard, "on_train_begin"),
+        ("PrintLog (epoch end)", PrintLog, "on_epoch_end"),
+        ("dual heads after training (DualHeadFit)", callbacks.DualHeadFit, "on_train_end"),
+        ("  embedding the training rows", callbacks, "embed"),
+        ("  paper's head fit", _dual_heads.DualHeadsMixin, "_fit_dual_head"),
+        ("  pool head fit", _dual_heads.DualHeadsMixin, "_fit_pool_dual_head"),
+    ]
+
+
+@contextlib.contextmanager
+def _timed(steps):
+    """Wrap each step by a timer; yields ``{label: [seconds, calls]}``; unwraps after."""
+    totals = {label: [0.0, 0] for label, _, _ in steps}
+    saved = []
+
+    def wrapper(function, slot):
+        def timed(*args, **kwargs):
+            start = time.perf_counter()
+            try:
+                return function(*args, **kwargs)
+            finally:
+                slot[0] += time.perf_counter() - start
+                slot[1] += 1
+        return timed
+
+    for label, owner, name in steps:
+        original = owner.__dict__[name] if isinstance(owner, type) else getattr(owner, name)
+        saved.append((owner, name, original))
+        setattr(owner, name, wrapper(original, totals[label]))
+    try:
+        yield totals
+    finally:
+        for owner, name, original in reversed(saved):
+            setattr(owner, name, original)
+
+
+def _with_collate(net):
+    """The net with ``collate_rows`` looked up at call time (it is bound at import)."""
+    from modal_ally import data as data_module
+
+    if net.get_params().get("iterator_train__collate_fn") is data_module.collate_rows:
+        net.set_params(iterator_train__collate_fn=lambda b: data_module.collate_rows(b))
+    return net
+
+
+def profile_fit(data, n_rows, *, epochs, arms=ARMS, **pdcl_params):
+    """One instrumented fit of each arm: rows of (arm, step, seconds, calls)."""
+    X, y = data.X_pool[:n_rows], data.y_pool[:n_rows]
+    rows = []
+    for arm in arms:
+        net = _with_collate(build_arm(arm, data, epochs=epochs, **pdcl_params))
+        with _timed(_profiled_steps()) as totals:
+            start = time.perf_counter()
+            net.fit(X, y)
+            total = time.perf_counter() - start
+        rows.append(dict(dataset=data.name, n_rows=n_rows, arm=arm, step="whole fit",
+                         seconds=total, calls=1))
+        rows += [dict(dataset=data.name, n_rows=n_rows, arm=arm, step=label,
+                      seconds=seconds, calls=calls)
+                 for label, (seconds, calls) in totals.items() if calls]
+    return rows
+
+
+# ------------------------------------------------------------------ cheaper heads?
+#: ``(epochs, lr, batch_size)`` of the dual heads' training: the default first.
+HEAD_CANDIDATES = ((100, 5e-3, 4096), (30, 5e-3, 4096), (30, 1.5e-2, 4096),
+                   (20, 2.5e-2, 4096), (10, 5e-2, 4096), (10, 5e-3, 256))
+HEAD_FIELDS = ("dataset", "n_rows", "seed", "head_epochs", "head_lr", "head_batch_size",
+               "paper_head_s", "pool_head_s", "rho_default", "rho_loss")
+
+
+def _spearman(a, b):
+    from scipy.stats import spearmanr
+
+    return float(spearmanr(a, b)[0])
+
+
+def head_candidates(data, n_rows, seed, *, epochs, candidates=HEAD_CANDIDATES,
+                    pool_rows=5000):
+    """The dual heads of one fitted PDCLNet trained again by each candidate schedule
+    (from the same initial weights: torch seeded alike), their cost, and how the pool
+    head ranks ``pool_rows`` unlabeled rows against the first candidate's (the default
+    schedule: ``rho_default``) and against the rows' true loss (``rho_loss``). The
+    last row, ``head_epochs`` negative, is the default schedule from other initial
+    weights: how far two heads trained alike agree."""
+    from modal_ally import PDCLNet
+
+    order = np.random.default_rng(seed).permutation(data.X_pool.shape[0])
+    labeled, pool = order[:n_rows], order[n_rows:n_rows + pool_rows]
+    y = data.y_pool[labeled]
+    net, seen = PDCLNet(max_epochs=epochs, random_state=seed), {}
+    fit_head = net._fit_dual_head  # the targets the fit trains its heads on: kept
+    net._fit_dual_head = lambda e, t: (seen.update(embeddings=e, targets=t), fit_head(e, t))
+    net.fit(data.X_pool[labeled], y)
+    del net._fit_dual_head
+    embeddings, targets = seen["embeddings"], seen["targets"]
+    loss = net.per_sample_loss(data.X_pool[pool], data.y_pool[pool])
+    out, default = [], None
+    for init, (head_epochs, lr, batch) in [(seed, c) for c in candidates] + [
+            (seed + 1, candidates[0])]:
+        net.set_params(dual_head_epochs=head_epochs, dual_head_lr=lr,
+                       dual_head_batch_size=batch)
+        torch.manual_seed(init)
+        start = time.perf_counter()
+        net._fit_dual_head(embeddings, targets)
+        middle = time.perf_counter()
+        net._fit_pool_dual_head(embeddings, targets, y)
+        end = time.perf_counter()
+        scores = net.predict_dual(data.X_pool[pool], head="pool")
+        default = scores if default is None else default
+        out.append(dict(dataset=data.name, n_rows=n_rows, seed=seed,
+                        head_epochs=head_epochs if init == seed else -head_epochs,
+                        head_lr=lr, head_batch_size=batch, paper_head_s=middle - start,
+                        pool_head_s=end - middle, rho_default=_spearman(scores, default),
+                        rho_loss=_spearman(scores, loss)))
+    return out
+
+
+def heads_report(rows) -> str:
+    """Mean over seeds of each candidate's cost and ranking, per data set and size."""
+    import pandas as pd
+
+    frame = pd.DataFrame(rows)
+    keys = ["dataset", "n_rows", "head_epochs", "head_lr", "head_batch_size"]
+    means = frame.groupby(keys, sort=False).mean(numeric_only=True).reset_index()
+    lines = ["## Cheaper dual heads? (both heads re-trained on the same fit; mean over "
+             f"{frame['seed'].nunique()} seeds; the pool head's ranking of unlabeled rows)",
+             ""]
+    lines += markdown_table(
+        ["data", "rows", "epochs", "lr", "batch", "both heads s", "Spearman with the "
+         "default schedule's pool scores", "Spearman with the pool's loss"],
+        [[r.dataset, f"{r.n_rows:,}", r.head_epochs if r.head_epochs > 0 else
+          f"{-r.head_epochs} (other initial weights)", r.head_lr, r.head_batch_size,
+          f"{r.paper_head_s + r.pool_head_s:.3f}", f"{r.rho_default:.4f}",
+          f"{r.rho_loss:.3f}"] for r in means.itertuples()])
+    return "\n".join(lines) + "\n"
+
+
+# ------------------------------------------------------------------ report
+def summarize(fit_rows):
+    """Best time of every arm and the ratios of PDCLNet to each plain arm."""
+    out = []
+    for key in dict.fromkeys((r["dataset"], r["n_rows"]) for r in fit_rows):
+        rows = [r for r in fit_rows if (r["dataset"], r["n_rows"]) == key]
+        best = {arm: min(r["seconds"] for r in rows if r["arm"] == arm)
+                for arm in dict.fromkeys(r["arm"] for r in rows)}
+        loops = {arm: min(r["loop_s"] for r in rows if r["arm"] == arm) for arm in best}
+        paired = [p["seconds"] / q["seconds"] for p in rows for q in rows
+                  if p["arm"] == "PDCLNet" and q["arm"] == "skorch (RowDataset)"
+                  and p["repeat"] == q["repeat"]]
+        out.append(dict(dataset=key[0], n_rows=key[1], best=best, loops=loops,
+                        paired_median=float(np.median(paired)) if paired else None))
+    return out
+
+
+def _ratio(summary, arm):
+    best = summary["best"]
+    return best["PDCLNet"] / best[arm] if arm in best and "PDCLNet" in best else None
+
+
+def report(summaries, profile_rows, settings) -> str:
+    """The Markdown report: ratios, best times, and the profile."""
+    lines = ["# A PDCLNet fit against plain skorch", "", settings, ""]
+    table = []
+    for s in summaries:
+        best, loops = s["best"], s["loops"]
+        table.append([s["dataset"], f"{s['n_rows']:,}"]
+                     + [f"{best[a]:.3f}" if a in best else "" for a in ARMS]
+                     + [f"**{_ratio(s, 'skorch (RowDataset)'):.3f}**",
+                        f"{_ratio(s, 'skorch'):.3f}",
+                        f"{s['paired_median']:.3f}" if s["paired_median"] else "",
+                        f"{loops.get('PDCLNet', float('nan')):.3f}",
+                        f"{loops.get('skorch (RowDataset)', float('nan')):.3f}"])
+    lines += markdown_table(
+        ["data", "rows", *(f"{a} s" for a in ARMS), "ratio to skorch (RowDataset)",
+         "ratio to skorch", "median paired ratio (RowDataset)", "PDCLNet loop s",
+         "skorch (RowDataset) loop s"], table)
+    lines += ["", "Seconds: best of the repeats, the whole `fit`; loop: skorch's epoch "
+              "durations summed (the dual heads come after the loop).", "",
+              "## Where the time goes (one instrumented fit of each arm; nested steps "
+              "overlap)", ""]
+    lines += markdown_table(["data", "rows", "arm", "step", "seconds", "calls"],
+                            [[r["dataset"], f"{r['n_rows']:,}", r["arm"], r["step"],
+                              f"{r['seconds']:.3f}", r["calls"]] for r in profile_rows])
+    return "\n".join(lines) + "\n"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks.fit_cost",
+        description="PDCLNet's fit against a plain skorch fit of the same network.")
+    add = parser.add_argument
+    add("--datasets", default=",".join(DATASETS),
+        help="comma-separated, of manyclass and mnist (default: %(default)s)")
+    add("--sizes", default="1000,10000", help="labeled rows (default: %(default)s)")
+    add("--epochs", type=int, default=50, help="epochs of every fit (default: %(default)s)")
+    add("--repeats", type=int, default=3,
+        help="interleaved repeats, best kept (default: %(default)s)")
+    add("--arms", default=",".join(ARMS), help="comma-separated (default: all)")
+    add("--dual-head-epochs", type=int, default=None,
+        help="PDCLNet's dual_head_epochs (default: its own default)")
+    add("--no-profile", action="store_true", help="skip the instrumented fits")
+    add("--heads", type=int, default=0, metavar="SEEDS",
+        help="instead of the timings: re-train the dual heads of SEEDS fits per size by "
+             "each of HEAD_CANDIDATES and compare their pool rankings")
+    add("--threads", type=int, default=1, help="torch threads (default: %(default)s)")
+    add("--data-dir", default=None, help="folder holding MNIST/ (mnist is skipped without)")
+    add("--out", default=str(Path("docs", "results", "fit_cost", "run")),
+        help="output directory (default: %(default)s)")
+    return parser
+
+
+def _load(name, data_dir, largest):
+    from benchmarks.datasets import load_dataset
+
+    if name == "mnist":
+        try:
+            data = load_dataset("mnist", data_dir=data_dir, random_state=0)
+        except (ValueError, FileNotFoundError) as exc:
+            print(f"mnist skipped: {exc} (pass --data-dir with MNIST/raw)", flush=True)
+            return None
+    else:
+        data = load_dataset(name, random_state=0)
+    if data.X_pool.shape[0] < largest:
+        raise SystemExit(f"{name} has {data.X_pool.shape[0]} pool rows, fewer than "
+                         f"--sizes asks ({largest})")
+    return data
+
+
+def main(argv=None) -> dict:
+    """Run the benchmark; returns ``{"fits", "profile", "summaries", "paths"}``."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        sizes = parse_int_list(args.sizes, name="--sizes")
+        names, arms = parse_names(args.datasets), tuple(parse_names(args.arms))
+        if set(names) - set(DATASETS) or not names:
+            raise ValueError(f"--datasets: choose among {', '.join(DATASETS)}")
+        if set(arms) - set(ARMS) or "PDCLNet" not in arms or len(arms) < 2:
+            raise ValueError(f"--arms: PDCLNet and at least one of {', '.join(ARMS[1:])}")
+    except ValueError as exc:
+        parser.error(str(exc))
+    if args.epochs < 1 or args.repeats < 1 or args.threads < 1:
+        parser.error("--epochs, --repeats and --threads must be >= 1")
+    pdcl_params = {} if args.dual_head_epochs is None else {
+        "dual_head_epochs": args.dual_head_epochs}
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    if args.heads:
+        return _run_heads(args, names, sizes, out)
+    fits, profile, start_load = [], [], os.getloadavg()
+    with torch_threads(args.threads), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name in names:
+            data = _load(name, args.data_dir, max(sizes))
+            for n_rows in [] if data is None else sizes:
+                print(f"{name}: {n_rows} rows, {args.epochs} epochs, "
+                      f"{args.repeats} repeats", flush=True)
+                fits += measure(data, n_rows, epochs=args.epochs, repeats=args.repeats,
+                                arms=arms, **pdcl_params)
+                if not args.no_profile:
+                    profile += profile_fit(data, n_rows, epochs=args.epochs, arms=arms,
+                                           **pdcl_params)
+    settings = (f"PDCLNet {pdcl_params or 'at its defaults'}; "
+                f"{args.epochs} epochs, batch {BATCH_SIZE}, Adam lr {LEARNING_RATE}, MLP "
+                f"d -> 256 -> 256 -> classes, torch threads {args.threads}, best of "
+                f"{args.repeats} interleaved repeats; torch {torch.__version__}, "
+                f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs; "
+                f"load average at the start {start_load[0]:.2f}, at the end "
+                f"{os.getloadavg()[0]:.2f}")
+    summaries = summarize(fits)
+    paths = {"csv": write_csv(out / "fit_cost.csv", FIT_FIELDS, fits),
+             "profile": write_csv(out / "profile.csv",
+                                  ("dataset", "n_rows", "arm", "step", "seconds", "calls"),
+                                  profile),
+             "md": out / "fit_cost.md"}
+    markdown = report(summaries, profile, settings)
+    write_atomic(paths["md"], markdown)
+    print(markdown)
+    return {"fits": fits, "profile": profile, "summaries": summaries, "paths": paths}
+
+
+def _run_heads(args, names, sizes, out) -> dict:
+    rows = []
+    with torch_threads(args.threads), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for name in names:
+            data = _load(name, args.data_dir, max(sizes))
+            for n_rows in [] if data is None else sizes:
+                for seed in range(args.heads):
+                    print(f"{name}: {n_rows} rows, seed {seed}", flush=True)
+                    rows += head_candidates(data, n_rows, seed, epochs=args.epochs)
+    paths = {"csv": write_csv(out / "heads.csv", HEAD_FIELDS, rows), "md": out / "heads.md"}
+    markdown = heads_report(rows)
+    write_atomic(paths["md"], markdown)
+    print(markdown)
+    return {"heads": rows, "paths": paths}
+
+
+if __name__ == "__main__":
+    main()

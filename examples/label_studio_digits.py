@@ -14,7 +14,9 @@ first ``--initial`` labels (in the project's own order), then for ``--rounds`` r
 pushes the scores, waits for ``--batch`` labels and teaches them. With
 ``--simulate-annotator`` the labels come from the digits' true classes instead of a
 person, through the same API (the annotator asks the server for its next task, as the
-labeling stream does), which is how tests/test_label_studio_server.py runs it.
+labeling stream does), which is how tests/test_label_studio_server.py runs it. With
+``--journal answers.sqlite`` every annotation is written to that journal before it is
+taught (modal_ally.journal). A wrong address or token is reported in one line.
 """
 
 import argparse
@@ -31,7 +33,8 @@ from PIL import Image
 from sklearn.datasets import load_digits
 
 from modal_ally import PDCLNet, ally_query_strategy
-from modal_ally.label_studio import LabelStudioBridge
+from modal_ally.journal import Journal
+from modal_ally.label_studio import LabelStudioBridge, LabelStudioError, connect
 
 LABEL_CONFIG = """<View>
   <Image name="image" value="$image" zoom="false"/>
@@ -110,6 +113,8 @@ def parse_args(argv):
     parser.add_argument("--poll", type=float, default=10.0, help="seconds between pulls")
     parser.add_argument("--simulate-annotator", action="store_true")
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--journal", default=None, help="journal every annotation to this "
+                        "SQLite file before it is taught")
     args = parser.parse_args(argv)
     if not args.api_key:
         parser.error("give --api-key or set LABEL_STUDIO_API_KEY (a personal access token)")
@@ -117,21 +122,28 @@ def parse_args(argv):
 
 
 def main(argv=None):
-    from label_studio_sdk import LabelStudio
-
     args = parse_args(argv)
+    try:
+        return run(args)
+    except (LabelStudioError, ValueError) as exc:  # a wrong address, token or project
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+def run(args):
     torch.set_num_threads(args.threads)
     X_raw, y = load_digits(return_X_y=True)
     order = np.random.default_rng(0).permutation(len(y))
     pool, test = order[:args.pool], order[args.pool:]
     X = (X_raw / 16).astype(np.float32)
-    client = LabelStudio(base_url=args.url, api_key=args.api_key)
+    client = connect(args.url, args.api_key)  # the address and token checked first
     project, task_ids = create_project(client, X_raw[pool], "modal_ally: digits by ALLY")
     print(f"project {project} at {args.url}: {len(task_ids)} tasks (threads {args.threads})")
     learner = ActiveLearner(estimator=PDCLNet(max_epochs=args.max_epochs, random_state=0),
                             query_strategy=ally_query_strategy)
+    journal = None if args.journal is None else Journal(args.journal, X[pool], keys=task_ids)
     bridge = LabelStudioBridge(learner, project, X[pool], task_ids, labels=range(10),
-                               client=client)
+                               client=client, journal=journal)
     annotator = SimulatedAnnotator(client, args.api_key, project, dict(zip(
         task_ids.tolist(), y[pool].tolist()))) if args.simulate_annotator else None
 

@@ -1,20 +1,14 @@
 """A labeling session nothing can lose: every answer journaled before a learner is taught it.
 
-A :class:`Journal` binds an SQLite file (the standard library's driver, WAL, one
-transaction per batch; see :mod:`modal_ally._journal_db`) to the user's pool. Every
-answer is committed to the file before ``teach`` sees it; a failed ``teach`` keeps the
-answers and records that they were not taught; a learner is rebuilt from the journal and
-the pool after a crash (:meth:`Journal.resume`) with the same labeled rows in the same
-order, the same labels, the same round and every answer (``learner.answers_``, an
-:class:`~modal_ally.answers.Answers`).
-
-A row's label is the consensus of its answers (:meth:`Answers.consensus
-<modal_ally.answers.Answers.consensus>`: a weighted vote with the model's probabilities as
-the tie-breaking prior); the labels each teach gave the labeled set are journaled too, so
-that a rebuild reproduces them exactly, whatever the model was at the time.
-
-Model version: the number of successful teaches recorded in the journal when an answer
-was written (the fits the model that asked had been through), unless given.
+A :class:`Journal` binds an SQLite file (see :mod:`modal_ally._journal_db`) to the user's
+pool. Every answer is committed before ``teach`` sees it; a failed ``teach`` keeps the
+answers, recorded as not taught; after a crash :meth:`Journal.resume` rebuilds the
+learner: the same labeled rows in the same order, the same labels, round and answers
+(``learner.answers_``). A row's label is the consensus of its answers
+(:meth:`modal_ally.answers.Answers.consensus`, the model's probabilities breaking ties);
+the labels each teach gave are journaled too, so a rebuild reproduces them exactly.
+Model version: the number of successful teaches journaled when an answer was written
+(the fits the model that asked had been through), unless given.
 """
 
 from __future__ import annotations
@@ -237,24 +231,35 @@ class Journal:
     def _plan(self, learner, batches):
         """The labeled set after teaching ``batches``: its keys, their labels (JSON
         text), and the (key, label) pairs that are new or changed."""
-        order = list(self._order)
+        new = {}
         for r in self._records:
-            if r[1] in batches and r[2] not in self._label and r[2] not in order[len(self._order):]:
-                order.append(r[2])
+            if r[1] in batches and r[2] not in self._label:
+                new.setdefault(r[2], None)
+        order = self._order + list(new)
         answers = self._answers(order, batches, not is_regressor(learner.estimator))
-        probabilities, classes = None, None
-        if answers.classification and answers.counts().max() > 1:
-            try:
-                classes = np.asarray(learner.estimator.classes_)
-                probabilities = learner.predict_proba(
-                    _take(self.X_pool, [self._position[k] for k in order]))
-            except Exception:  # noqa: BLE001 - not fitted yet: no prior, plain votes
-                probabilities, classes = None, None
-            if classes is not None and not set(answers.labels.tolist()) <= set(classes.tolist()):
-                probabilities, classes = None, None
-        consensus = [encode(v) for v in answers.consensus(probabilities, classes=classes)]
-        given = [(k, v) for k, v in zip(order, consensus) if self._label.get(k) != v]
-        return order, consensus, given
+        if answers.counts().max() == 1:  # one answer a row: it is the label
+            labels = answers.labels[np.argsort(answers.rows, kind="stable")]
+        else:
+            probabilities, classes = self._prior(learner, order, answers)
+            labels = answers.consensus(probabilities, classes=classes)
+        consensus = [encode(v) for v in labels]
+        return order, consensus, [(k, v) for k, v in zip(order, consensus)
+                                  if self._label.get(k) != v]
+
+    def _prior(self, learner, order, answers):
+        """The model's class probabilities of the rows ``order`` and its classes, the
+        consensus's tie-breaking prior (None, None: not fitted, or new classes)."""
+        if not answers.classification:
+            return None, None
+        try:
+            classes = np.asarray(learner.estimator.classes_)
+            probabilities = learner.predict_proba(
+                _take(self.X_pool, [self._position[k] for k in order]))
+        except Exception:  # noqa: BLE001 - not fitted yet: no prior, plain votes
+            return None, None
+        if not set(answers.labels.tolist()) <= set(classes.tolist()):
+            return None, None
+        return probabilities, classes
 
     def teach(self, learner, rows=None, y=None, *, annotator=None, round=None,
               model_version=None, retry_failed=False) -> dict:

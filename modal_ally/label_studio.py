@@ -8,6 +8,11 @@ bridge pushes ``score = rank / n_tasks``: 0.0 for the task to label first (the f
 of the learner's query strategy), up to ``(n - 1) / n`` for the last. The predictions
 carry no label (an empty ``result``), so annotators are not shown the model's guess.
 
+With a journal (``journal=``, :mod:`modal_ally.journal`) every annotation is journaled
+before it is taught, a task waits for its ``overlap``, annotators who disagree go to the
+consensus, and ``push_scores(..., second_opinions=True)`` sends the labeled tasks that
+:func:`modal_ally.next_annotations` picks back to one more person.
+
 Needs the official SDK: ``pip install "modal_ally[label-studio]"`` (``label-studio-sdk``).
 """
 
@@ -20,10 +25,21 @@ from datetime import datetime, timezone
 
 import numpy as np
 
+from ._label_studio_journal import JournaledBridge, open_journal_for
+from ._label_studio_sdk import (
+    LabelStudioAuthError,
+    LabelStudioConnectionError,
+    LabelStudioError,
+    base_url,
+    call_sdk,
+    check_api_key,
+    connect,
+)
+from ._label_studio_sdk import field as _field
 from .strategies._common import resolve_pipeline
 
 __all__ = ["LabelStudioBridge", "LabelStudioError", "LabelStudioConnectionError",
-           "LabelStudioAuthError", "annotation_order", "priority_scores"]
+           "LabelStudioAuthError", "annotation_order", "connect", "priority_scores"]
 
 #: Data Manager filter: tasks with at least one annotation.
 _ANNOTATED = json.dumps({"filters": {"conjunction": "and", "items": [
@@ -33,18 +49,6 @@ _ANNOTATED = json.dumps({"filters": {"conjunction": "and", "items": [
 PUSH_CHUNK = 5000
 #: The learner attribute that holds what the bridge has taught it (see ``LabelStudioBridge``).
 LEDGER_ATTRIBUTE = "label_studio_taught_"
-
-
-class LabelStudioError(Exception):
-    """Label Studio answered with an error (the message has its status and detail)."""
-
-
-class LabelStudioConnectionError(LabelStudioError, ConnectionError):
-    """No Label Studio server answered at the URL."""
-
-
-class LabelStudioAuthError(LabelStudioError, PermissionError):
-    """Label Studio refused the access token."""
 
 
 def priority_scores(order):
@@ -72,7 +76,11 @@ def annotation_order(learner, X_pool, n_instances, **query_kwargs):
     order : numpy.ndarray of int64, shape (len(X_pool),), a permutation of the rows
     """
     query_idx, _ = learner.query(X_pool, n_instances=n_instances, **query_kwargs)
-    first = np.asarray(query_idx, dtype=np.int64).ravel()
+    return _then_by_dual(learner, X_pool, np.asarray(query_idx, dtype=np.int64).ravel())
+
+
+def _then_by_dual(learner, X_pool, first):
+    """``first``, then every other row of ``X_pool`` by predicted dual variable."""
     net, X_net, _ = resolve_pipeline(learner.estimator, X_pool)
     duals = np.asarray(net.predict_dual(X_net), dtype=np.float64)
     rest = np.setdiff1d(np.arange(duals.shape[0]), first)
@@ -94,13 +102,6 @@ def _labels_map(labels):
     return mapping
 
 
-def _sdk_errors():
-    import httpx
-    from label_studio_sdk.core.api_error import ApiError
-
-    return httpx.TransportError, ApiError
-
-
 @dataclass
 class PushReport:
     """What :meth:`LabelStudioBridge.push_scores` sent."""
@@ -118,16 +119,11 @@ class PullReport:
     conflicts: dict = field(default_factory=dict)   # task id -> the labels that disagree
     unusable: dict = field(default_factory=dict)    # task id -> why (no single choice)
     changed_after_teach: dict = field(default_factory=dict)  # task id -> (taught, now)
+    waiting: dict = field(default_factory=dict)     # task id -> (annotators, overlap)
+    second_opinions: dict = field(default_factory=dict)  # labeled task id -> new choices
 
 
-def _field(obj, name, default=None):
-    """A field of an SDK object or of the plain dict the SDK hands back for annotations."""
-    if isinstance(obj, dict):
-        return obj.get(name, default)
-    return getattr(obj, name, default)
-
-
-class LabelStudioBridge:
+class LabelStudioBridge(JournaledBridge):
     """A modAL ``ActiveLearner`` and a Label Studio project whose tasks are its pool.
 
     Parameters
@@ -166,7 +162,7 @@ class LabelStudioBridge:
     """
 
     def __init__(self, learner, project, X_pool, task_ids, *, labels, url=None, api_key=None,
-                 client=None, from_name=None):
+                 client=None, from_name=None, journal=None):
         task_ids = np.asarray(task_ids)
         if task_ids.ndim != 1 or task_ids.dtype.kind not in "iu":
             raise TypeError(f"task_ids must be a 1-d sequence of integers, got {task_ids!r}"[:200])
@@ -178,41 +174,21 @@ class LabelStudioBridge:
         self.learner, self.project, self.X_pool = learner, int(project), X_pool
         self.task_ids, self.labels, self.from_name = task_ids, _labels_map(labels), from_name
         self._row_of = {int(task): row for row, task in enumerate(task_ids)}
-        self._project_key = None
+        self._project_key, self._model_version = None, None
         if client is None:
             if url is None or api_key is None:
                 raise ValueError("give url and api_key (a personal access token), or client")
-            self.url = url.rstrip("/")
-            from label_studio_sdk import LabelStudio
-
-            client = self._call("checking the access token", LabelStudio, base_url=self.url,
-                                api_key=api_key)
+            self.url = base_url(url)
+            client = connect(self.url, check_api_key(api_key), check=False)
         else:
             wrapper = getattr(client, "_client_wrapper", None)
             self.url = str(url or (wrapper.get_base_url() if wrapper else "the server"))
         self.client = client
+        self.journal = None if journal is None else open_journal_for(journal, X_pool, task_ids)
 
-    # ------------------------------------------------------------------ errors
     def _call(self, what, fn, *args, **kwargs):
         """``fn(*args, **kwargs)``, with the SDK's errors turned into clear ones."""
-        transport_error, api_error = _sdk_errors()
-        try:
-            return fn(*args, **kwargs)
-        except transport_error as exc:
-            raise LabelStudioConnectionError(
-                f"cannot reach Label Studio at {self.url} while {what} "
-                f"({type(exc).__name__}: {exc}): is the server running at that address?"
-            ) from exc
-        except api_error as exc:
-            detail = _field(exc.body, "detail", exc.body) if exc.body is not None else ""
-            if exc.status_code in (401, 403):
-                raise LabelStudioAuthError(
-                    f"Label Studio at {self.url} refused the access token while {what} "
-                    f"({exc.status_code}: {detail}). Pass a personal access token (Account & "
-                    "Settings > Personal Access Token) as api_key: Label Studio 1.23 and "
-                    "later refuse legacy API tokens by default") from exc
-            raise LabelStudioError(f"Label Studio at {self.url} answered {exc.status_code} "
-                                   f"while {what}: {detail}") from exc
+        return call_sdk(self.url, what, fn, *args, **kwargs)
 
     # ------------------------------------------------------------------ ledger
     @property
@@ -228,7 +204,10 @@ class LabelStudioBridge:
 
     @property
     def taught(self) -> dict:
-        """``{task id: {"choice": ..., "annotations": [...]}}`` taught to the learner."""
+        """``{task id: {"choice": ..., "annotations": [...]}}`` taught to the learner
+        (with a journal: ``{task id: {"label": ...}}``, from the journal)."""
+        if self.journal is not None:
+            return self._journal_taught()
         return dict((getattr(self.learner, LEDGER_ATTRIBUTE, None) or {}).get(self._key, {}))
 
     def _record(self, entries):
@@ -239,6 +218,9 @@ class LabelStudioBridge:
     def record_taught(self, task_ids):
         """Record tasks the learner already has (e.g. its initial labeled set came from
         them), so that :meth:`pull` neither teaches them nor calls them missing."""
+        if self.journal is not None:
+            raise ValueError("with a journal, teach the tasks the learner starts with through "
+                             "it (journal.teach(learner, rows, labels)): it is the record")
         self._record({int(task): {"choice": None, "annotations": []} for task in task_ids})
 
     def _rows(self, rows):
@@ -249,7 +231,7 @@ class LabelStudioBridge:
 
     # ------------------------------------------------------------------ push
     def push_scores(self, n_instances, *, model_version=None, set_project_order=True,
-                    **query_kwargs) -> PushReport:
+                    second_opinions=False, **query_kwargs) -> PushReport:
         """Send the pool's priority to Label Studio as prediction scores.
 
         Every pool task not yet taught gets one prediction of ``model_version`` (default:
@@ -259,35 +241,55 @@ class LabelStudioBridge:
         from 0.0. With ``set_project_order`` the project's sampling becomes
         "Uncertainty sampling" and its model version this one, so annotators are served
         the lowest score first. ``query_kwargs`` go to ``learner.query`` (e.g.
-        ``random_state``).
+        ``random_state``). With ``second_opinions`` (needs a journal) the round's
+        ``n_instances`` annotations are split by :func:`modal_ally.next_annotations`
+        between new tasks and labeled tasks sent back to one more person
+        (:meth:`ask_again`): those come first, then the new ones, then the rest.
         """
         from label_studio_sdk.types import PredictionRequest
 
-        taught = self.taught
-        rows = np.array([row for row, task in enumerate(self.task_ids) if int(task) not in taught],
-                        dtype=np.int64)
-        if model_version is None:
-            y_training = getattr(self.learner, "y_training", None)
-            n_labeled = 0 if y_training is None else len(y_training)
-            stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
-            model_version = f"modal_ally-{n_labeled}-labels-{stamp}"
+        if second_opinions and self.journal is None:
+            raise ValueError("second opinions need a journal: LabelStudioBridge(..., "
+                             "journal='answers.sqlite')")
+        rows, model_version = self._untaught_rows(), model_version or self._new_version()
         if rows.size == 0:
             return PushReport(model_version)
-        order = annotation_order(self.learner, self._rows(rows), min(n_instances, rows.size),
-                                 **query_kwargs)
-        scores = priority_scores(order)
-        tasks = self.task_ids[rows]
-        requests = [PredictionRequest(task=int(tasks[i]), result=[], score=float(scores[i]),
-                                      model_version=model_version) for i in order]
+        again = np.zeros(0, dtype=np.int64)
+        if second_opinions:
+            again, first = self._second_opinion_order(rows, n_instances, query_kwargs)
+            order = rows[_then_by_dual(self.learner, self._rows(rows), first)]
+        else:
+            order = rows[annotation_order(self.learner, self._rows(rows),
+                                          min(n_instances, rows.size), **query_kwargs)]
+        tasks = self.task_ids[np.concatenate([again, order])]
+        scores = np.arange(tasks.size) / tasks.size
+        requests = [PredictionRequest(task=int(task), result=[], score=float(score),
+                                      model_version=model_version)
+                    for task, score in zip(tasks, scores)]
         for start in range(0, len(requests), PUSH_CHUNK):
             self._call("pushing prediction scores", self.client.projects.import_predictions,
                        id=self.project, request=requests[start:start + PUSH_CHUNK])
+        self.ask_again(self.task_ids[again])
         if set_project_order:
             self._call("setting the project's sampling and model version",
                        self.client.projects.update, id=self.project,
                        sampling="Uncertainty sampling", model_version=model_version)
-        return PushReport(model_version, [int(tasks[i]) for i in order],
-                          [float(scores[i]) for i in order])
+        self._model_version = model_version
+        return PushReport(model_version, tasks.tolist(), scores.tolist())
+
+    def _untaught_rows(self):
+        if self.journal is not None:
+            return self.journal.unlabeled()
+        taught = self.taught
+        return np.array([row for row, task in enumerate(self.task_ids)
+                         if int(task) not in taught], dtype=np.int64)
+
+    def _new_version(self):
+        y_training = getattr(self.learner, "y_training", None)
+        n_labeled = len(self.journal.labeled) if self.journal is not None else \
+            0 if y_training is None else len(y_training)
+        stamp = datetime.now(timezone.utc).strftime("%Y%m%dT%H%M%S%f")
+        return f"modal_ally-{n_labeled}-labels-{stamp}"
 
     # ------------------------------------------------------------------ pull
     def _choice(self, annotation):
@@ -348,10 +350,19 @@ class LabelStudioBridge:
         nothing usable, are left out and reported (with a warning). An annotation of a
         task missing from the pool or with a label outside ``labels`` raises ValueError
         and teaches nothing; so does a failed ``teach`` (the learner is left as it was).
+
+        With a journal: every annotation (not cancelled, one choice) of a task whose
+        distinct annotators reach its ``overlap`` is journaled once, then
+        ``Journal.teach`` teaches every journaled answer not yet taught; a task's label is
+        the consensus of its answers (disagreements and later answers included). Tasks
+        still waiting for their overlap are reported in ``waiting``, labeled tasks that
+        got new answers in ``second_opinions``.
         """
         tasks = self._call("reading the annotated tasks", lambda: list(
             self.client.tasks.list(project=self.project, query=_ANNOTATED, fields="all")))
         report = PullReport()
+        if self.journal is not None:
+            return self._warn_left_out(self._pull_journaled(tasks, report), journaled=True)
         new, missing, unknown = self._sort(tasks, report)
         self._raise_for(missing, unknown)
         if new:
@@ -361,10 +372,15 @@ class LabelStudioBridge:
             self._record({task: {"choice": choice, "annotations": ids}
                           for task, (choice, ids) in new.items()})
             report.taught = {task: self.labels[choice] for task, (choice, _) in new.items()}
-        left = {"disagree": report.conflicts, "have no single choice": report.unusable,
-                "changed after they were taught (not taught again)": report.changed_after_teach}
+        return self._warn_left_out(report)
+
+    @staticmethod
+    def _warn_left_out(report, journaled=False):
+        left = {"have no single choice": report.unusable} if journaled else {
+            "disagree": report.conflicts, "have no single choice": report.unusable,
+            "changed after they were taught (not taught again)": report.changed_after_teach}
         said = [f"{len(ids)} tasks {why} ({sorted(ids)[:10]})" for why, ids in left.items() if ids]
         if said:
             warnings.warn("Label Studio annotations left out: " + "; ".join(said),
-                          UserWarning, stacklevel=2)
+                          UserWarning, stacklevel=3)
         return report

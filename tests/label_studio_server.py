@@ -56,16 +56,18 @@ def wait_until_up(url, process, log):
                        + log.read_text()[-3000:])
 
 
-def personal_access_token(url):
-    """Log in through the login form and create a personal access token."""
+def personal_access_token(url, email=EMAIL, password=PASSWORD, *, sign_up=False):
+    """Log in through the login form (or sign up, for a second annotator) and create a
+    personal access token."""
     import httpx
 
+    form = "/user/signup/" if sign_up else "/user/login/"
     with httpx.Client(base_url=url, follow_redirects=True, timeout=60) as http:
-        page = http.get("/user/login/").text
+        page = http.get(form).text
         csrf = re.search(r'name="csrfmiddlewaretoken" value="([^"]+)"', page)[1]
-        http.post("/user/login/", data={"csrfmiddlewaretoken": csrf, "email": EMAIL,
-                                        "password": PASSWORD},
-                  headers={"Referer": f"{url}/user/login/"}).raise_for_status()
+        http.post(form, data={"csrfmiddlewaretoken": csrf, "email": email,
+                              "password": password},
+                  headers={"Referer": f"{url}{form}"}).raise_for_status()
         answer = http.post("/api/token/", json={}, headers={
             "X-CSRFToken": http.cookies["csrftoken"], "Referer": f"{url}/"})
         answer.raise_for_status()

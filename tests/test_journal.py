@@ -134,7 +134,7 @@ def test_kill_at_random_moments_over_a_long_session(tmp_path):
     points = [f"{point}:{chooser.randint(1, 20)}" for point in
               ("insert", "commit", "teach-record", "fit") for _ in range(4)]
     codes = [kill_and_resume(tmp_path, reference, [], kill_at=point) for point in points]
-    codes += [kill_and_resume(tmp_path, reference, [], kill_after=chooser.uniform(4, 30))
+    codes += [kill_and_resume(tmp_path, reference, [], kill_after=chooser.uniform(8, 40))
               for _ in range(8)]
     assert codes.count(-signal.SIGKILL) >= 20, codes
 
@@ -305,3 +305,33 @@ def test_two_processes_appending_lose_and_double_nothing(tmp_path):
         mine = table[table["annotator"] == who]
         assert sorted(mine["key"]) == list(range(n)), who
     assert len(table) == 3 * n and table["source"].is_unique
+
+
+def test_readme_recipe_runs_and_resumes(tmp_path, monkeypatch):
+    import re
+
+    readme = (ROOT / "README.md").read_text()
+    block = re.search(r"## A session nothing can lose: the journal\n.*?```python\n(.*?)```",
+                      readme, re.S).group(1)
+    assert len(block.strip().splitlines()) <= 15
+    block = block.replace("journal.round < 20", "journal.round < 2").replace(
+        "PDCLNet(random_state=0)", "PDCLNet(max_epochs=2, random_state=0)")
+    from sklearn.datasets import load_digits
+
+    X, y = load_digits(return_X_y=True)
+    X_pool = (X[:400] / 16).astype(np.float32)
+    truth = {row.tobytes(): label for row, label in zip(X_pool, y)}
+    namespace = {"ActiveLearner": ActiveLearner, "PDCLNet": PDCLNet,
+                 "ally_query_strategy": ally_query_strategy, "X_pool": X_pool,
+                 "ids": [f"digit-{i}" for i in range(400)], "initial_rows": np.arange(20),
+                 "initial_labels": y[:20],
+                 "ask_a_person": lambda rows: [truth[row.tobytes()] for row in rows]}
+    monkeypatch.chdir(tmp_path)
+    exec(block, dict(namespace))
+    first = Journal("answers.sqlite", X_pool, keys=namespace["ids"])
+    assert first.round == 2 and len(first.labeled) == 120
+    done = dict(namespace)
+    exec(block, done)  # resumed: nothing left to do, the same learner
+    assert done["journal"].round == 2 and len(done["learner"].y_training) == 120
+    first.close()
+    done["journal"].close()

@@ -104,3 +104,44 @@ def test_expired_token_is_refused_before_any_request(learner, digits):
     with pytest.raises(LabelStudioAuthError, match="refused the access token.*expired"):
         LabelStudioBridge(learner, 1, digits["X_pool"][:10], np.arange(10), labels=range(10),
                           url=f"http://127.0.0.1:{free_port()}", api_key=refresh_token(-60))
+
+
+@needs_sdk
+@pytest.mark.parametrize("url,api_key,match", [
+    ("http://127.0.0.1:1", "", "api_key is empty"),
+    ("http://127.0.0.1:1", "   ", "api_key is empty"),
+    ("localhost:8080", "token", "url must be the Label Studio server's address")])
+def test_empty_token_and_bad_url_are_named(learner, digits, url, api_key, match):
+    with pytest.raises(ValueError, match=match):
+        LabelStudioBridge(learner, 1, digits["X_pool"][:10], np.arange(10), labels=range(10),
+                          url=url, api_key=api_key)
+
+
+@needs_sdk
+@pytest.mark.parametrize("url", ["http://127.0.0.1:8080/api", "http://127.0.0.1:8080/api/",
+                                 " http://127.0.0.1:8080/ "])
+def test_url_ending_in_api_is_the_server_root(learner, digits, url):
+    bridge = LabelStudioBridge(learner, 1, digits["X_pool"][:10], np.arange(10),
+                               labels=range(10), url=url, api_key=refresh_token(3600))
+    assert bridge.url == "http://127.0.0.1:8080"
+
+
+@needs_sdk
+def test_journal_must_be_the_bridges_pool(learner, digits, tmp_path):
+    from modal_ally.journal import Journal
+
+    X_pool = digits["X_pool"][:10]
+    make = lambda journal: LabelStudioBridge(  # noqa: E731
+        learner, 1, X_pool, np.arange(100, 110), labels=range(10),
+        url="http://127.0.0.1:1", api_key=refresh_token(3600), journal=journal)
+    with pytest.raises(ValueError, match="the journal's pool is not the bridge's"):
+        make(Journal(tmp_path / "a.sqlite", X_pool))  # keyed by position, not task id
+    with pytest.raises(TypeError, match="journal must be a Journal or a file path"):
+        make(3)
+    bridge = make(tmp_path / "b.sqlite")
+    assert bridge.taught == {}
+    with pytest.raises(ValueError, match="teach the tasks the learner starts with"):
+        bridge.record_taught([100])
+    no_journal = make(None)
+    with pytest.raises(ValueError, match="second opinions need a journal"):
+        no_journal.push_scores(3, second_opinions=True)

@@ -208,3 +208,76 @@ def test_example_script(server):
     assert [line.split()[1] for line in lines if line.startswith("labels")] == [
         "20", "25", "30"], done.stdout
 
+
+
+# ---------------------------------------------------------------- journal, second opinions
+def test_second_opinions_through_the_journal(server, project, digits, tmp_path):
+    """A labeled task pushed for a second opinion is served to a second annotator; both
+    annotations reach the journal; the consensus is taught; a resumed learner and bridge
+    teach nothing twice."""
+    from modal_ally.journal import Journal
+    from tests.label_studio_server import personal_access_token
+
+    client, project_id, task_ids = project
+    X_pool, y_pool = pool(digits)
+    truth = dict(zip(task_ids.tolist(), y_pool.tolist()))
+    url, _ = server
+    token = personal_access_token(url, f"second-{project_id}@example.com",
+                                  "modal-ally-test-2", sign_up=True)
+    second = sdk.LabelStudio(base_url=url, api_key=token)
+    wrong = set(task_ids[:30:5].tolist())  # six wrong first answers
+    for task in task_ids[:30].tolist():
+        annotate(client, task, (truth[task] + 3) % 10 if task in wrong else truth[task])
+
+    def new_bridge():
+        learner = ActiveLearner(estimator=PDCLNet(max_epochs=30, random_state=0),
+                                query_strategy=ally_query_strategy)
+        journal = Journal(tmp_path / "answers.sqlite", X_pool, keys=task_ids)
+        return LabelStudioBridge(journal.resume(learner), project_id, X_pool, task_ids,
+                                 labels=range(10), client=client, journal=journal)
+
+    bridge = new_bridge()
+    assert len(bridge.pull().taught) == 30 and len(bridge.learner.y_training) == 30
+    push = bridge.push_scores(8, second_opinions=True, random_state=0)
+    labeled = set(task_ids[:30].tolist())
+    again = [task for task in push.task_ids if task in labeled]
+    assert again and push.task_ids[:len(again)] == again, push.task_ids[:10]
+    assert all(not client.tasks.get(id=task).is_labeled for task in again)
+    assert bridge.pull().waiting == {task: (1, 2) for task in again}
+
+    served = []
+    for _ in range(len(again) + 2):  # two annotators: Label Studio draws among the 3 lowest
+        served.append(next_task((url, token), second, project_id))
+        annotate(second, served[-1], truth[served[-1]])
+    assert set(again) <= set(served)
+    report = bridge.pull()
+    assert set(report.second_opinions) == set(again)
+    table = bridge.journal.table()
+    for task in again:
+        answers = table[table["key"] == task]
+        assert len(answers) == 2 and answers["annotator"].nunique() == 2
+        assert answers["source"].str.startswith("label-studio ").all()
+    labels = dict(zip(task_ids[bridge.journal.labeled].tolist(), bridge.journal.labels()))
+    np.testing.assert_array_equal(bridge.learner.y_training, bridge.journal.labels())
+    assert all(labels[task] in (truth[task], (truth[task] + 3) % 10) for task in again)
+    assert bridge.learner.answers_.counts().max() == 2
+    assert bridge.pull().taught == {}  # never twice
+
+    resumed = new_bridge()  # a crash: a new process, the same journal
+    np.testing.assert_array_equal(resumed.learner.y_training, bridge.learner.y_training)
+    assert resumed.pull().taught == {} and resumed.taught == bridge.taught
+
+
+def test_url_ending_in_api_and_a_wrong_address(server, project, digits):
+    client, project_id, task_ids = project
+    url, token = server
+    X_pool, _ = pool(digits)
+    learner = new_learner(digits)
+    bridge = LabelStudioBridge(learner, project_id, X_pool, task_ids, labels=range(10),
+                               url=url + "/api/", api_key=token)
+    assert bridge.url == url and bridge.pull().taught == {}
+    from modal_ally.label_studio import LabelStudioError, connect
+
+    with pytest.raises(LabelStudioError, match="an HTML page of .* the server's root") as error:
+        connect(url + "/user", token)
+    assert len(str(error.value)) < 600

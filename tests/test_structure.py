@@ -30,7 +30,7 @@ PACKAGE = Path(modal_ally.__file__).parent
 UNLISTED = 11
 LAYERS = {
     "_validation": 0, "_torch_utils": 0, "_compat": 0, "_split": 0, "_allocator": 0,
-    "answers": 0, "_journal_db": 0,
+    "answers": 0, "_journal_db": 0, "_label_studio_sdk": 0,
     "_inference": 1, "data": 1, "modules": 1, "clustering": 1, "_seeding": 1,
     "distributed._select": 2, "distributed._pool": 3, "distributed": 4,
     "distributed._ally": 7,
@@ -46,7 +46,8 @@ LAYERS = {
     "_journal_fit": 6, "journal": 8,
     "strategies.redundancy": 9,
     "strategies": 10,
-    "baselines": 11, "selection": 11, "label_studio": 11, "second_opinions": 11,
+    "baselines": 11, "selection": 11, "second_opinions": 11,
+    "_label_studio_journal": 12, "label_studio": 13,
     "diagnostics.duality": 11, "diagnostics": 11,
     "": 12,
 }

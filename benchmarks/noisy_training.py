@@ -91,13 +91,16 @@ def summarize(fits, arms, path, *, higher=True):
         per = {}
         for f in fits:
             if (f["kind"], f["rate"]) == (kind, rate):
-                per.setdefault(f["arm"], {}).setdefault(f["seed"], []).append(f)
-        seeds = sorted(set.intersection(*(set(per[a]) for a in arms if a in per)))
+                per.setdefault(f["arm"], {}).setdefault((f["seed"], f["size"]), f)
+        # only the (seed, size) fits every arm has made: a run in progress is paired too
+        pairs = set.intersection(*(set(per[a]) for a in arms if a in per))
+        seeds = sorted({seed for seed, _ in pairs})
         if not seeds:
             continue
 
-        def mean_of(arm, key):
-            return np.array([np.nanmean([f[key] for f in per[arm][s]]) for s in seeds])
+        def mean_of(arm, key, per=per, pairs=pairs, seeds=seeds):
+            return np.array([np.nanmean([per[arm][p][key] for p in sorted(pairs)
+                                         if p[0] == s]) for s in seeds])
 
         for arm in arms:
             if arm not in per:
@@ -111,7 +114,7 @@ def summarize(fits, arms, path, *, higher=True):
                     cells.append(f"{d.mean():+.4f} ± {d.std():.4f} ({better.sum()}/{len(d)})")
                 else:
                     cells.append("")
-            auroc = np.nanmean([f["auroc"] for s in seeds for f in per[arm][s]]) \
+            auroc = np.nanmean([per[arm][p]["auroc"] for p in pairs]) \
                 if arm != "free" and rate > 0 else float("nan")
             lines.append(f"| {kind} | {rate:g} | {arm} | {m.mean():.4f} ± {m.std():.4f} | "
                          f"{cells[0]} | {cells[1]} | {auroc:.4f} |")

@@ -77,7 +77,7 @@ class PDCLMixin(DualHeadsMixin):
                  constraint_loss=None, auto_epsilon_factor=1.1, dual_head=DualHead,
                  dual_head_epochs=100, dual_head_lr=5e-3, dual_head_batch_size=4096,
                  pool_dual_head=ConditionalDualHead, chunk_size=4096, embedding_layer=None,
-                 slack_cost=None, random_state=None, **kwargs):
+                 slack_cost=0.1, random_state=None, **kwargs):
         super().__init__(module, **{**_SKORCH_DEFAULTS, **kwargs})
         self.epsilon = epsilon
         self.dual_lr = dual_lr

@@ -32,7 +32,7 @@ __all__ = ["PersistenceMixin", "DualHeadsState", "weights_fingerprint"]
 FORMAT = "modal_ally.dual_heads"
 VERSION = 1
 #: The fitted state a query reads besides the heads (each saved when present).
-_FITTED = ("lambdas_", "lambdas_mean_", "constraint_losses_", "epsilon_",
+_FITTED = ("lambdas_", "lambdas_mean_", "constraint_losses_", "relaxations_", "epsilon_",
            "train_embeddings_", "train_targets_", "dual_target_mean_",
            "dual_target_scale_", "dual_head_fitted_", "auto_epsilon_reference_loss_",
            "auto_epsilon_fit_time_")

@@ -80,6 +80,16 @@ _PDCL_DOC = """
         For a module without ``backbone``: the name (as in ``named_modules()``) of
         the submodule whose output is the embedding; None takes the input of the
         last ``nn.Linear``.
+    slack_cost : float or None, default 0.1
+        Resilient constraints (Hounie, Ribeiro and Chamon, NeurIPS 2023): relaxing a
+        row's constraint by ``u_i`` costs ``slack_cost / 2 * u_i ** 2``, so a row the
+        net cannot satisfy (a wrong label) buys slack instead of weight: its multiplier
+        settles at ``slack_cost * max(0, l'_i - epsilon_i)`` instead of growing for as
+        long as the row stays violated, and the primal step no longer fits it hardest.
+        Without label noise it changes nothing measurable; at 20 % noise it recovers
+        what hard constraints lose to an unconstrained net (docs/label-audit.md).
+        The multipliers still rank the rows by how long and how far they were violated
+        (the label audit reads them). None: hard constraints, the paper's.
     random_state : int, RandomState or None
         Seeds the initialization and the shuffling so a fit is reproducible.
     criterion, optimizer, lr, max_epochs, batch_size, train_split, device, ...
@@ -94,6 +104,9 @@ _PDCL_DOC = """
         Each row's end-of-epoch multiplier averaged over the epochs of the last fit.
     constraint_losses_ : ndarray of shape (n_rows,)
         Each row's constraint loss ``l'_i`` at its last training step.
+    relaxations_ : ndarray of shape (n_rows,)
+        Each row's relaxation ``u_i = lambda_i / slack_cost`` at the end of training
+        (zeros with ``slack_cost=None``).
     epsilon_ : ndarray of shape (n_rows,)
         The constraint level used for each row.
     train_embeddings_ : ndarray of shape (n_rows, embedding_dim)

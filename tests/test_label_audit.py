@@ -132,10 +132,22 @@ def test_flagged_set_is_precise_on_planted_errors(noisy):
     assert not manual.any()
 
 
+def test_dual_gain_closed_forms():
+    from types import SimpleNamespace
+
+    hard = SimpleNamespace(history=[{}] * 30, dual_lr=0.05, dual_lr_schedule="constant",
+                           slack_cost=None)
+    assert _dual_gain(hard) == pytest.approx(0.05 * 31 / 2)  # sum of eta s, averaged
+    # with a slack cost: lambda_s = eta rho (1 - rho^s) / (1 - rho), rho = 1 / (1 + eta/a)
+    leaky = SimpleNamespace(**{**vars(hard), "slack_cost": 0.1})
+    rho = 1 / (1 + 0.05 / 0.1)
+    s = np.arange(1, 31)
+    assert _dual_gain(leaky) == pytest.approx(np.mean(0.05 * rho * (1 - rho ** s) / (1 - rho)))
+    assert _dual_gain(leaky) < 0.1  # bounded by slack_cost per unit of violation
+
+
 def test_average_losses_read_the_multipliers_back(noisy):
     net = noisy["net"]
-    epochs = len(net.history)
-    assert _dual_gain(net) == pytest.approx(net.dual_lr * (epochs + 1) / 2)
     losses = average_losses(net)
     np.testing.assert_allclose(losses, net.epsilon_ + net.lambdas_mean_ / _dual_gain(net),
                                rtol=1e-6)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import numpy as np
 from sklearn.exceptions import NotFittedError
 
+from ..callbacks import dual_targets
 from ._base import StoppingCriterion, check_count, check_number, check_rows, final_step
 
 __all__ = ["DualCriterion"]
@@ -82,14 +83,15 @@ class DualCriterion(StoppingCriterion):
                                  "(no lambdas_); fit it (or teach the learner) first")
         n_pool = check_rows(X_pool, "X_pool")
         scores = np.asarray(net.predict_dual(preprocess(X_pool)), dtype=np.float64)
-        lambdas = np.asarray(lambdas, dtype=np.float64)
+        # the multipliers the heads learned (the same units as the predictions)
+        lambdas = np.asarray(dual_targets(net), dtype=np.float64)
         top = n_pool if self.n_instances is None else min(self.n_instances, n_pool)
         top_mean = float(np.mean(np.partition(scores, n_pool - top)[n_pool - top:]))
         labeled_mean = float(lambdas.mean())
         ratio = top_mean / labeled_mean if labeled_mean > 0 else 0.0
         details = {"pool_top_mean": top_mean, "pool_mean": float(scores.mean()),
                    "labeled_mean": labeled_mean,
-                   "active_fraction": float(np.mean(lambdas > 0))}
+                   "active_fraction": float(np.mean(np.asarray(net.lambdas_) > 0))}
         return ratio, n_pool, "pool", details
 
     def _met(self, statistic):

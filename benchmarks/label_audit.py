@@ -232,7 +232,17 @@ def build_parser():
     add("--out", default=os.path.join("docs", "results", "label_audit"))
     add("--threads", type=int, default=1)
     add("--report-only", action="store_true", help="only rewrite the summary")
+    add("--anchors-from", default=None,
+        help="a rows.jsonl of an earlier run: fit only the package's net and take the "
+             "anchors (5-fold, cleanlab, AUM, final loss: nets without constraints, which "
+             "a change of the package does not touch) from that run's same configuration")
     return parser
+
+
+def anchor_columns(row) -> dict:
+    """The columns of a result row that come from the unconstrained nets."""
+    return {k: v for k, v in row.items() if ":pdcl:" not in k
+            and any(k.endswith(f":{m}") for m in ("5-fold", "aum", "loss", "cleanlab"))}
 
 
 def main(argv=None):
@@ -247,6 +257,8 @@ def main(argv=None):
     out.mkdir(parents=True, exist_ok=True)
     rows_path = out / "rows.jsonl"
     done = {key_of(row) for row in read_rows(rows_path)}
+    anchors = {key_of(row): anchor_columns(row) for row in read_rows(args.anchors_from)} \
+        if args.anchors_from else None
     start = time.perf_counter()
     if not args.report_only:
         with torch_threads(args.threads):
@@ -256,7 +268,9 @@ def main(argv=None):
                 if (task, kind, rate, seed, args.epochs) in done:
                     continue
                 row = run_config(task, kind, rate, seed, epochs=args.epochs,
-                                 data_dir=args.data_dir)
+                                 data_dir=args.data_dir, anchors=anchors is None)
+                if anchors is not None and rate > 0:
+                    row.update(anchors[(task, kind, rate, seed, args.epochs)])
                 row["threads"] = args.threads
                 with open(rows_path, "a") as stream:
                     stream.write(json.dumps(row) + "\n")

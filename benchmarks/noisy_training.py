@@ -76,7 +76,6 @@ def noisy_set(data, size, rate, kind, seed):
     X, y = data.X_pool[rows], np.asarray(data.y_pool)[rows]
     if rate == 0:
         return rows, y, np.zeros(size, dtype=bool)
-    kind = "replaced" if data.task == "regression" else kind
     y_noisy, is_corrupted = corrupt(X, y, rate, kind, rng, n_classes=data.n_classes)
     return rows, y_noisy, is_corrupted
 
@@ -145,21 +144,22 @@ def main(argv=None):
     done = {(f["kind"], f["rate"], f["seed"], f["size"], f["arm"]) for f in fits
             if f["settings"] == settings}
     sizes = [int(s) for s in args.sizes.split(",")]
+    kind = "replaced" if data.task == "regression" else args.kind
     with cli.torch_threads(args.threads):
         for rate in (float(r) for r in args.rates.split(",")):
             for seed in range(args.seeds):
                 for size in sizes:
                     rows, y_noisy, bad = noisy_set(data, size, rate, args.kind, seed)
                     for arm in arms:
-                        if (args.kind, rate, seed, size, arm) in done:
+                        if (kind, rate, seed, size, arm) in done:
                             continue
                         fit = one_fit(data, arm, data.X_pool[rows], y_noisy, bad, seed, args)
-                        fit.update(kind=args.kind, rate=rate, seed=seed, size=size, arm=arm,
+                        fit.update(kind=kind, rate=rate, seed=seed, size=size, arm=arm,
                                    settings=settings)
                         fits.append(fit)
                         with open(path, "a") as stream:
                             stream.write(json.dumps(fit) + "\n")
-                        print(f"{args.kind} rate={rate} seed={seed} n={size} {arm}: "
+                        print(f"{kind} rate={rate} seed={seed} n={size} {arm}: "
                               f"{fit['metric']:.4f} auroc={fit['auroc']:.3f}", flush=True)
     fits = [f for f in fits if f["settings"] == settings]
     print(summarize(fits, arms, out / "summary.md", higher=data.task == "classification"))

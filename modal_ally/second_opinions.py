@@ -81,7 +81,8 @@ def _first_two_disagree(answers, tolerance):
         differ = a != b
     else:
         gap = np.abs(a.astype(np.float64) - b.astype(np.float64))
-        differ = gap.reshape(gap.shape[0], -1).max(axis=1) > tolerance
+        differ = gap.reshape(gap.shape[0], -1).max(axis=1, initial=0.0) > tolerance \
+            if gap.size else np.zeros(0, dtype=bool)
     return int(first.size), int(np.sum(differ))
 
 

@@ -93,6 +93,23 @@ def test_planted_noise_is_found_and_repaired(digits):
     assert {a["annotator"] for a in answers.of_row(int(positions[0]))} == {None, "expert"}
 
 
+def test_a_regressor_gets_second_opinions_on_replaced_targets(diabetes):
+    from modal_ally import PDCLRegressor
+
+    X, y, X_pool, _ = diabetes
+    rng = np.random.default_rng(0)
+    replaced = rng.random(len(y)) < 0.2
+    noisy = np.where(replaced, rng.permutation(y), y)
+    learner = ActiveLearner(PDCLRegressor(max_epochs=25, random_state=0), ally_query_strategy,
+                            X_training=X, y_training=noisy)
+    picks, positions = next_annotations(learner, X_pool, 20, random_state=0)
+    assert len(picks) + len(positions) == 20 and len(set(positions.tolist())) == len(positions)
+    if len(positions):
+        relabel(learner, lambda rows, p: y[p], indices=positions)
+        np.testing.assert_allclose(np.asarray(learner.y_training)[positions],
+                                   (noisy[positions] + y[positions]) / 2)  # two: their mean
+
+
 def test_bad_input(digits):
     learner = _digits_learner(digits, digits["y_train"])
     with pytest.raises(ValueError, match="n_instances"):

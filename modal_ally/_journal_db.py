@@ -42,15 +42,15 @@ BUSY_TIMEOUT_S = 60.0
 _HEADER = b"SQLite format 3\x00"
 
 _SCHEMA = """
-CREATE TABLE IF NOT EXISTS batches (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL,
+CREATE TABLE batches (id INTEGER PRIMARY KEY AUTOINCREMENT, kind TEXT NOT NULL,
                       time REAL NOT NULL);
-CREATE TABLE IF NOT EXISTS answers (id INTEGER PRIMARY KEY AUTOINCREMENT,
+CREATE TABLE answers (id INTEGER PRIMARY KEY AUTOINCREMENT,
                       batch INTEGER NOT NULL REFERENCES batches(id),
                       key TEXT NOT NULL, label TEXT NOT NULL, annotator TEXT,
                       time REAL NOT NULL, round INTEGER NOT NULL, model_version TEXT,
                       source TEXT UNIQUE);
-CREATE INDEX IF NOT EXISTS answers_batch ON answers(batch);
-CREATE TABLE IF NOT EXISTS teaches (id INTEGER PRIMARY KEY AUTOINCREMENT, batches TEXT NOT NULL,
+CREATE INDEX answers_batch ON answers(batch);
+CREATE TABLE teaches (id INTEGER PRIMARY KEY AUTOINCREMENT, batches TEXT NOT NULL,
                       taught INTEGER NOT NULL, labels TEXT NOT NULL, error TEXT,
                       time REAL NOT NULL);
 """
@@ -116,16 +116,40 @@ def _check_contents(conn, path):
     if problems != ["ok"]:
         _refuse(path, f"SQLite's integrity check failed ({'; '.join(problems[:3])}): it is "
                       "corrupt or truncated")
-    if not tables:
-        return False
-    if application != APPLICATION_ID:
+    if application != APPLICATION_ID or not tables:
         _refuse(path, "it is an SQLite database but not a modal_ally journal")
     if version != SCHEMA_VERSION:
         newer = "a newer" if version > SCHEMA_VERSION else "an older"
         _refuse(path, f"it was written by {newer} release of modal_ally (schema version "
                       f"{version}; this release reads version {SCHEMA_VERSION} and knows "
                       "no migration from it)")
-    return True
+
+
+def _create(path):
+    """Create the journal whole or not at all: built under a temporary name beside it,
+    then linked into place (a crash leaves no half-made journal; of two processes
+    creating it at once, one wins and the other opens it)."""
+    temp = f"{path}.creating-{os.getpid()}-{time.time_ns()}"
+    try:
+        conn = sqlite3.connect(temp)
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.executescript(f"BEGIN; {_SCHEMA} PRAGMA application_id = {APPLICATION_ID};"
+                               f"PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
+        finally:
+            conn.close()
+        try:
+            os.link(temp, path)
+        except FileExistsError:
+            pass  # another process created it first: open theirs
+        except OSError:  # no hard links here: a rename, unless it appeared meanwhile
+            if not os.path.exists(path):
+                os.replace(temp, path)
+    except (OSError, sqlite3.Error) as exc:
+        raise JournalWriteError(f"cannot create the journal {path}: {exc}") from exc
+    finally:
+        if os.path.exists(temp):
+            os.unlink(temp)
 
 
 def open_journal(path):
@@ -135,20 +159,15 @@ def open_journal(path):
     file is never written to.
     """
     path = os.fspath(path)
-    existed = _check_file(path)
+    if not _check_file(path):
+        _create(path)
     try:
         conn = sqlite3.connect(path, timeout=BUSY_TIMEOUT_S, isolation_level="IMMEDIATE")
     except sqlite3.Error as exc:
         raise JournalWriteError(f"cannot open the journal {path}: {exc}") from exc
     try:
-        has_schema = _check_contents(conn, path) if existed else False
-        conn.execute("PRAGMA journal_mode = WAL")
+        _check_contents(conn, path)
         conn.execute("PRAGMA synchronous = FULL")
-        if not has_schema:
-            with _writing(conn, path, "creating the journal"):
-                conn.executescript("BEGIN IMMEDIATE;" + _SCHEMA
-                                   + f"PRAGMA application_id = {APPLICATION_ID};"
-                                   + f"PRAGMA user_version = {SCHEMA_VERSION}; COMMIT;")
     except BaseException:
         conn.close()
         raise

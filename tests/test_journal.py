@@ -200,6 +200,19 @@ def test_failed_teach_keeps_answers_marked_not_taught(tmp_path, pool):
         assert journal.teach(learner, retry_failed=True) == {50: y[50], 51: y[51]}
 
 
+def test_regression_answers_take_their_median(tmp_path, diabetes):
+    from modal_ally import PDCLRegressor
+
+    X, y, _, _ = diabetes
+    with Journal(tmp_path / "j.sqlite", X) as journal:
+        learner = ActiveLearner(estimator=PDCLRegressor(max_epochs=2, random_state=0),
+                                query_strategy=ally_query_strategy)
+        journal.teach(learner, np.arange(30), y[:30], annotator="a")
+        journal.teach(learner, [0, 0], [y[0] + 10.0, y[0] + 30.0], annotator=["b", "c"])
+        assert learner.y_training[0] == y[0] + 10.0  # the median of three answers
+        assert journal.labels()[0] == y[0] + 10.0 and learner.answers_.counts()[0] == 3
+
+
 def test_learner_taught_outside_the_journal_is_refused(tmp_path, pool):
     X, y = pool
     with Journal(tmp_path / "j.sqlite", X) as journal:

@@ -52,9 +52,13 @@ ARMS = {
     "ActiveLab": ("margin", {}, "activelab"),
     "margin + cleanlab": ("margin", {}, "cleanlab"),
     "BADGE + cleanlab": ("badge", {}, "cleanlab"),
+    "Core-Set": ("coreset", {}, "none"),
 }
-#: Arms a regressor can run (no class probabilities for margin, cleanlab or ActiveLab).
-REGRESSION_ARMS = ("random", "BADGE", "ALLY", "ALLY 0.1 (hard constraints)",
+#: The default arms of a classifier (Core-Set is the regressors' diversity baseline).
+CLASSIFICATION_ARMS = tuple(name for name in ARMS if name != "Core-Set")
+#: Arms a regressor can run (no class probabilities for margin, BADGE, cleanlab or
+#: ActiveLab).
+REGRESSION_ARMS = ("random", "Core-Set", "ALLY", "ALLY 0.1 (hard constraints)",
                    "ALLY 0.1 + audit 20 %", "ALLY + second opinions")
 CLASSIFICATION_NOISE = ("symmetric:0,symmetric:0.1,symmetric:0.2,symmetric:0.3,"
                         "pairs:0.1,pairs:0.2,pairs:0.3,panel")
@@ -237,7 +241,7 @@ def main(argv=None):
     args = cli.parse_loop_args(parser, argv)
     data = cli.load_benchmark_data(args)
     classification = data.task == "classification"
-    names = registry.parse_names(args.arms or ",".join(ARMS if classification
+    names = registry.parse_names(args.arms or ",".join(CLASSIFICATION_ARMS if classification
                                                        else REGRESSION_ARMS))
     unknown = [n for n in names if n not in (ARMS if classification else REGRESSION_ARMS)]
     if unknown:

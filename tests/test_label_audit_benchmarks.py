@@ -66,15 +66,42 @@ def test_label_audit_script_runs_and_reports(tmp_path):
 
 @pytest.mark.slow
 def test_noisy_oracle_script_spends_the_same_annotations(tmp_path):
+    arms = "ALLY 0.1 + audit 20 %,ALLY + second opinions,margin + cleanlab,margin"
     noisy_oracle.main(["--dataset", "digits", "--seeds", "1", "--rounds", "2",
-                       "--initial", "30", "--budget", "10", "--epochs", "2", "--rates", "0.2",
-                       "--arms", "ALLY + guard + audit,margin", "--no-progress",
+                       "--initial", "30", "--budget", "10", "--epochs", "2",
+                       "--noise", "symmetric:0.2,panel", "--arms", arms, "--no-progress",
                        "--out", str(tmp_path)])
     curves = [json.loads(line) for line in (tmp_path / "curves.jsonl").read_text().split("\n")
               if line]
-    assert {c["arm"] for c in curves} == {"ALLY + guard + audit", "margin"}
+    assert {c["arm"] for c in curves} == set(arms.split(","))
+    assert {c["noise"] for c in curves} == {"symmetric:0.2", "panel"}
     for curve in curves:
         assert [r["annotations"] for r in curve["rows"]] == [30, 40, 50]
-    audited = next(c for c in curves if c["arm"] == "ALLY + guard + audit")
-    assert audited["rows"][-1]["relabels"] == 4  # 20 % of two rounds of 10
-    assert (tmp_path / "rate_0.2" / "paired.md").exists()
+    by_arm = {(c["arm"], c["noise"]): c for c in curves}
+    audited = by_arm[("ALLY 0.1 + audit 20 %", "symmetric:0.2")]
+    assert sum(r["second_opinions"] for r in audited["rows"]) == 4  # 20 % of two rounds of 10
+    for noise in ("symmetric:0.2", "panel"):  # cleanlab spends ALLY's share, round by round
+        ally = [r["second_opinions"] for r in by_arm[("ALLY + second opinions", noise)]["rows"]]
+        clean = [r["second_opinions"] for r in by_arm[("margin + cleanlab", noise)]["rows"]]
+        assert all(c <= a for c, a in zip(clean, ally))
+    assert (tmp_path / "noise_symmetric_0.2" / "paired.md").exists()
+    assert "second opinions" in (tmp_path / "summary.md").read_text()
+
+
+def test_oracle_panel_and_pairs():
+    from benchmarks.label_noise import Oracle
+
+    y = np.repeat(np.arange(4), 300)
+    X = y[:, None] + np.zeros((1200, 2))
+    panel = Oracle(X, y, "panel", seed=0, n_classes=4)
+    labels, who = panel.answer(np.arange(1200), np.zeros(1200))
+    for name, rate in (("a0", 0.05), ("a1", 0.15), ("a2", 0.35)):
+        assert abs((labels[who == name] != y[who == name]).mean() - rate) < 0.06
+    again, who2 = panel.answer(np.arange(1200), np.ones(1200))
+    assert (who2 != who).all()  # a second opinion comes from another person
+    pairs = Oracle(X, y, "pairs:0.3", seed=0, n_classes=4)
+    wrong = pairs.answer(np.arange(1200), np.zeros(1200))[0]
+    partners = {int(c): set(wrong[(y == c) & (wrong != y)].tolist()) for c in range(4)}
+    assert all(len(v) == 1 for v in partners.values())  # always the confusable partner
+    with pytest.raises(ValueError, match="unknown noise kind"):
+        Oracle(X, y, "swap:0.1", seed=0, n_classes=4)

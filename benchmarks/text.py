@@ -20,7 +20,9 @@ The loop is the learning-curve harness's (``benchmarks.loop``): a real modAL
 rounds of ``--budget`` labels; ALLY trains ``PDCLNet`` (default MLP, 2 x 256, whose first
 layer reads the sparse rows), margin and random the same MLP without constraints.
 
-Outputs in ``--out`` (default ``docs/results/text``): the harness's ``rounds.csv``,
+Outputs in ``--out`` (default ``docs/results/text``): the harness's ``rounds.csv`` (with,
+per PDCL fit, the fraction of labeled rows whose multiplier is positive,
+``active_fraction``, and the largest training loss, ``max_train_loss``),
 ``summary.csv``, ``summary.md``, ``learning_curves.png`` and ``state.json`` (a rerun
 resumes), and ``paired.md``: every arm's per-seed AULC difference to ``--reference``.
 """
@@ -84,6 +86,18 @@ def load_text(path, *, n_test: int, max_pool, vocabulary: int):
                            feature_shape=(X_pool.shape[1],))
 
 
+def dual_state(learner, X_pool_remaining, n_labels) -> dict:
+    """An observer of the loop: how many labeled rows' constraints are active after the
+    fit (``lambda > 0``), and the largest training loss, for a PDCL net (None for the
+    plain nets)."""
+    net = learner.estimator
+    lambdas = getattr(net, "lambdas_", None)
+    if lambdas is None:
+        return {"active_fraction": None, "max_train_loss": None}
+    return {"active_fraction": float(np.mean(np.asarray(lambdas) > 0)),
+            "max_train_loss": float(np.max(net.constraint_losses_))}
+
+
 def paired_table(rows, reference: str) -> list[list]:
     """Per arm: AULC mean ± std over seeds, and the per-seed difference to ``reference``."""
     aulc = {}
@@ -137,7 +151,7 @@ def main(argv=None) -> dict:
              f"{data.X_pool.shape[1]:,} terms, pool {data.X_pool.shape[0]:,}, test "
              f"{data.X_test.shape[0]:,}")
     result = cli.run_benchmark(parser, args, data, registry.arms_from_names(names),
-                               Path(args.out), title=title)
+                               Path(args.out), title=title, observers=[dual_state])
     table = markdown_table(["arm", "seeds", "AULC", f"arm - {args.reference}",
                             "seeds better"], paired_table(result["rows"], args.reference))
     text = "\n".join([f"# {title}: every arm against {args.reference}", "",

@@ -28,6 +28,9 @@ class BackboneHeadModule(nn.Module):
 class MLP(BackboneHeadModule):
     """The paper's multilayer perceptron: ``hidden_units`` ReLU layers, then a linear head.
 
+    A torch sparse CSR batch (scipy.sparse rows: text features) goes through as it is:
+    the first ``nn.Linear`` multiplies the sparse rows without densifying them.
+
     Parameters
     ----------
     input_dim : int

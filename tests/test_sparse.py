@@ -155,6 +155,26 @@ def test_label_audit_and_relabel_on_a_sparse_labeled_set(wide, no_densify):
     assert net.lambdas_.shape == (120,)
 
 
+def test_stopping_criteria_read_a_sparse_pool(wide, no_densify):
+    from modAL.models import ActiveLearner
+
+    from modal_ally.stopping import (
+        DualCriterion,
+        MaxConfidence,
+        OverallUncertainty,
+        StabilizingPredictions,
+    )
+
+    X, y = wide
+    learner = ActiveLearner(estimator=PDCLNet(max_epochs=5, random_state=0),
+                            query_strategy=ally_query_strategy, X_training=X[:60],
+                            y_training=y[:60])
+    for criterion in (StabilizingPredictions(), OverallUncertainty(), MaxConfidence(),
+                      DualCriterion(n_instances=10)):
+        decision = criterion.check(learner, X[60:].tocsc())
+        assert decision.n_evaluated == 240 and decision.stop is False, decision
+
+
 def test_nan_and_inf_in_sparse_values_are_reported(nets, wide):
     X, y = wide
     for bad in (np.nan, np.inf):

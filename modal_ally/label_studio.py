@@ -158,7 +158,9 @@ class LabelStudioBridge(JournaledBridge):
     restored from before a pull) is taught those annotations again, which it needs,
     instead of losing them. A task is taught once: later annotations of a taught task
     are never taught, and a different label there is reported in
-    :class:`PullReport` ``.changed_after_teach``.
+    :class:`PullReport` ``.changed_after_teach``. With ``journal`` (a
+    :class:`modal_ally.journal.Journal` keyed by task id, or a file path) the journal is
+    the record instead, and later annotations are second opinions taught by consensus.
     """
 
     def __init__(self, learner, project, X_pool, task_ids, *, labels, url=None, api_key=None,

@@ -11,7 +11,7 @@ Printed lines (flushed): ``resumed <json>`` (the rebuilt labeled set), ``ack <js
 after each durable write (the answers' keys and round), ``picks <json>`` per round, and
 ``done <json>`` (the final labeled set). ``MODAL_ALLY_KILL_AT=<point>:<n>`` makes the
 driver SIGKILL itself at the n-th (from 1) occurrence of a point: ``insert`` (inside the
-transaction writing answers, after its first statement), ``commit`` (as an answers
+n-th transaction writing answers, as its first answer is inserted), ``commit`` (as an answers
 transaction commits), ``teach-record`` (writing what a teach gave the learner), ``fit``
 (inside a fit, at the end of its first epoch).
 """
@@ -55,19 +55,20 @@ class KillInFit(Callback):
 
 def trace(statement):
     text = statement.lstrip().upper()
-    if text.startswith("INSERT OR IGNORE INTO ANSWERS"):
+    if text.startswith("INSERT OR IGNORE INTO ANSWERS") and trace.first_insert:
+        trace.first_insert = False  # the n-th batch's first answer (one trace per row)
         maybe_die("insert")
     elif text.startswith("COMMIT") and trace.writing_answers:
         maybe_die("commit")
     elif text.startswith("INSERT INTO TEACHES"):
         maybe_die("teach-record")
     if text.startswith("INSERT INTO BATCHES"):
-        trace.writing_answers = True
+        trace.writing_answers = trace.first_insert = True
     elif text.startswith(("COMMIT", "ROLLBACK")):
         trace.writing_answers = False
 
 
-trace.writing_answers = False
+trace.writing_answers = trace.first_insert = False
 
 
 def say(kind, payload):

@@ -12,7 +12,7 @@ from ._guard import restore_on_error
 from ._journal_db import encode
 from .modal_patches import _pdcl_net_of, _restorer
 
-__all__ = ["fit", "labels_array", "pool_keys", "unchanged_on_error"]
+__all__ = ["consensus_prior", "fit", "labels_array", "pool_keys", "unchanged_on_error"]
 
 
 def pool_keys(X_pool, keys):
@@ -65,3 +65,19 @@ def fit(learner, X_new, y_new, y_old):
         learner.teach(X_new, y_new)
     else:
         learner._fit_to_known()
+
+
+def consensus_prior(learner, X_rows, answers):
+    """The model's class probabilities of the labeled rows ``X_rows`` and its classes:
+    the consensus's tie-breaking prior (None, None: a regressor, a model not fitted yet,
+    or answers naming classes the model has not seen)."""
+    if not answers.classification:
+        return None, None
+    try:
+        classes = np.asarray(learner.estimator.classes_)
+        probabilities = learner.predict_proba(X_rows)
+    except Exception:  # noqa: BLE001 - not fitted yet: no prior, plain votes
+        return None, None
+    if not set(answers.labels.tolist()) <= set(classes.tolist()):
+        return None, None
+    return probabilities, classes

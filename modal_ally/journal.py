@@ -29,7 +29,7 @@ from ._journal_db import (
     open_journal,
     read_since,
 )
-from ._journal_fit import fit, labels_array, pool_keys, unchanged_on_error
+from ._journal_fit import consensus_prior, fit, labels_array, pool_keys, unchanged_on_error
 from .answers import ATTRIBUTE, Answers
 from .relabeling import _take
 from .relabeling import relabel as _relabel
@@ -67,7 +67,7 @@ class Journal:
         self._position = {key: i for i, key in enumerate(encoded)}
         self._conn = open_journal(self.path)
         self._records, self._status, self._order, self._label = [], {}, [], {}
-        self._last, self.fits, self.round = (0, 0), 0, -1
+        self._last, self._fits, self._round = (0, 0), 0, -1
         try:
             self._sync()
         except BaseException:
@@ -89,15 +89,27 @@ class Journal:
             for batch in json.loads(batches):
                 self._status[batch] = "taught" if taught else "failed"
             if taught:
-                self.fits += 1
+                self._fits += 1
                 for key, label in json.loads(labels):
                     if key not in self._label:
                         self._order.append(key)
                     self._label[key] = label
         if answers:
-            self.round = max(self.round, max(a[6] for a in answers))
+            self._round = max(self._round, max(a[6] for a in answers))
         self._last = (self._records[-1][0] if self._records else self._last[0],
                       teaches[-1][0] if teaches else self._last[1])
+
+    @property
+    def round(self) -> int:
+        """The last round journaled (-1: none yet)."""
+        self._sync()
+        return self._round
+
+    @property
+    def fits(self) -> int:
+        """How many teaches were journaled as successful (the default model version)."""
+        self._sync()
+        return self._fits
 
     def _pending(self, retry_failed=False):
         wanted = {None, "failed"} if retry_failed else {None}
@@ -204,8 +216,8 @@ class Journal:
         keys = list(self._position)
         entries = [{"key": keys[int(i)], "label": encode(label),
                     "annotator": None if a is None else encode(a),
-                    "round": self.round + 1 if round is None else int(round),
-                    "model_version": str(self.fits if model_version is None else model_version),
+                    "round": self._round + 1 if round is None else int(round),
+                    "model_version": str(self._fits if model_version is None else model_version),
                     "source": None if sources is None else str(sources[j])}
                    for j, (i, label, a) in enumerate(zip(rows, labels, who))]
         if not entries:
@@ -231,7 +243,7 @@ class Journal:
     def _plan(self, learner, batches):
         """The labeled set after teaching ``batches``: its keys, their labels (JSON
         text), and the (key, label) pairs that are new or changed."""
-        new = {}
+        new, batches = {}, set(batches)
         for r in self._records:
             if r[1] in batches and r[2] not in self._label:
                 new.setdefault(r[2], None)
@@ -240,26 +252,12 @@ class Journal:
         if answers.counts().max() == 1:  # one answer a row: it is the label
             labels = answers.labels[np.argsort(answers.rows, kind="stable")]
         else:
-            probabilities, classes = self._prior(learner, order, answers)
+            probabilities, classes = consensus_prior(
+                learner, _take(self.X_pool, [self._position[k] for k in order]), answers)
             labels = answers.consensus(probabilities, classes=classes)
         consensus = [encode(v) for v in labels]
         return order, consensus, [(k, v) for k, v in zip(order, consensus)
                                   if self._label.get(k) != v]
-
-    def _prior(self, learner, order, answers):
-        """The model's class probabilities of the rows ``order`` and its classes, the
-        consensus's tie-breaking prior (None, None: not fitted, or new classes)."""
-        if not answers.classification:
-            return None, None
-        try:
-            classes = np.asarray(learner.estimator.classes_)
-            probabilities = learner.predict_proba(
-                _take(self.X_pool, [self._position[k] for k in order]))
-        except Exception:  # noqa: BLE001 - not fitted yet: no prior, plain votes
-            return None, None
-        if not set(answers.labels.tolist()) <= set(classes.tolist()):
-            return None, None
-        return probabilities, classes
 
     def teach(self, learner, rows=None, y=None, *, annotator=None, round=None,
               model_version=None, retry_failed=False) -> dict:
@@ -356,7 +354,7 @@ class Journal:
         """
         self.teach(learner)
         order, batches = list(self._order), []
-        round = self.round + 1 if round is None else int(round)
+        round = self._round + 1 if round is None else int(round)
 
         def journaled(X_rows, indices):
             answers, before = annotator(X_rows, indices), self._last[0]

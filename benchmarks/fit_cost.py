@@ -41,11 +41,13 @@ from benchmarks.estimators import BATCH_SIZE, LEARNING_RATE, build_estimator
 from benchmarks.registry import parse_names
 from benchmarks.reporting import markdown_table, write_atomic, write_csv
 
-__all__ = ["ARMS", "fit_arm", "measure", "profile_fit", "main"]
+__all__ = ["ARMS", "fit_arm", "measure", "profile_fit", "ratio", "head_candidates",
+           "main"]
 
 ARMS = ("PDCLNet", "skorch", "skorch (RowDataset)")
 DATASETS = ("manyclass", "mnist")
-FIT_FIELDS = ("dataset", "n_rows", "arm", "repeat", "seconds", "loop_s", "load_1min")
+FIT_FIELDS = ("dataset", "n_rows", "arm", "repeat", "seconds", "cpu_s", "loop_s",
+              "load_1min")
 
 
 def _plain_skorch(data, *, epochs, seed):
@@ -77,14 +79,16 @@ def build_arm(arm, data, *, epochs, seed=0, **pdcl_params):
 
 
 def fit_arm(arm, data, X, y, *, epochs, seed=0, **pdcl_params):
-    """Fit a fresh net of ``arm``; returns ``(seconds, loop seconds, net)``.
+    """Fit a fresh net of ``arm``; returns ``(seconds, CPU seconds, loop seconds, net)``.
 
-    ``loop seconds``: skorch's epoch durations summed (the training loop alone)."""
+    ``CPU seconds``: the process's CPU time (one thread: the time the fit takes when it
+    has a core to itself, whatever else the machine runs); ``loop seconds``: skorch's
+    epoch durations summed (the training loop alone, wall clock)."""
     net = build_arm(arm, data, epochs=epochs, seed=seed, **pdcl_params)
-    start = time.perf_counter()
+    start, cpu = time.perf_counter(), time.process_time()
     net.fit(X, y)
-    seconds = time.perf_counter() - start
-    return seconds, float(sum(net.history[:, "dur"])), net
+    seconds, cpu = time.perf_counter() - start, time.process_time() - cpu
+    return seconds, cpu, float(sum(net.history[:, "dur"])), net
 
 
 def measure(data, n_rows, *, epochs, repeats, arms=ARMS, log=print, **pdcl_params):
@@ -96,11 +100,13 @@ def measure(data, n_rows, *, epochs, repeats, arms=ARMS, log=print, **pdcl_param
     for repeat in range(repeats):
         order = arms[repeat % len(arms):] + arms[:repeat % len(arms)]
         for arm in order:
-            seconds, loop, _ = fit_arm(arm, data, X, y, epochs=epochs, **pdcl_params)
+            seconds, cpu, loop, _ = fit_arm(arm, data, X, y, epochs=epochs,
+                                            **pdcl_params)
             rows.append(dict(dataset=data.name, n_rows=n_rows, arm=arm, repeat=repeat,
-                             seconds=seconds, loop_s=loop, load_1min=os.getloadavg()[0]))
-            log(f"  {data.name} {n_rows} {arm}: {seconds:.3f} s (loop {loop:.3f} s, "
-                f"load {rows[-1]['load_1min']:.2f})")
+                             seconds=seconds, cpu_s=cpu, loop_s=loop,
+                             load_1min=os.getloadavg()[0]))
+            log(f"  {data.name} {n_rows} {arm}: {seconds:.3f} s, CPU {cpu:.3f} s (loop "
+                f"{loop:.3f} s, load {rows[-1]['load_1min']:.2f})")
     return rows
 
 
@@ -143,11 +149,11 @@ def _timed(steps):
 
     def wrapper(function, slot):
         def timed(*args, **kwargs):
-            start = time.perf_counter()
+            start = time.process_time()
             try:
                 return function(*args, **kwargs)
             finally:
-                slot[0] += time.perf_counter() - start
+                slot[0] += time.process_time() - start
                 slot[1] += 1
         return timed
 
@@ -172,15 +178,15 @@ def _with_collate(net):
 
 
 def profile_fit(data, n_rows, *, epochs, arms=ARMS, **pdcl_params):
-    """One instrumented fit of each arm: rows of (arm, step, seconds, calls)."""
+    """One instrumented fit of each arm: rows of (arm, step, CPU seconds, calls)."""
     X, y = data.X_pool[:n_rows], data.y_pool[:n_rows]
     rows = []
     for arm in arms:
         net = _with_collate(build_arm(arm, data, epochs=epochs, **pdcl_params))
         with _timed(_profiled_steps()) as totals:
-            start = time.perf_counter()
+            start = time.process_time()
             net.fit(X, y)
-            total = time.perf_counter() - start
+            total = time.process_time() - start
         rows.append(dict(dataset=data.name, n_rows=n_rows, arm=arm, step="whole fit",
                          seconds=total, calls=1))
         rows += [dict(dataset=data.name, n_rows=n_rows, arm=arm, step=label,
@@ -192,7 +198,8 @@ def profile_fit(data, n_rows, *, epochs, arms=ARMS, **pdcl_params):
 # ------------------------------------------------------------------ cheaper heads?
 #: ``(epochs, lr, batch_size)`` of the dual heads' training: the default first.
 HEAD_CANDIDATES = ((100, 5e-3, 4096), (30, 5e-3, 4096), (30, 1.5e-2, 4096),
-                   (20, 2.5e-2, 4096), (10, 5e-2, 4096), (10, 5e-3, 256))
+                   (20, 2.5e-2, 4096), (10, 5e-2, 4096), (10, 5e-3, 256), (5, 5e-3, 256),
+                   (5, 1e-2, 256), (3, 5e-3, 64))
 HEAD_FIELDS = ("dataset", "n_rows", "seed", "head_epochs", "head_lr", "head_batch_size",
                "paper_head_s", "pool_head_s", "rho_default", "rho_loss")
 
@@ -266,48 +273,46 @@ def heads_report(rows) -> str:
 
 # ------------------------------------------------------------------ report
 def summarize(fit_rows):
-    """Best time of every arm and the ratios of PDCLNet to each plain arm."""
+    """Per data set and size, every arm's best wall-clock and best CPU seconds."""
     out = []
     for key in dict.fromkeys((r["dataset"], r["n_rows"]) for r in fit_rows):
         rows = [r for r in fit_rows if (r["dataset"], r["n_rows"]) == key]
-        best = {arm: min(r["seconds"] for r in rows if r["arm"] == arm)
-                for arm in dict.fromkeys(r["arm"] for r in rows)}
-        loops = {arm: min(r["loop_s"] for r in rows if r["arm"] == arm) for arm in best}
-        paired = [p["seconds"] / q["seconds"] for p in rows for q in rows
-                  if p["arm"] == "PDCLNet" and q["arm"] == "skorch (RowDataset)"
-                  and p["repeat"] == q["repeat"]]
-        out.append(dict(dataset=key[0], n_rows=key[1], best=best, loops=loops,
-                        paired_median=float(np.median(paired)) if paired else None))
+        arms = dict.fromkeys(r["arm"] for r in rows)
+        out.append(dict(dataset=key[0], n_rows=key[1], **{
+            field: {arm: min(r[field] for r in rows if r["arm"] == arm) for arm in arms}
+            for field in ("seconds", "cpu_s")}))
     return out
 
 
-def _ratio(summary, arm):
-    best = summary["best"]
+def ratio(summary, arm, field="cpu_s"):
+    """PDCLNet's best time over ``arm``'s (None where either is missing)."""
+    best = summary[field]
     return best["PDCLNet"] / best[arm] if arm in best and "PDCLNet" in best else None
+
+
+def _cell(value, digits=3):
+    return "" if value is None else f"{value:.{digits}f}"
 
 
 def report(summaries, profile_rows, settings) -> str:
     """The Markdown report: ratios, best times, and the profile."""
     lines = ["# A PDCLNet fit against plain skorch", "", settings, ""]
-    table = []
-    for s in summaries:
-        best, loops = s["best"], s["loops"]
-        table.append([s["dataset"], f"{s['n_rows']:,}"]
-                     + [f"{best[a]:.3f}" if a in best else "" for a in ARMS]
-                     + [f"**{_ratio(s, 'skorch (RowDataset)'):.3f}**",
-                        f"{_ratio(s, 'skorch'):.3f}",
-                        f"{s['paired_median']:.3f}" if s["paired_median"] else "",
-                        f"{loops.get('PDCLNet', float('nan')):.3f}",
-                        f"{loops.get('skorch (RowDataset)', float('nan')):.3f}"])
+    plain = ("skorch (RowDataset)", "skorch")
+    table = [[s["dataset"], f"{s['n_rows']:,}"]
+             + [f"**{_cell(ratio(s, a))}**" for a in plain]
+             + [_cell(ratio(s, a, "seconds")) for a in plain]
+             + [_cell(s["cpu_s"].get(a)) for a in ARMS]
+             + [_cell(s["seconds"].get(a)) for a in ARMS] for s in summaries]
     lines += markdown_table(
-        ["data", "rows", *(f"{a} s" for a in ARMS), "ratio to skorch (RowDataset)",
-         "ratio to skorch", "median paired ratio (RowDataset)", "PDCLNet loop s",
-         "skorch (RowDataset) loop s"], table)
-    lines += ["", "Seconds: best of the repeats, the whole `fit`; loop: skorch's epoch "
-              "durations summed (the dual heads come after the loop).", "",
-              "## Where the time goes (one instrumented fit of each arm; nested steps "
-              "overlap)", ""]
-    lines += markdown_table(["data", "rows", "arm", "step", "seconds", "calls"],
+        ["data", "rows", *(f"ratio to {a} (CPU)" for a in plain),
+         *(f"ratio to {a} (wall)" for a in plain), *(f"{a} CPU s" for a in ARMS),
+         *(f"{a} wall s" for a in ARMS)], table)
+    lines += ["", "Best of the repeats, the whole `fit` (the dual heads included). CPU: the "
+              "process's CPU time (one thread), what the fit costs with a core to itself; "
+              "wall: elapsed, which a loaded machine inflates unevenly.", "",
+              "## Where the time goes (CPU seconds of one instrumented fit of each arm; "
+              "nested steps overlap)", ""]
+    lines += markdown_table(["data", "rows", "arm", "step", "CPU s", "calls"],
                             [[r["dataset"], f"{r['n_rows']:,}", r["arm"], r["step"],
                               f"{r['seconds']:.3f}", r["calls"]] for r in profile_rows])
     return "\n".join(lines) + "\n"
@@ -328,6 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
     add("--arms", default=",".join(ARMS), help="comma-separated (default: all)")
     add("--dual-head-epochs", type=int, default=None,
         help="PDCLNet's dual_head_epochs (default: its own default)")
+    add("--dual-head-lr", type=float, default=None, help="PDCLNet's dual_head_lr")
+    add("--dual-head-batch-size", type=int, default=None,
+        help="PDCLNet's dual_head_batch_size")
     add("--no-profile", action="store_true", help="skip the instrumented fits")
     add("--heads", type=int, default=0, metavar="SEEDS",
         help="instead of the timings: re-train the dual heads of SEEDS fits per size by "
@@ -371,8 +379,9 @@ def main(argv=None) -> dict:
         parser.error(str(exc))
     if args.epochs < 1 or args.repeats < 1 or args.threads < 1:
         parser.error("--epochs, --repeats and --threads must be >= 1")
-    pdcl_params = {} if args.dual_head_epochs is None else {
-        "dual_head_epochs": args.dual_head_epochs}
+    pdcl_params = {name: getattr(args, name) for name in
+                   ("dual_head_epochs", "dual_head_lr", "dual_head_batch_size")
+                   if getattr(args, name) is not None}
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     if args.heads:

@@ -34,7 +34,7 @@ def folder_name(noise: str) -> str:
 
 
 def write_reports(curves, out, *, task, title):
-    sections = [f"# Noisy oracle: {title}", ""]
+    sections = [f"# Noisy oracle: {title}", "", overview(curves, task), ""]
     for noise in sorted({c["noise"] for c in curves}):
         rows = loop_rows(curves, noise)
         folder = out / folder_name(noise)
@@ -73,3 +73,65 @@ def spend_table(curves, noise):
         lines.append(f"| {arm} | {share:.1%} ({np.mean(spent):.1f}) | {wrong:.1f} | "
                      f"{decide:.2f} | {fit:.2f} |")
     return "\n".join(lines) + "\n"
+
+
+#: The arms the overview follows: this release's ALLY with and without second opinions.
+FOLLOWED = ("ALLY + second opinions", "ALLY")
+
+
+def overview(curves, task):
+    """One line per setting: each followed arm's AULC and rank among all arms, the best
+    other arm, and the followed arm minus it (paired per seed, seeds won)."""
+    higher = task == "classification"
+    lines = ["| setting | seeds | " + " | ".join(f"{a} (rank)" for a in FOLLOWED)
+             + " | best other arm | " + " | ".join(f"{a} - best other (seeds won)"
+                                                    for a in FOLLOWED)
+             + " | second opinions |", "|---|---|" + "---|" * (2 * len(FOLLOWED) + 2)]
+    for noise in sorted({c["noise"] for c in curves}):
+        rows = loop_rows(curves, noise)
+        table, seeds = paired_table(rows, task)
+        if not seeds:
+            continue
+        table.sort(key=lambda r: -r["aulc_mean"] if higher else r["aulc_mean"])
+        names = [r["arm"] for r in table]
+        found = [a for a in FOLLOWED if a in names]
+        if not found:
+            continue
+        others = [r for r in table if r["arm"] not in FOLLOWED]
+        best = others[0] if others else None
+        per_seed = _per_seed(rows)
+        cells, diffs = [], []
+        for arm in FOLLOWED:
+            if arm not in names:
+                cells.append("—")
+                diffs.append("—")
+                continue
+            row = table[names.index(arm)]
+            cells.append(f"{row['aulc_mean']:.4f} ({names.index(arm) + 1}/{len(names)})")
+            if best is None:
+                diffs.append("—")
+                continue
+            d = np.array([per_seed[arm][s] - per_seed[best["arm"]][s] for s in seeds])
+            won = (d > 0).sum() if higher else (d < 0).sum()
+            diffs.append(f"{d.mean():+.4f} ± {d.std(ddof=1) if len(d) > 1 else 0:.4f} "
+                         f"({won}/{len(d)})")
+        share = _share(curves, noise, FOLLOWED[0])
+        lines.append(f"| {noise} | {len(seeds)} | " + " | ".join(cells) + " | "
+                     + (f"{best['arm']} {best['aulc_mean']:.4f}" if best else "—") + " | "
+                     + " | ".join(diffs) + f" | {share} |")
+    return "\n".join(lines) + "\n"
+
+
+def _per_seed(rows):
+    from benchmarks.ally_screen import per_seed_aulc
+
+    return per_seed_aulc(rows)
+
+
+def _share(curves, noise, arm):
+    runs = [c["rows"] for c in curves if c["noise"] == noise and c["arm"] == arm]
+    if not runs:
+        return "—"
+    spent = [sum(r["second_opinions"] for r in rows[1:]) for rows in runs]
+    total = [rows[-1]["annotations"] - rows[0]["annotations"] for rows in runs]
+    return f"{np.mean([s / t for s, t in zip(spent, total) if t]):.1%}"

@@ -124,7 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     parser = cli.loop_parser("python -m benchmarks.text", __doc__.splitlines()[0],
                              dataset="digits", initial=100, budget=100, rounds=5, seeds=3,
-                             epochs=30)
+                             epochs=50)
     parser.add_argument("--strategies", default="ally,margin,random")
     parser.add_argument("--reference", default="ally",
                         help="the arm the others are compared with, seed by seed")

@@ -286,10 +286,21 @@ def main(argv=None):
 
 
 def read_curves(path) -> list[dict]:
+    """The curves of ``path``, each (arm, noise, seed, settings) once: two processes that
+    share an output folder may both run a curve (the same curve: runs are seeded)."""
     path = Path(path)
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    curves, seen = [], set()
+    for line in path.read_text().splitlines():
+        if line.strip():
+            curve = json.loads(line)
+            key = (curve["arm"], curve["noise"], curve["seed"],
+                   json.dumps(curve["settings"], sort_keys=True))
+            if key not in seen:
+                seen.add(key)
+                curves.append(curve)
+    return curves
 
 
 if __name__ == "__main__":

@@ -154,3 +154,20 @@ def run_benchmark(parser, args, data, arms, out_dir, *, title: str,
         print(f"summary: {paths['summary_csv']} and {paths['summary_md']}")
         print(f"plot:    {paths['plot']}", flush=True)
     return {"rows": rows, "summary": summary, "paths": paths}
+
+
+def run_each_in_a_process(names, child, args) -> list:
+    """``child(name, args, queue)`` for every name, each in a fresh spawned process (so
+    that one query's peak memory is measured alone); the rows they put on the queue."""
+    import multiprocessing
+
+    ctx = multiprocessing.get_context("spawn")
+    rows = []
+    for name in names:
+        queue = ctx.Queue()
+        process = ctx.Process(target=child, args=(name, args, queue))
+        process.start()
+        rows.append(queue.get())
+        process.join()
+        print(rows[-1], flush=True)
+    return rows

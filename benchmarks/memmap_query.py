@@ -17,7 +17,6 @@ that version of ``modal_ally``.
 from __future__ import annotations
 
 import argparse
-import multiprocessing
 import os
 import time
 import warnings
@@ -25,6 +24,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks import cli
 from benchmarks.reporting import markdown_table, write_atomic, write_csv
 
 STRATEGIES = ("ally", "ally-paper", "badge", "coreset")
@@ -112,15 +112,7 @@ def main(argv=None) -> list[dict]:
     pool = _write_pool(args.path, args.rows, args.features)
     if pool.shape != (args.rows, args.features):
         parser.error(f"{args.path} holds {pool.shape}, not ({args.rows}, {args.features})")
-    ctx = multiprocessing.get_context("spawn")
-    rows = []
-    for name in names:
-        queue = ctx.Queue()
-        process = ctx.Process(target=_child, args=(name, args, queue))
-        process.start()
-        rows.append(queue.get())
-        process.join()
-        print(rows[-1], flush=True)
+    rows = cli.run_each_in_a_process(names, _child, args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     write_csv(out / "memmap_query.csv", FIELDS, rows)

@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import gc
 import json
-import multiprocessing
 import pickle
 import time
 import warnings
@@ -33,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks import cli
 from benchmarks.reporting import markdown_table, write_atomic, write_csv
 
 STRATEGIES = ("forward", "ally", "ally-paper", "ally-redundancy", "badge", "coreset",
@@ -206,15 +206,7 @@ def main(argv=None) -> list[dict]:
         parser.error(f"unknown strategies {sorted(unknown)}; choose from {STRATEGIES}")
     fit = prepare(args)
     print(fit, flush=True)
-    ctx = multiprocessing.get_context("spawn")
-    rows = []
-    for name in names:
-        queue = ctx.Queue()
-        process = ctx.Process(target=_child, args=(name, args, queue))
-        process.start()
-        rows.append(queue.get())
-        process.join()
-        print(rows[-1], flush=True)
+    rows = cli.run_each_in_a_process(names, _child, args)
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     write_csv(out / f"{args.name}.csv", FIELDS, rows)

@@ -38,6 +38,13 @@ def paired(folder: Path, reference: str, higher: bool) -> list[list]:
     aulc = per_seed_aulc(_rows(folder / "rounds.csv"))
     if reference not in aulc:
         raise ValueError(f"{folder}: no arm {reference!r} (arms: {', '.join(aulc)})")
+    return paired_rows(aulc, reference, higher)
+
+
+def paired_rows(aulc, reference: str, higher: bool) -> list[list]:
+    """Per arm of ``{arm: {seed: AULC}}``: seeds, AULC mean ± std, the paired difference to
+    ``reference`` (mean ± std), the seeds on which the arm is better, and the difference
+    over its standard error; on the seeds every arm finished."""
     seeds = sorted(set.intersection(*(set(v) for v in aulc.values())))
     ref = np.array([aulc[reference][s] for s in seeds])
     digits = 4 if higher else 2

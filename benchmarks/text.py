@@ -36,7 +36,8 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from benchmarks.metrics import learning_curve_area, paired_difference
+from benchmarks.metrics import learning_curve_area
+from benchmarks.paired_against import paired_rows
 from benchmarks.reporting import markdown_table, write_atomic
 
 CORPUS_FILE = "rotten_tomatoes_corpus_full.csv.bz2"
@@ -106,17 +107,7 @@ def paired_table(rows, reference: str) -> list[list]:
             (row["n_labels"], row["metric"]))
     aulc = {arm: {seed: learning_curve_area(*zip(*sorted(points)))
                   for seed, points in seeds.items()} for arm, seeds in aulc.items()}
-    seeds = sorted(set.intersection(*(set(v) for v in aulc.values())))
-    ref = np.array([aulc[reference][s] for s in seeds])
-    out = []
-    for arm, per_seed in aulc.items():
-        values = np.array([per_seed[s] for s in seeds])
-        mean, std, better = paired_difference(values, ref, True)
-        spread = values.std(ddof=1) if len(seeds) > 1 else 0.0
-        out.append([arm, len(seeds), f"{values.mean():.4f} ± {spread:.4f}",
-                    "—" if arm == reference else f"{mean:+.4f} ± {std:.4f}",
-                    "—" if arm == reference else f"{better}/{len(seeds)}"])
-    return out
+    return [row[:5] for row in paired_rows(aulc, reference, True)]
 
 
 def build_parser() -> argparse.ArgumentParser:

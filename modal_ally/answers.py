@@ -136,15 +136,8 @@ class Answers:
         """Each annotator's estimated accuracy: agreement with the consensus on rows
         with several answers, smoothed toward :data:`PRIOR_ACCURACY`."""
         consensus = self.consensus() if consensus is None else consensus
-        shared = self.counts()[self.rows] > 1
-        out = {}
-        for who in _unique_objects(self.annotators):
-            mine = shared & _same(self.annotators, who)
-            agree = float((self.labels[mine] == consensus[self.rows[mine]]).sum()) \
-                if self.classification else 0.0
-            n = float(mine.sum()) if self.classification else 0.0
-            out[who] = (agree + PRIOR_STRENGTH * PRIOR_ACCURACY) / (n + PRIOR_STRENGTH)
-        return out
+        names, code = _annotator_codes(self.annotators)
+        return dict(zip(names, _accuracies(self, consensus, code, len(names))))
 
     def consensus(self, probabilities=None, *, classes=None, iterations=3):
         """The consensus label of every row, shape (n_rows,).
@@ -187,16 +180,25 @@ class Answers:
         return out
 
 
-def _same(values, who):
-    return np.array([v is who or v == who for v in values], dtype=bool)
+def _annotator_codes(annotators):
+    """``(names, code)``: the annotators in first-seen order, and each answer's index
+    into them."""
+    index = {}
+    code = np.array([index.setdefault(who, len(index)) for who in annotators],
+                    dtype=np.int64)
+    return list(index), code
 
 
-def _unique_objects(values):
-    seen = []
-    for value in values:
-        if not any(value is s or value == s for s in seen):
-            seen.append(value)
-    return seen
+def _accuracies(answers, consensus, code, n_annotators):
+    """Per annotator code: agreement with ``consensus`` on the rows with several answers
+    (none counted for regression targets), smoothed toward :data:`PRIOR_ACCURACY`."""
+    shared = answers.counts()[answers.rows] > 1
+    if not answers.classification:
+        shared = np.zeros_like(shared)
+    agree = shared & (answers.labels == consensus[answers.rows])
+    return (np.bincount(code[agree], minlength=n_annotators)
+            + PRIOR_STRENGTH * PRIOR_ACCURACY) / (
+        np.bincount(code[shared], minlength=n_annotators) + PRIOR_STRENGTH)
 
 
 def _vote(answers, probabilities, classes, iterations):
@@ -215,24 +217,18 @@ def _vote(answers, probabilities, classes, iterations):
                          f"got {prior.shape}")
     given = np.zeros((n, classes.size), dtype=bool)
     given[answers.rows, code] = True
-    weights = {who: PRIOR_ACCURACY for who in _unique_objects(answers.annotators)}
-    for _ in range(max(int(iterations), 1)):
-        who_weight = np.array([weights[_first_equal(weights, w)] for w in answers.annotators])
-        log_odds = np.log(who_weight * (k - 1) / np.maximum(1.0 - who_weight, 1e-6))
+    names, who = _annotator_codes(answers.annotators)
+    accuracy = np.full(len(names), PRIOR_ACCURACY)
+    rounds = max(int(iterations), 1)
+    for iteration in range(rounds):
+        weight = accuracy[who]
+        log_odds = np.log(weight * (k - 1) / np.maximum(1.0 - weight, 1e-6))
         votes = np.zeros((n, classes.size))
         np.add.at(votes, (answers.rows, code), log_odds)
-        score = np.where(given, votes + prior, -np.inf)
-        best = score.argmax(axis=1)
-        labels = classes[best]
-        weights = answers.annotator_accuracy(labels)
+        labels = classes[np.where(given, votes + prior, -np.inf).argmax(axis=1)]
+        if iteration + 1 < rounds:  # the accuracies this consensus implies
+            accuracy = _accuracies(answers, labels, who, len(names))
     return labels
-
-
-def _first_equal(mapping, key):
-    for existing in mapping:
-        if existing is key or existing == key:
-            return existing
-    return key
 
 
 def synced_answers(learner, *, y=None, classification=True) -> Answers:

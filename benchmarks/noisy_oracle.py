@@ -128,14 +128,12 @@ class Session:
                     round=round_)
             return
         answers = self.answers.add(positions, labels, annotator=who, round=round_)
-        multi = np.flatnonzero(answers.counts() > 1)
+        revised, consensus = answers.revised(  # as relabel does for a PDCL net
+            lambda rows: self.learner.estimator.predict_proba(self.learner.X_training[rows]),
+            classes=np.arange(self.data.n_classes) if self.data.task == "classification"
+            else None)
         y = np.array(self.learner.y_training, copy=True)
-        if self.data.task == "classification":
-            proba = np.zeros((answers.n_rows, self.data.n_classes))
-            proba[multi] = self.learner.estimator.predict_proba(self.learner.X_training[multi])
-            y[multi] = answers.consensus(proba, classes=np.arange(self.data.n_classes))[multi]
-        else:
-            y[multi] = answers.consensus()[multi]
+        y[revised] = consensus
         self.learner.y_training = y
         self.learner.answers_ = answers
 

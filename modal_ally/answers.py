@@ -156,6 +156,23 @@ class Answers:
             return self._median_targets()
         return _vote(self, probabilities, classes, iterations)
 
+    def revised(self, probabilities_of=None, *, classes=None):
+        """``(rows, labels)``: the consensus of every row with more than one answer, the
+        rows whose label an added answer can change.
+
+        ``probabilities_of(rows)`` returns the model's class probabilities of those rows
+        (columns in ``classes``' order), which decide between equal votes; None, and
+        for regression targets, is not called.
+        """
+        rows = np.flatnonzero(self.counts() > 1)
+        if not rows.size:
+            return rows, self.labels[:0]
+        if not self.classification or probabilities_of is None:
+            return rows, self.consensus(classes=classes)[rows]
+        probabilities = np.zeros((self._n_rows, len(classes)))
+        probabilities[rows] = probabilities_of(rows)
+        return rows, self.consensus(probabilities, classes=classes)[rows]
+
     def _median_targets(self):
         values = self.labels.astype(np.float64).reshape(self.labels.shape[0], -1)
         out = np.full((self._n_rows, values.shape[1]), np.nan)

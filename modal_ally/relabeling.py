@@ -112,19 +112,6 @@ def _check_answers(answers, previous, classification):
     return labels
 
 
-def _consensus_labels(audit, answers, X):
-    """``(rows, labels)``: the consensus of every row with more than one answer (the
-    model's probabilities of those rows break ties between equal votes)."""
-    rows = np.flatnonzero(answers.counts() > 1)
-    if not rows.size:
-        return rows, np.zeros(0)
-    if not audit.classification:
-        return rows, answers.consensus()[rows]
-    probabilities = np.zeros((answers.n_rows, len(audit.net.classes_)))
-    probabilities[rows] = audit.estimator.predict_proba(_take(X, rows))
-    return rows, answers.consensus(probabilities, classes=audit.net.classes_)[rows]
-
-
 def _new_labels(y, indices, labels):
     """A new label vector (``y`` itself is never written to): numpy, or a pandas copy."""
     if hasattr(y, "iloc"):
@@ -230,7 +217,9 @@ def relabel(learner, annotator, *, n_instances=10, indices=None, X=None, y=None,
         labels = _check_answers(annotator(_take(audit.X, indices), indices.copy()),
                                 previous, audit.classification)
         answers = answers.add(indices, labels, annotator=annotator_id, round=round)
-        rows, consensus = _consensus_labels(audit, answers, audit.X)
+        rows, consensus = answers.revised(
+            lambda rows: audit.estimator.predict_proba(_take(audit.X, rows)),
+            classes=audit.net.classes_ if audit.classification else None)
         y_new = _new_labels(audit.y, rows, consensus.astype(previous.dtype, copy=False)
                             if previous.dtype != object else consensus)
         _refit(audit, audit.X, y_new)

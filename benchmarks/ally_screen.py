@@ -1,6 +1,6 @@
 """Screen ALLY selection rules against the baselines (issue 7), paired per seed.
 
-Runs named arms through the shared modAL loop (``benchmarks/loop.py``: the same
+Runs named arms through the shared modAL loop (``benchmarks/harness/loop.py``: the same
 initial labeled set, test set and network per seed for every arm; ALLY arms train a
 PDCLNet, the others the same module without constraints) and writes, besides the usual
 ``rounds.csv`` / ``summary.md`` / plot, ``paired.md`` and ``paired.csv``: per arm the area
@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import cli, registry
-from benchmarks.metrics import curves, learning_curve_area, metric_info, paired_difference
-from benchmarks.reporting import write_csv, write_report
-from benchmarks.store import STATE_FILE, RunStore, SettingsError
+from benchmarks.harness import cli, registry
+from benchmarks.harness.metrics import curves, learning_curve_area, metric_info, paired_difference
+from benchmarks.harness.reporting import write_csv, write_report
+from benchmarks.harness.store import STATE_FILE, RunStore, SettingsError
 from modal_ally._torch_utils import torch_threads
 
 REFERENCES = ("random", "ALLY paper", "ALLY default without lambda (ablation)")

@@ -47,11 +47,11 @@ import torch
 from scipy.stats import spearmanr
 
 from benchmarks.ally_candidates import ally_scores
-from benchmarks.datasets import load_dataset
-from benchmarks.estimators import BATCH_SIZE, build_estimator
-from benchmarks.loop import initial_indices
-from benchmarks.metrics import evaluate
-from benchmarks.registry import parse_names
+from benchmarks.harness.datasets import load_dataset
+from benchmarks.harness.estimators import BATCH_SIZE, build_estimator
+from benchmarks.harness.loop import initial_indices
+from benchmarks.harness.metrics import evaluate
+from benchmarks.harness.registry import parse_names
 from modal_ally.clustering import kmeans
 from modal_ally.strategies import kmeans_pp_gradient_selection, priority_order
 from modal_ally.strategies.ally import dual_weighted_selection, validate_ally_query

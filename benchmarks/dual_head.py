@@ -40,10 +40,10 @@ import pandas as pd
 import torch
 from scipy.stats import spearmanr
 
-from benchmarks.datasets import load_dataset
-from benchmarks.estimators import build_estimator
-from benchmarks.loop import initial_indices
-from benchmarks.registry import parse_names
+from benchmarks.harness.datasets import load_dataset
+from benchmarks.harness.estimators import build_estimator
+from benchmarks.harness.loop import initial_indices
+from benchmarks.harness.registry import parse_names
 from modal_ally import _pdcl
 from modal_ally._dual_state import DualState
 from modal_ally._torch_utils import as_tensor, eval_mode, torch_threads

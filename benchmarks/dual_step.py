@@ -23,11 +23,11 @@ import numpy as np
 import torch
 from scipy.stats import spearmanr
 
-from benchmarks.datasets import load_dataset
-from benchmarks.estimators import build_estimator
-from benchmarks.metrics import evaluate, metric_info
-from benchmarks.registry import Arm, parse_names
-from benchmarks.reporting import write_csv
+from benchmarks.harness.datasets import load_dataset
+from benchmarks.harness.estimators import build_estimator
+from benchmarks.harness.metrics import evaluate, metric_info
+from benchmarks.harness.registry import Arm, parse_names
+from benchmarks.harness.reporting import write_csv
 from modal_ally._torch_utils import torch_threads
 
 __all__ = ["compare", "main"]

@@ -18,9 +18,9 @@ from __future__ import annotations
 
 import argparse
 
-from benchmarks import cli
-from benchmarks.metrics import metric_info
-from benchmarks.registry import Arm, parse_names
+from benchmarks.harness import cli
+from benchmarks.harness.metrics import metric_info
+from benchmarks.harness.registry import Arm, parse_names
 
 DEFAULT_EPSILONS = "0.05,0.1,0.2,0.5,1.0,auto"
 

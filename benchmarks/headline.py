@@ -23,9 +23,9 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.ally_screen import DISPLAY, per_seed_aulc
-from benchmarks.metrics import paired_difference
+from benchmarks.harness.metrics import paired_difference
+from benchmarks.harness.reporting import markdown_table, write_atomic
 from benchmarks.paired_against import _rows
-from benchmarks.reporting import markdown_table, write_atomic
 
 #: Arms that are not a strategy a user can pick (ablations of the default rule).
 ABLATIONS = frozenset({"ally-nolambda", "grad-nolambda"})

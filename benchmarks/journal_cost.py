@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.reporting import markdown_table, write_atomic, write_csv
+from benchmarks.harness.reporting import markdown_table, write_atomic, write_csv
 
 FIELDS = ("arm", "round", "labeled", "record_s", "bookkeeping_s", "fit_s", "teach_s")
 

@@ -1,7 +1,7 @@
 """Label audit: how well one PDCL fit finds planted label errors, against K-fold anchors.
 
 For every task, noise kind, noise rate and seed, the benchmark plants label noise in a
-labeled set (``benchmarks/label_noise.py``, seeded) and ranks its rows by
+labeled set (``benchmarks/harness/label_noise.py``, seeded) and ranks its rows by
 
 - ``package``: :func:`modal_ally.rank_label_issues` on the one PDCL fit (1 fit; its
   default score ``"auto"``), and every candidate score of
@@ -39,22 +39,17 @@ from pathlib import Path
 import numpy as np
 from skorch.callbacks import Callback
 
-from benchmarks.datasets import load_dataset
-from benchmarks.estimators import build_estimator
-from benchmarks.label_noise import corrupt
+from benchmarks.harness.datasets import load_dataset
+from benchmarks.harness.estimators import build_estimator
+from benchmarks.harness.label_audit_report import REGRESSION, write_summary
+from benchmarks.harness.label_noise import corrupt
 from modal_ally._torch_utils import torch_threads
 
-#: task -> (data set, labeled rows); the held-out task was never used to choose anything.
+#: task -> (data set, labeled rows); the held-out task (``HELD_OUT``, with the regression
+#: tasks in ``benchmarks.harness.label_audit_report``) was never used to choose anything.
 TASKS = {"digits": ("digits", 1000), "mnist": ("mnist", 2000),
          "manyclass": ("manyclass", 2000), "parkinsons": ("parkinsons", 2000),
          "breast_cancer": ("breast_cancer", None), "diabetes": ("diabetes", None)}
-#: Never used to choose anything. (diabetes was added as a held-out regression task with
-#: the "neighbors" score; "neighbors" alone fell below the anchor there, and the
-#: regression default, "lambda_mean+neighbors", was then chosen on Parkinsons and
-#: diabetes together: both are tuning tasks for it.)
-HELD_OUT = ("breast_cancer",)
-#: The regression tasks (their noise: targets replaced by other rows' targets).
-REGRESSION = ("parkinsons", "diabetes")
 RATES = (0.0, 0.1, 0.2, 0.4)  # 0: a clean set, for the flagged counts only
 N_FOLDS = 5
 
@@ -196,7 +191,7 @@ def run_config(task, kind, rate, seed, *, epochs, data_dir, anchors=True) -> dic
 
 
 def configs(tasks, kinds, rates, seeds):
-    from benchmarks.datasets import load_dataset as _  # noqa: F401  (fail early on import)
+    from benchmarks.harness.datasets import load_dataset as _  # noqa: F401  (fail early on import)
 
     for task in tasks:
         regression = task in REGRESSION
@@ -246,8 +241,6 @@ def anchor_columns(row) -> dict:
 
 
 def main(argv=None):
-    from benchmarks.label_audit_report import write_summary
-
     args = build_parser().parse_args(argv)
     tasks = [t for t in args.tasks.split(",") if t]
     unknown = [t for t in tasks if t not in TASKS]

@@ -6,7 +6,7 @@ then ``learner.teach(...)`` (a refit from scratch), for ``--rounds`` rounds. The
 strategies train :class:`modal_ally.PDCLNet` (:class:`modal_ally.PDCLRegressor` for
 regression); the others train the same module without constraints (a plain skorch net:
 same optimizer, learning rate, batch size, epochs and seeding; see
-``benchmarks/estimators.py``).
+``benchmarks/harness/estimators.py``).
 
 Outputs in ``--out`` (default ``results/learning_curves/<dataset>``):
 
@@ -44,8 +44,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from benchmarks import cli, registry
-from benchmarks.metrics import metric_info
+from benchmarks.harness import cli, registry
+from benchmarks.harness.metrics import metric_info
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,7 +73,7 @@ def main(argv=None, *, observers=None) -> dict:
         Command-line arguments (``sys.argv[1:]`` when None).
     observers : sequence of callables or None
         Called after every round's fit; their values become extra columns of
-        ``rounds.csv`` (see :mod:`benchmarks.loop`).
+        ``rounds.csv`` (see :mod:`benchmarks.harness.loop`).
 
     Returns
     -------

@@ -24,8 +24,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import cli
-from benchmarks.reporting import markdown_table, write_atomic, write_csv
+from benchmarks.harness import cli
+from benchmarks.harness.reporting import markdown_table, write_atomic, write_csv
 
 STRATEGIES = ("ally", "ally-paper", "badge", "coreset")
 FIELDS = ("strategy", "rows", "features", "budget", "threads", "seconds",

@@ -1,20 +1,20 @@
 """Active learning with annotators who err: every strategy, with and without second opinions.
 
-The oracle (:class:`benchmarks.label_noise.Oracle`) answers each ask of a pool row with a
+The oracle (:class:`benchmarks.harness.label_noise.Oracle`) answers each ask of a pool row with a
 fresh seeded draw: ``symmetric:<rate>`` (a wrong answer is uniformly another class),
 ``pairs:<rate>`` (a wrong answer is the class's confusable partner), ``replaced:<rate>``
 (regression: another row's target) or ``panel`` (three annotators who err 5, 15 and 35 %
 of the time, a second opinion from another of them). Every arm of a seed hears the same
 k-th answer for a row (paired), keeps every answer (:class:`modal_ally.Answers`) and
 trains on the consensus. Every strategy runs through a real ``modAL.models.ActiveLearner``
-(same initial rows, nets, epochs and query seeds as ``benchmarks/loop.py``); every arm
+(same initial rows, nets, epochs and query seeds as ``benchmarks/harness/loop.py``); every arm
 spends the same annotations a round, a second opinion counting as one. Test accuracy is on
 the clean test labels; AULC over the annotations spent. The arms (:data:`ARMS`): the
 baselines without second opinions; ALLY at this release's training and at the 0.1
 release's (hard constraints), without second opinions; the 0.1 release's ALLY + audit (a
 fixed 20 % of every round); ALLY + second opinions (:func:`modal_ally.next_annotations`);
 ActiveLab; margin and BADGE with cleanlab's relabeling at the annotation share that ALLY +
-second opinions spent in the same round (see ``benchmarks/noisy_arms.py``).
+second opinions spent in the same round (see ``benchmarks/harness/noisy_arms.py``).
 
 Output: ``curves.jsonl`` (a rerun skips the curves done), per setting ``paired.md``, and
 ``summary.md`` with each arm's second-opinion share and compute per round.
@@ -34,11 +34,11 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import cli, noisy_arms, registry
-from benchmarks.estimators import build_estimator
-from benchmarks.label_noise import Oracle
-from benchmarks.loop import initial_indices, query_random_state
-from benchmarks.metrics import evaluate
+from benchmarks.harness import cli, noisy_arms, registry
+from benchmarks.harness.estimators import build_estimator
+from benchmarks.harness.label_noise import Oracle
+from benchmarks.harness.loop import initial_indices, query_random_state
+from benchmarks.harness.metrics import evaluate
 
 #: display name -> (strategy that picks pool rows, estimator parameters, policy)
 ARMS = {
@@ -211,7 +211,8 @@ def build_parser():
     add = parser.add_argument
     add("--noise", default=None, help="comma-separated settings (default: "
         f"{CLASSIFICATION_NOISE}; regression: replaced:0,replaced:0.1,replaced:0.2)")
-    add("--arms", default=None, help="comma-separated: " + ", ".join(ARMS))
+    add("--arms", default=None,  # argparse reads "%" in a help as a format
+        help="comma-separated: " + ", ".join(ARMS).replace("%", "%%"))
     add("--audit-fraction", type=float, default=0.2,
         help="share of every round the 0.1 release's audit arm spends on relabels")
     return parser
@@ -233,7 +234,7 @@ def _shares(curves, noise, seed, settings):
 
 
 def main(argv=None):
-    from benchmarks.noisy_oracle_report import write_reports
+    from benchmarks.harness.noisy_oracle_report import write_reports
 
     parser = build_parser()
     args = cli.parse_loop_args(parser, argv)

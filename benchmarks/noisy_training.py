@@ -1,7 +1,7 @@
 """How PDCL training fares on noisy labels, without active learning: the same random rows.
 
 For every seed, noise rate and labeled-set size, one random labeled set is drawn from the
-pool and a share ``rate`` of its labels is corrupted (``benchmarks.label_noise``: symmetric,
+pool and a share ``rate`` of its labels is corrupted (``benchmarks.harness.label_noise``: symmetric,
 confusable pairs, or replaced regression targets); every arm trains the same network on the
 same rows and noisy labels and is scored on the clean test labels. The mean over the sizes
 stands for the area under a learning curve. The arms:
@@ -29,10 +29,10 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import cli
-from benchmarks.estimators import build_estimator
-from benchmarks.label_noise import corrupt
-from benchmarks.metrics import evaluate
+from benchmarks.harness import cli
+from benchmarks.harness.estimators import build_estimator
+from benchmarks.harness.label_noise import corrupt
+from benchmarks.harness.metrics import evaluate
 
 
 def arm_params(name: str) -> dict:

@@ -20,8 +20,8 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.ally_screen import per_seed_aulc
-from benchmarks.metrics import paired_difference
-from benchmarks.reporting import markdown_table, write_atomic
+from benchmarks.harness.metrics import paired_difference
+from benchmarks.harness.reporting import markdown_table, write_atomic
 
 
 def _rows(path: Path):

@@ -29,8 +29,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from benchmarks.harness.reporting import markdown_table, write_atomic, write_csv
 from benchmarks.projection_quality import _fitted
-from benchmarks.reporting import markdown_table, write_atomic, write_csv
 
 TASKS = ("digits", "manyclass", "mnist")
 FIELDS = ("task", "labeled", "seed", "classes", "pool", "threshold", "pairs_share",

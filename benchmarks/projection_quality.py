@@ -35,14 +35,14 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from benchmarks.reporting import markdown_table, write_atomic, write_csv
+from benchmarks.harness.reporting import markdown_table, write_atomic, write_csv
 
 TASKS = {"digits": {}, "manyclass": {}, "mnist": {"max_pool": 20000}, "parkinsons": {}}
 
 
 def _fitted(task, n_labeled, seed, data_dir):
-    from benchmarks.datasets import load_dataset
-    from benchmarks.estimators import build_estimator
+    from benchmarks.harness.datasets import load_dataset
+    from benchmarks.harness.estimators import build_estimator
 
     data = load_dataset(task, data_dir=data_dir, random_state=0, **TASKS[task])
     labeled = np.random.RandomState(seed).choice(data.n_pool, n_labeled, replace=False)

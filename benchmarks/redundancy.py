@@ -32,10 +32,10 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import cli
-from benchmarks.metrics import mean_std
-from benchmarks.registry import Arm
-from benchmarks.reporting import figure, markdown_table, write_atomic, write_csv
+from benchmarks.harness import cli
+from benchmarks.harness.metrics import mean_std
+from benchmarks.harness.registry import Arm
+from benchmarks.harness.reporting import figure, markdown_table, write_atomic, write_csv
 
 FIELDS = ("strategy", "redundancy", "n_seeds", "n_labels", "final_mean", "final_std",
           "distinct_mean", "distinct_std")

@@ -32,8 +32,8 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import cli
-from benchmarks.reporting import markdown_table, write_atomic, write_csv
+from benchmarks.harness import cli
+from benchmarks.harness.reporting import markdown_table, write_atomic, write_csv
 
 STRATEGIES = ("forward", "ally", "ally-paper", "ally-redundancy", "badge", "coreset",
               "random")

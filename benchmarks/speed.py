@@ -51,10 +51,10 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.cli import parse_int_list
-from benchmarks.estimators import BATCH_SIZE, build_estimator
-from benchmarks.registry import ALL_STRATEGIES, STRATEGIES, parse_names, resolve_strategies
-from benchmarks.reporting import format_cell, markdown_table, write_atomic, write_csv
+from benchmarks.harness.cli import parse_int_list
+from benchmarks.harness.estimators import BATCH_SIZE, build_estimator
+from benchmarks.harness.registry import ALL_STRATEGIES, STRATEGIES, parse_names, resolve_strategies
+from benchmarks.harness.reporting import format_cell, markdown_table, write_atomic, write_csv
 
 FIT_FEATURES = 64  # digits-sized rows for the fit part
 POOL_FEATURES = 256  # DESIGN 2.3: pools of 10^5-10^6 x 256
@@ -92,7 +92,7 @@ def synthetic_data(n_rows: int, *, seed: int = 0, n_features: int = FIT_FEATURES
 
 
 def _data_spec(n_features):
-    """What :func:`benchmarks.estimators.build_estimator` needs to know of the data."""
+    """What :func:`benchmarks.harness.estimators.build_estimator` needs to know of the data."""
     return types.SimpleNamespace(task="classification", n_classes=N_CLASSES, module="mlp",
                                  feature_shape=(n_features,))
 

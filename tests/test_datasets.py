@@ -1,4 +1,4 @@
-"""Tests for benchmarks/datasets.py.
+"""Tests for benchmarks/harness/datasets.py.
 
 The torchvision sets are tested on tiny files written here in the exact on-disk formats
 torchvision 0.29 reads (MNIST idx ubyte, CIFAR-10 python pickles, SVHN .mat); no real data
@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from benchmarks.datasets import (
+from benchmarks.harness.datasets import (
     CIFAR10_MEAN,
     CIFAR10_STD,
     DATASETS,
@@ -376,7 +376,7 @@ def test_mnist_reads_gzip_idx_files(mnist_dir):
 
 
 def test_read_idx_rejects_other_files(tmp_path):
-    from benchmarks.datasets import read_idx
+    from benchmarks.harness.datasets import read_idx
 
     bad = tmp_path / "x-ubyte"
     bad.write_bytes(b"\x01\x02\x03\x04rest")
@@ -407,7 +407,7 @@ def test_parkinsons_missing_folder_is_a_clear_error(tmp_path):
 
 
 def test_parkinsons_from_a_small_csv(tmp_path):
-    from benchmarks.datasets import PARKINSONS_FEATURES
+    from benchmarks.harness.datasets import PARKINSONS_FEATURES
 
     folder = tmp_path / "parkinsons"
     folder.mkdir()

@@ -29,7 +29,7 @@ def test_dual_head_benchmark_rejects_unknown_variants(tmp_path, capsys):
 
 
 def test_regression_variants_fall_back_to_the_plain_head(diabetes):
-    from benchmarks.datasets import load_dataset
+    from benchmarks.harness.datasets import load_dataset
 
     data = load_dataset("diabetes", random_state=0)
     row = dual_head.measure(data, 0, 60, {"paper": dual_head.VARIANTS["paper"],

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from benchmarks import label_audit, noisy_oracle
-from benchmarks.label_noise import confusable_partners, corrupt, flip
+from benchmarks.harness.label_noise import confusable_partners, corrupt, flip
 
 
 def test_corrupt_plants_exactly_the_rate():
@@ -89,7 +89,7 @@ def test_noisy_oracle_script_spends_the_same_annotations(tmp_path):
 
 
 def test_oracle_panel_and_pairs():
-    from benchmarks.label_noise import Oracle
+    from benchmarks.harness.label_noise import Oracle
 
     y = np.repeat(np.arange(4), 300)
     X = y[:, None] + np.zeros((1200, 2))

@@ -417,7 +417,7 @@ def test_benchmark_judges_stops_against_the_hindsight_point():
 
 
 def test_benchmark_passes_data_dir_and_max_pool_to_the_loader(monkeypatch, tmp_path):
-    import benchmarks.datasets
+    import benchmarks.harness.datasets
     from benchmarks import stopping
 
     args = stopping.build_parser().parse_args(
@@ -433,7 +433,7 @@ def test_benchmark_passes_data_dir_and_max_pool_to_the_loader(monkeypatch, tmp_p
         seen.update(kwargs, name=name)
         raise RuntimeError("stop here")
 
-    monkeypatch.setattr(benchmarks.datasets, "load_dataset", fake_load)
+    monkeypatch.setattr(benchmarks.harness.datasets, "load_dataset", fake_load)
     with pytest.raises(RuntimeError, match="stop here"):
         stopping.run_dataset("mnist", args)
     assert seen["name"] == "mnist" and seen["data_dir"] == str(tmp_path)

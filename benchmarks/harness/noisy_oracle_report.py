@@ -1,5 +1,5 @@
 """The noisy-oracle report: per noise setting, the learning-curve report
-(``benchmarks.reporting.write_report``: rounds, summary, plot) and the paired AULC table
+(``benchmarks.harness.reporting.write_report``: rounds, summary, plot) and the paired AULC table
 of ``benchmarks.ally_screen`` (against random, ALLY, ALLY + second opinions and the best
 other arm), with the annotations spent (new rows plus second opinions) on the x axis; then
 each arm's second-opinion share, the wrong labels left and the compute per round."""
@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from benchmarks.ally_screen import paired_markdown, paired_table
-from benchmarks.reporting import write_atomic, write_csv, write_report
+from benchmarks.harness.reporting import write_atomic, write_csv, write_report
 
 REFERENCES = ("random", "ALLY", "ALLY + second opinions")
 

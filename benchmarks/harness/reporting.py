@@ -20,7 +20,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.metrics import curves, metric_info, summarize
+from benchmarks.harness.metrics import curves, metric_info, summarize
 
 __all__ = ["ROW_FIELDS", "SUMMARY_FIELDS", "figure", "format_cell", "markdown_table",
            "row_fields", "summary_markdown", "plot_curves", "write_atomic", "write_csv",
@@ -180,7 +180,7 @@ def write_report(rows, out_dir, *, task: str, title: str, plot_name="learning_cu
     paths : dict
         ``{"rounds": ..., "summary_csv": ..., "summary_md": ..., "plot": ...}``.
     summary : list of dict
-        As :func:`benchmarks.metrics.summarize`.
+        As :func:`benchmarks.harness.metrics.summarize`.
     markdown : str
         The content of ``summary.md``.
     """

@@ -11,8 +11,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.reporting import write_atomic, write_csv
+from benchmarks.harness.reporting import write_atomic, write_csv
 
+#: Never used to choose anything. (diabetes was added as a held-out regression task with
+#: the "neighbors" score; "neighbors" alone fell below the anchor there, and the
+#: regression default, "lambda_mean+neighbors", was then chosen on Parkinsons and
+#: diabetes together: both are tuning tasks for it.)
+HELD_OUT = ("breast_cancer",)
+#: The regression tasks (their noise: targets replaced by other rows' targets).
+REGRESSION = ("parkinsons", "diabetes")
 METHODS = (("package", None), ("5-fold", "5-fold"), ("cleanlab", "cleanlab"),
            ("AUM", "aum"), ("final loss", "loss"))
 
@@ -58,8 +65,6 @@ def package_score(task, default):
     ``"lambda_mean"`` for a classification task, ``"lambda_mean+neighbors"`` for a
     regression one),
     so that rows written before ``"auto"`` existed are read the same way."""
-    from benchmarks.label_audit import REGRESSION
-
     if default != "auto":
         return default
     return "lambda_mean+neighbors" if task in REGRESSION else "lambda_mean"
@@ -113,8 +118,6 @@ def candidate_table(rows):
     names = [f"pdcl:{s}" for s in SCORES]
     lines = ["| tasks | " + " | ".join(SCORES) + " | 5-fold |",
              "|---|" + "---|" * (len(SCORES) + 1)]
-    from benchmarks.label_audit import HELD_OUT
-
     for label, keep in (("tuning", lambda t: t not in HELD_OUT),
                         ("held-out", lambda t: t in HELD_OUT)):
         chosen = [r for r in rows if keep(r["task"])]

@@ -3,8 +3,8 @@
 Each curve runs through a real ``modAL.models.ActiveLearner``: built on the seed's initial
 labeled set (round 0: the first fit), then per round ``learner.query(X_remaining,
 n_instances=budget)`` and ``learner.teach(...)`` (a refit from scratch). After every
-finished round the curve is saved in the output folder's :class:`~benchmarks.store.RunStore`,
-so a stopped run resumes where it was.
+finished round the curve is saved in the output folder's
+:class:`~benchmarks.harness.store.RunStore`, so a stopped run resumes where it was.
 
 Observers
 ---------
@@ -29,11 +29,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from benchmarks.estimators import build_estimator
-from benchmarks.metrics import evaluate
-from benchmarks.registry import Arm
-from benchmarks.reporting import ROW_FIELDS
-from benchmarks.store import RunStore, SettingsError, run_key
+from benchmarks.harness.estimators import build_estimator
+from benchmarks.harness.metrics import evaluate
+from benchmarks.harness.registry import Arm
+from benchmarks.harness.reporting import ROW_FIELDS
+from benchmarks.harness.store import RunStore, SettingsError, run_key
 
 __all__ = ["check_observers", "initial_indices", "query_random_state",
            "run_active_learning"]
@@ -96,7 +96,7 @@ def run_active_learning(data, arms: Sequence[Arm], seeds: Sequence[int], *, init
 
     Parameters
     ----------
-    data : benchmarks.datasets.ActiveLearningData
+    data : benchmarks.harness.datasets.ActiveLearningData
     arms : sequence of Arm
     seeds : sequence of int
     initial, budget, rounds, epochs : int
@@ -105,7 +105,7 @@ def run_active_learning(data, arms: Sequence[Arm], seeds: Sequence[int], *, init
     out_dir : str or Path
         The output folder: locked while the call runs, holds the resumable state.
     config : dict
-        Settings the state must match to be resumed (see ``benchmarks.cli.loop_config``).
+        Settings the state must match to be resumed (see ``benchmarks.harness.cli.loop_config``).
     device : str
     progress : bool
         Show a tqdm progress bar over (arm, seed, round).
@@ -114,14 +114,14 @@ def run_active_learning(data, arms: Sequence[Arm], seeds: Sequence[int], *, init
         the dict's items are extra columns of the round's row (see the module docstring).
     allow_thread_change : bool, default False
         Resume a state written with another torch thread count (warns) instead of
-        raising :class:`~benchmarks.store.SettingsError`.
+        raising :class:`~benchmarks.harness.store.SettingsError`.
     log : callable
         Where notes go (pool exhausted, resumed curves).
 
     Returns
     -------
     rows : list of dict
-        Keys ``benchmarks.reporting.ROW_FIELDS`` (plus the observers' columns) for the
+        Keys ``benchmarks.harness.reporting.ROW_FIELDS`` (plus the observers' columns) for the
         requested arms, seeds and rounds ``0..rounds``; ``query_s`` is None for round 0.
         ``strategy`` holds the arm's name.
 
@@ -130,7 +130,7 @@ def run_active_learning(data, arms: Sequence[Arm], seeds: Sequence[int], *, init
     SettingsError
         Settings that differ from the saved state, another thread count, an initial set
         not smaller than the pool.
-    benchmarks.store.OutputLockedError
+    benchmarks.harness.store.OutputLockedError
         Another run holds ``out_dir``.
     """
     from tqdm.auto import tqdm

@@ -21,7 +21,7 @@ from sklearn.preprocessing import StandardScaler
 from skorch import NeuralNetClassifier, NeuralNetRegressor
 from torch import nn
 
-from benchmarks.registry import Arm
+from benchmarks.harness.registry import Arm
 
 __all__ = ["BATCH_SIZE", "LEARNING_RATE", "PREDICT_BATCH_SIZE", "PlainNetClassifier",
            "PlainNetRegressor", "build_estimator", "module_for"]
@@ -105,8 +105,8 @@ def module_for(data):
     """The module class and its ``module__*`` parameters, sized from the data.
 
     ``data.module == "mlp"``: :class:`modal_ally.MLP` (two hidden layers of 256, ReLU)
-    with ``input_dim = prod(feature_shape)``; ``"cnn"``: :class:`benchmarks.modules.SmallCNN`;
-    ``"resnet18"``:
+    with ``input_dim = prod(feature_shape)``; ``"cnn"``:
+    :class:`benchmarks.harness.modules.SmallCNN`; ``"resnet18"``:
     :class:`modal_ally.ResNet18Embedding` with ``in_channels = feature_shape[0]``.
     ``output_dim`` is the number of classes, or 1 for regression.
     """
@@ -114,7 +114,7 @@ def module_for(data):
 
     output_dim = int(data.n_classes) if data.task == "classification" else 1
     if data.module == "cnn":
-        from benchmarks.modules import SmallCNN
+        from benchmarks.harness.modules import SmallCNN
 
         return SmallCNN, {"output_dim": output_dim, "in_channels": int(data.feature_shape[0])}
     if data.module == "resnet18":
@@ -151,7 +151,7 @@ def build_estimator(arm_or_strategy, data, *, epochs: int, seed: int, device: st
     Parameters
     ----------
     arm_or_strategy : Arm or str
-    data : benchmarks.datasets.ActiveLearningData
+    data : benchmarks.harness.datasets.ActiveLearningData
         Anything with ``task``, ``n_classes``, ``module`` and ``feature_shape``.
     epochs, seed : int
     device : str

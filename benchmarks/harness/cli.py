@@ -13,11 +13,11 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.estimators import BATCH_SIZE, LEARNING_RATE
-from benchmarks.loop import run_active_learning
-from benchmarks.registry import parse_names
-from benchmarks.reporting import write_report
-from benchmarks.store import SettingsError
+from benchmarks.harness.estimators import BATCH_SIZE, LEARNING_RATE
+from benchmarks.harness.loop import run_active_learning
+from benchmarks.harness.registry import parse_names
+from benchmarks.harness.reporting import write_report
+from benchmarks.harness.store import SettingsError
 from modal_ally._torch_utils import torch_threads
 
 __all__ = ["add_loop_arguments", "check_loop_arguments", "load_benchmark_data",
@@ -44,7 +44,7 @@ def parse_int_list(text: str, *, name: str, minimum: int = 1) -> list[int]:
 def add_loop_arguments(parser, *, dataset="digits", initial=100, budget=100, rounds=5,
                        seeds=5, epochs=50):
     """Add the flags every learning-curve benchmark shares to an argparse parser."""
-    from benchmarks.datasets import DATASETS
+    from benchmarks.harness.datasets import DATASETS
 
     add = parser.add_argument
     add("--dataset", default=dataset, choices=DATASETS, help="data set (default: %(default)s)")
@@ -109,7 +109,7 @@ def check_loop_arguments(parser, args):
 
 def load_benchmark_data(args):
     """Load ``args.dataset`` (fixed split, ``random_state=0``: the same for every seed)."""
-    from benchmarks.datasets import load_dataset
+    from benchmarks.harness.datasets import load_dataset
 
     return load_dataset(args.dataset, data_dir=args.data_dir, redundancy=args.redundancy,
                         max_pool=args.max_pool, random_state=0)
@@ -131,7 +131,7 @@ def run_benchmark(parser, args, data, arms, out_dir, *, title: str,
 
     Settings errors (and a folder locked by another run) end through ``parser.error``;
     modAL 0.4.1's ``force_all_finite`` FutureWarning is silenced. ``observers`` go to
-    :func:`benchmarks.loop.run_active_learning`. Returns ``rows``, ``summary`` and
+    :func:`benchmarks.harness.loop.run_active_learning`. Returns ``rows``, ``summary`` and
     ``paths``.
     """
     with warnings.catch_warnings(), torch_threads(args.threads):

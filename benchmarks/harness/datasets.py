@@ -41,7 +41,7 @@ Data sets
     shipped, or uncompressed), directly and without torchvision: the 60,000 training images
     are the pool and the 10,000 test images the test set, pixels scaled to ``[0, 1]`` and
     flattened to 784 features (``mnist-cnn``: the same data shaped ``(1, 28, 28)`` for
-    :class:`benchmarks.modules.SmallCNN`). Nothing is downloaded or extracted.
+    :class:`benchmarks.harness.modules.SmallCNN`). Nothing is downloaded or extracted.
 ``cifar10``, ``svhn``
     Read with torchvision from ``data_dir``; the data sets' own train split is the pool and
     their test split the test set. Nothing is downloaded unless ``download=True``.
@@ -111,7 +111,7 @@ class ActiveLearningData:
         Number of classes; ``None`` for regression.
     module : str
         Which backbone the benchmark should use: ``"mlp"``, ``"resnet18"`` or ``"cnn"``
-        (:class:`benchmarks.modules.SmallCNN`).
+        (:class:`benchmarks.harness.modules.SmallCNN`).
     feature_shape : tuple
         ``X_pool.shape[1:]``.
     """

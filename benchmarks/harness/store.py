@@ -33,7 +33,13 @@ from pathlib import Path
 
 import torch
 
-from benchmarks.reporting import ROW_FIELDS, row_fields, sorted_rows, write_atomic, write_csv
+from benchmarks.harness.reporting import (
+    ROW_FIELDS,
+    row_fields,
+    sorted_rows,
+    write_atomic,
+    write_csv,
+)
 
 __all__ = ["LOCK_FILE", "ROUNDS_FILE", "STATE_FILE", "OutputLockedError", "RunStore",
            "SettingsError", "run_key", "runtime_info"]

@@ -3,9 +3,9 @@
     python -m benchmarks.headline docs/results/ally/digits docs/results/ally/manyclass ... \\
         --out docs/results/ally/headline.md
 
-Reads each folder's ``rounds.csv`` and ``summary.csv`` (written by
-``benchmarks.ally_screen``) and writes one row per folder: the default rule's area under
-the learning curve (``ally``), the best strategy other than ALLY's arms by mean AULC, the
+Reads each folder's ``rounds.csv`` and ``summary.csv`` (the ``--report`` folders of
+``benchmarks.label_efficiency``) and writes one row per folder: the default rule's area
+under the learning curve (``ally``), the best strategy other than ALLY's arms by mean AULC, the
 paired per-seed difference to it (mean ± std, ddof=1, and the seeds on which the default
 is better), the default's rank among the strategies a user can pick (the ablation arms,
 which no option selects, are left out of the rank), its paired difference to random
@@ -22,10 +22,9 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.ally_screen import DISPLAY, per_seed_aulc
 from benchmarks.harness.metrics import paired_difference
+from benchmarks.harness.paired import DISPLAY, per_seed_aulc, read_rounds
 from benchmarks.harness.reporting import markdown_table, write_atomic
-from benchmarks.paired_against import _rows
 
 #: Arms that are not a strategy a user can pick (ablations of the default rule).
 ABLATIONS = frozenset({"ally-nolambda", "grad-nolambda"})
@@ -48,7 +47,7 @@ def headline_row(folder: Path, default: str = "ally") -> dict:
     """The comparison of one finished run (see the module docstring)."""
     higher = _higher_is_better(folder)
     aulc = {ARM_OF.get(arm, arm): per_seed
-            for arm, per_seed in per_seed_aulc(_rows(folder / "rounds.csv")).items()}
+            for arm, per_seed in per_seed_aulc(read_rounds(folder / "rounds.csv")).items()}
     if default not in aulc:
         raise ValueError(f"{folder}: no arm {default!r} (arms: {', '.join(aulc)})")
     seeds = sorted(set.intersection(*(set(v) for v in aulc.values())))
@@ -109,7 +108,7 @@ def headline_markdown(rows) -> str:
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("folders", nargs="+", help="ally_screen report folders")
+    parser.add_argument("folders", nargs="+", help="label_efficiency --report folders")
     parser.add_argument("--out", help="write the table here too")
     args = parser.parse_args(argv)
     text = headline_markdown([headline_row(Path(f)) for f in args.folders])

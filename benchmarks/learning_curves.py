@@ -93,7 +93,7 @@ def main(argv=None, *, observers=None) -> dict:
     if not names:
         parser.error("no strategy left to run")
     if args.stopping:
-        from benchmarks.stopping import StoppingObserver
+        from benchmarks.harness.stopping_criteria import StoppingObserver
 
         observers = [*(observers or ()), StoppingObserver(
             data.task, budget=args.budget, n_pool=int(data.X_pool.shape[0]))]

@@ -67,7 +67,7 @@ def measure(name: str, args) -> dict:
     """One query of strategy ``name`` in this (fresh) process."""
     import torch
 
-    from benchmarks.scale import AnonPeak, load_average
+    from benchmarks.harness.memory import AnonPeak, load_average
     from modal_ally import PDCLNet
 
     warnings.filterwarnings("ignore")

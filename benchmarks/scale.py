@@ -51,91 +51,27 @@ from __future__ import annotations
 import argparse
 import csv
 import os
-import re
 import resource
 import shutil
-import threading
 import time
 import warnings
 from functools import partial
 from pathlib import Path
 
-import numpy as np
+from benchmarks.harness.memory import AnonPeak, load_average, mib, read_peak, reset_peak
+from benchmarks.harness.scale_quality import run_quality_part
+from benchmarks.harness.synthetic_pool import (
+    dask_pool,
+    fitted_net,
+    make_rows,
+    write_memmap,
+    write_zarr,
+)
 
-N_CLASSES = 10
-GEN_ROWS = 50_000  # rows generated per piece: the data do not depend on the chunking
 STRATEGY_NAMES = ("ally", "ally-paper", "ally-redundancy", "badge", "coreset", "random")
 
 
 # ============================================================================ data
-def make_rows(start: int, stop: int, *, n_features: int, seed: int = 0) -> np.ndarray:
-    """Rows ``start:stop`` of the synthetic pool (Gaussian classes, float32)."""
-    centers = 2.0 * np.random.default_rng(12345).standard_normal(
-        (N_CLASSES, n_features), dtype=np.float32)
-    parts = []
-    for piece in range(start // GEN_ROWS, (stop - 1) // GEN_ROWS + 1):
-        rng = np.random.default_rng([seed, piece])
-        y = rng.integers(N_CLASSES, size=GEN_ROWS)
-        X = rng.standard_normal((GEN_ROWS, n_features), dtype=np.float32)
-        X += centers[y]
-        lo, hi = max(start, piece * GEN_ROWS), min(stop, (piece + 1) * GEN_ROWS)
-        parts.append(X[lo - piece * GEN_ROWS:hi - piece * GEN_ROWS])
-    return np.concatenate(parts)
-
-
-def labeled_rows(n_rows: int, *, n_features: int):
-    centers = 2.0 * np.random.default_rng(12345).standard_normal(
-        (N_CLASSES, n_features), dtype=np.float32)
-    rng = np.random.default_rng(999)
-    y = rng.integers(N_CLASSES, size=n_rows)
-    return (rng.standard_normal((n_rows, n_features), dtype=np.float32) + centers[y]), y
-
-
-def dask_pool(n_rows: int, *, chunk_rows: int, n_features: int):
-    """The synthetic pool as a Dask array, each chunk generated where it is used."""
-    import dask
-    import dask.array as da
-
-    parts = []
-    for start in range(0, n_rows, chunk_rows):
-        stop = min(start + chunk_rows, n_rows)
-        rows = dask.delayed(make_rows, pure=True)(start, stop, n_features=n_features)
-        parts.append(da.from_delayed(rows, shape=(stop - start, n_features),
-                                     dtype=np.float32))
-    return da.concatenate(parts)
-
-
-def write_zarr(pool, path: Path):
-    """Write the pool once to an uncompressed zarr array; the pool read back from it."""
-    import dask.array as da
-    import zarr
-
-    store = zarr.create_array(store=str(path), shape=pool.shape, dtype=pool.dtype,
-                              chunks=(pool.chunks[0][0], pool.shape[1]), compressors=None,
-                              overwrite=True)
-    da.store(pool, store, lock=False)
-    return da.from_zarr(str(path))
-
-
-def write_memmap(n_rows: int, path: Path, *, n_features: int):
-    pool = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32,
-                                     shape=(n_rows, n_features))
-    for start in range(0, n_rows, GEN_ROWS):
-        stop = min(start + GEN_ROWS, n_rows)
-        pool[start:stop] = make_rows(start, stop, n_features=n_features)
-    pool.flush()
-    del pool
-    return np.load(path, mmap_mode="r")
-
-
-def fitted_net(*, n_features: int, epochs: int):
-    from modal_ally import PDCLNet
-
-    X, y = labeled_rows(1000, n_features=n_features)
-    net = PDCLNet(module__hidden_units=(256, 256), max_epochs=epochs, random_state=0)
-    return net.fit(X, y)
-
-
 def strategies():
     import modal_ally as ma
 
@@ -144,56 +80,6 @@ def strategies():
             "ally-redundancy": ma.ally_redundancy_aware_query_strategy,
             "badge": ma.badge_query_strategy, "coreset": ma.coreset_query_strategy,
             "random": ma.random_query_strategy}
-
-
-# ============================================================================ memory
-def status_kib(field: str) -> int:
-    with open("/proc/self/status") as handle:
-        match = re.search(rf"^{field}:\s+(\d+)\s+kB", handle.read(), re.MULTILINE)
-    return int(match.group(1)) if match else 0
-
-
-def reset_peak() -> int:
-    """Reset VmHWM to the current RSS; the current RSS in KiB."""
-    with open("/proc/self/clear_refs", "w") as handle:
-        handle.write("5")
-    return status_kib("VmRSS")
-
-
-def read_peak() -> int:
-    return status_kib("VmHWM")
-
-
-class AnonPeak:
-    """Peak ``RssAnon`` of this process, sampled in a thread (file pages excluded)."""
-
-    def __init__(self, every_s: float = 0.02):
-        self.every_s, self.peak, self._stop = every_s, 0, threading.Event()
-
-    def __enter__(self):
-        self.base = status_kib("RssAnon")
-        self.peak = self.base
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        return self
-
-    def _run(self):
-        while not self._stop.wait(self.every_s):
-            self.peak = max(self.peak, status_kib("RssAnon"))
-
-    def __exit__(self, *exc):
-        self._stop.set()
-        self._thread.join()
-        self.peak = max(self.peak, status_kib("RssAnon"))
-        return False
-
-
-def load_average() -> str:
-    return " ".join(f"{x:.1f}" for x in os.getloadavg())
-
-
-def mib(kib) -> float:
-    return round(kib / 1024.0, 1)
 
 
 # ============================================================================ dask part
@@ -352,92 +238,6 @@ def run_memmap_part(args, learners) -> list[dict]:
         del X_pool
         if not args.keep:
             path.unlink()
-    return rows
-
-
-# ============================================================================ quality part
-def gradient_cost(a, e, picks, weights=None):
-    """BADGE's k-means cost: sum over the pool of the squared gradient-space distance
-    to the nearest pick (factored form, no gradient embedding formed); each row's
-    term times its weight when ``weights`` are given (the default rule's objective)."""
-    import torch
-
-    from modal_ally._seeding import nearest_centers
-
-    picks = torch.as_tensor(np.asarray(picks))
-    d2, _ = nearest_centers(a.double(), e.double(), a[picks].double(), e[picks].double())
-    return float(d2.sum() if weights is None else (weights.cpu().double() * d2).sum())
-
-
-def run_quality_part(args, net) -> list[dict]:
-    import dask.array as da
-    import torch
-
-    from modal_ally import ally_query_strategy, badge_query_strategy, coreset_query_strategy
-    from modal_ally._seeding import gradient_factors
-    from modal_ally.distributed._select import sq_distances_to_set
-    from modal_ally.strategies.ally import (
-        draw_weights,
-        dual_weighted_selection,
-        validate_ally_query,
-    )
-
-    X_pool = make_rows(0, args.quality_rows, n_features=args.features)
-    pool = da.from_array(X_pool, chunks=-(-args.quality_rows // args.quality_blocks))
-    embeddings = torch.as_tensor(net.embed(X_pool))
-    labeled = torch.as_tensor(net.train_embeddings_)
-    with torch.no_grad():
-        a = gradient_factors(torch.softmax(net.module_.head(embeddings), dim=1))
-
-    def query(seed):
-        return validate_ally_query(net, X_pool, args.budget, strategy="scale",
-                                   random_state=seed, n_clusters=None, max_dual=None,
-                                   skip_top_quantile=None, cluster_components=32)
-
-    weights = draw_weights(query(0), net.predict_dual(X_pool).astype(np.float64))
-    exact = [dual_weighted_selection(query(seed), n_components=None)[0]
-             for seed in range(args.quality_seeds)]
-    default_cost = np.mean([gradient_cost(a, embeddings, p, weights) for p in exact])
-
-    def radius(picks):
-        centers = torch.cat([labeled, embeddings[torch.as_tensor(picks)]])
-        return float(sq_distances_to_set(embeddings, centers).max().sqrt())
-
-    def first(result):
-        return np.asarray(result[0] if isinstance(result, tuple) else result)
-
-    rows = []
-    for seed in range(args.quality_seeds):
-        random_picks = np.random.RandomState(seed).choice(X_pool.shape[0], args.budget,
-                                                          replace=False)
-        timings, picks = {}, {}
-        for label, strategy, X in (("default memory", ally_query_strategy, X_pool),
-                                   ("default dask", ally_query_strategy, pool),
-                                   ("badge exact", badge_query_strategy, X_pool),
-                                   ("badge dask", badge_query_strategy, pool),
-                                   ("coreset exact", coreset_query_strategy, X_pool),
-                                   ("coreset dask", coreset_query_strategy, pool)):
-            start = time.perf_counter()
-            picks[label] = first(strategy(net, X, args.budget, random_state=seed))
-            timings[label] = time.perf_counter() - start
-        exact_cost = gradient_cost(a, embeddings, picks["badge exact"])
-        exact_radius = radius(picks["coreset exact"])
-        rows.append({
-            "seed": seed, "n_rows": X_pool.shape[0], "blocks": args.quality_blocks,
-            "budget": args.budget,
-            **{f"default_{k}_cost_ratio": round(gradient_cost(
-                a, embeddings, p, weights) / default_cost, 4) for k, p in (
-                ("exact", exact[seed]), ("memory", picks["default memory"]),
-                ("dask", picks["default dask"]), ("random", random_picks))},
-            "badge_cost_ratio": round(gradient_cost(a, embeddings, picks["badge dask"])
-                                      / exact_cost, 4),
-            "badge_random_cost_ratio": round(gradient_cost(a, embeddings, random_picks)
-                                             / exact_cost, 4),
-            "coreset_radius_ratio": round(radius(picks["coreset dask"]) / exact_radius, 4),
-            "coreset_random_radius_ratio": round(radius(random_picks) / exact_radius, 4),
-            "coreset_overlap": len(set(picks["coreset dask"]) & set(picks["coreset exact"])),
-            **{f"{k.replace(' ', '_')}_s": round(v, 2) for k, v in timings.items()}})
-        print(rows[-1], flush=True)
     return rows
 
 

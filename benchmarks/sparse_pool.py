@@ -123,7 +123,7 @@ def measure(name: str, args) -> dict:
     import scipy.sparse as sp
     import torch
 
-    from benchmarks.scale import AnonPeak, load_average
+    from benchmarks.harness.memory import AnonPeak, load_average
 
     warnings.filterwarnings("ignore")
     torch.set_num_threads(args.threads)

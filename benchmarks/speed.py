@@ -20,13 +20,11 @@ Two parts (``--parts``, default both):
     backbone over the same pool (``PDCLNet.embed(X_pool)``, measured the same way:
     section ``forward``).
 
-Each query (and forward) measurement runs in a fresh process (multiprocessing "spawn"):
-it builds the data and the learner, records its resident memory (VmRSS) as the baseline,
-resets the resident high-water mark (``/proc/self/clear_refs``; column ``rss_reset``
-says whether that worked), times ``--repeats`` queries (best kept), reads the high-water
-mark (``peak_rss_mib = VmHWM - baseline``) and runs one more query under ``tracemalloc``
-(``peak_traced_mib``: numpy and Python allocations, not torch's). On CUDA,
-``peak_cuda_mib`` is ``torch.cuda.max_memory_allocated`` during the queries.
+Each query (and forward) measurement runs in a fresh spawned process
+(``benchmarks/harness/isolated.py``): the best of ``--repeats`` queries, the resident peak
+above the set-up's memory (``peak_rss_mib``; ``rss_reset`` says whether the high-water mark
+could be reset), ``peak_traced_mib`` (one more query under ``tracemalloc``: numpy and
+Python allocations, not torch's) and on CUDA ``peak_cuda_mib``.
 A measurement whose queries take longer than ``--timeout`` seconds is stopped and
 reported as ``timeout``; ``--skip-slow`` skips modAL's ranked batch (O(N (L + b) d) per
 pick, N x b picks in all) where ``N * b > 10^7`` (reported as ``skipped``).
@@ -38,19 +36,15 @@ Timings depend on the machine and its load; compare ratios taken in one run.
 from __future__ import annotations
 
 import argparse
-import gc
 import math
-import multiprocessing
-import re
 import time
-import traceback
-import tracemalloc
 import types
 import warnings
 from pathlib import Path
 
 import numpy as np
 
+from benchmarks.harness import isolated
 from benchmarks.harness.cli import parse_int_list
 from benchmarks.harness.estimators import BATCH_SIZE, build_estimator
 from benchmarks.harness.registry import ALL_STRATEGIES, STRATEGIES, parse_names, resolve_strategies
@@ -63,7 +57,6 @@ HIDDEN = (256, 256)
 SLOW_STRATEGIES = {"ranked-batch": 10**7}  # N * b above which --skip-slow skips
 #: Query variants of a registered strategy: name -> (strategy, query keyword arguments).
 VARIANTS = {"ally-paper": ("ally", {"method": "paper"})}
-SETUP_TIMEOUT_S = 900
 FIELDS = ("section", "method", "n_rows", "budget", "repeats", "seconds", "ratio", "ratio_to",
           "train_loop_s", "peak_rss_mib", "peak_traced_mib", "peak_cuda_mib", "rss_reset",
           "status")
@@ -158,25 +151,6 @@ def _sync(device):
 
 
 # ============================================================================ query part
-def _proc_status_kib(field: str):
-    try:
-        with open("/proc/self/status") as handle:
-            match = re.search(rf"^{field}:\s+(\d+)\s+kB", handle.read(), re.MULTILINE)
-    except OSError:
-        return None
-    return int(match.group(1)) if match else None
-
-
-def _reset_peak_rss() -> bool:
-    """Reset VmHWM to the current RSS (Linux >= 4.0); False where that is not possible."""
-    try:
-        with open("/proc/self/clear_refs", "w") as handle:
-            handle.write("5")
-    except OSError:
-        return False
-    return True
-
-
 def _measured_call(job: dict):
     """Build the data and a fitted learner; return the call to measure (no argument).
 
@@ -200,97 +174,10 @@ def _measured_call(job: dict):
     return lambda: learner.query(X_pool, n_instances=job["budget"], **kwargs)
 
 
-def _profile(call, repeats: int, cuda: bool, conn) -> dict:
-    """Best-of-``repeats`` time, peak RSS, traced and CUDA peaks of ``call()``.
-
-    Sends ``{"ready": True}`` once the baseline memory is read.
-    """
-    import torch
-
-    gc.collect()
-    if cuda:
-        torch.cuda.synchronize()
-        torch.cuda.reset_peak_memory_stats()
-    baseline = _proc_status_kib("VmRSS")
-    reset = _reset_peak_rss()
-    conn.send({"ready": True})
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        result = call()
-        if cuda:
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-        del result
-    peak = _proc_status_kib("VmHWM")
-    cuda_peak = torch.cuda.max_memory_allocated() / 2**20 if cuda else None
-    tracemalloc.start()
-    result = call()
-    _, traced = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    del result
-    return {"seconds": min(times),
-            "peak_rss_mib": None if peak is None or baseline is None
-            else max(peak - baseline, 0) / 1024,
-            "peak_traced_mib": traced / 2**20, "peak_cuda_mib": cuda_peak,
-            "rss_reset": reset}
-
-
-def _measure_worker(job: dict, conn) -> None:
-    """Child process: set up one learner, then time and profile its queries.
-
-    Sends ``{"ready": True}`` once set up, then the result dict (or ``{"error": ...}``).
-    """
-    try:
-        warnings.filterwarnings("ignore")
-        if job.get("threads"):
-            import torch
-
-            torch.set_num_threads(int(job["threads"]))
-        call = _measured_call(job)
-        conn.send(_profile(call, job["repeats"], str(job["device"]).startswith("cuda"),
-                           conn))
-    except BaseException as exc:  # reported to the parent, whatever it is
-        conn.send({"error": f"{type(exc).__name__}: {exc}",
-                   "traceback": traceback.format_exc()})
-    finally:
-        conn.close()
-
-
 def run_measurement(job: dict, *, timeout: float) -> dict:
-    """Run one measurement in a fresh spawned process and return its result.
-
-    ``{"status": "ok", ...}``, ``{"status": "timeout"}`` when the queries take longer
-    than ``timeout`` seconds, or ``{"status": "error: ..."}``.
-    """
-    ctx = multiprocessing.get_context("spawn")
-    recv, send = ctx.Pipe(duplex=False)
-    proc = ctx.Process(target=_measure_worker, args=(job, send), daemon=True)
-    proc.start()
-    send.close()
-    try:
-        for limit, stage in ((SETUP_TIMEOUT_S, "setup"), (timeout, "query")):
-            if not recv.poll(limit):
-                return {"status": "timeout" if stage == "query" else "error: setup timed out"}
-            message = recv.recv()
-            if "error" in message:
-                return {"status": f"error: {message['error']}",
-                        "traceback": message.get("traceback")}
-            if stage == "query":
-                return {"status": "ok", **message}
-    except EOFError:
-        proc.join(10)
-        return {"status": f"error: the measurement process died (exit code "
-                          f"{proc.exitcode}; out of memory?)"}
-    finally:
-        recv.close()
-        if proc.is_alive():
-            proc.terminate()
-            proc.join(10)
-            if proc.is_alive():
-                proc.kill()
-        proc.join()
-    return {"status": "error: no result"}
+    """One measurement of ``job`` (see :func:`_measured_call`) in a fresh spawned
+    process: :func:`benchmarks.harness.isolated.run_measurement`."""
+    return isolated.run_measurement(_measured_call, job, timeout=timeout)
 
 
 def skip_reason(strategy: str, n_rows: int, budget: int, *, skip_slow: bool):

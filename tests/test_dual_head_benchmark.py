@@ -1,9 +1,9 @@
-"""benchmarks/dual_head.py and the gradient-cluster candidate run and report."""
+"""benchmarks/research/dual_head.py and the gradient-cluster candidate run and report."""
 
 import numpy as np
 import pytest
 
-from benchmarks import dual_head
+from benchmarks.research import dual_head
 
 
 @pytest.mark.filterwarnings("ignore:every dual variable:UserWarning")
@@ -39,7 +39,7 @@ def test_regression_variants_fall_back_to_the_plain_head(diabetes):
 
 
 def test_gradient_cluster_candidate_returns_unique_picks(fitted_net, digits):
-    from benchmarks.ally_candidates import ally_gradient_clusters
+    from benchmarks.research.ally_candidates import ally_gradient_clusters
 
     picks = ally_gradient_clusters(fitted_net, digits["X_pool"], 30, random_state=0)
     picks = np.asarray(picks[0] if isinstance(picks, tuple) else picks)
@@ -53,8 +53,10 @@ def test_gradient_cluster_candidate_returns_unique_picks(fitted_net, digits):
 def test_restart_dual_step_zeroes_the_rows_whose_constraint_is_met():
     import torch
 
-    state = dual_head.RestartDualState(np.array([0.5, 0.5, 0.5], dtype=np.float32),
-                                       np.full(3, 0.2, dtype=np.float32), "cpu")
+    from benchmarks.research.dual_update import RestartDualState
+
+    state = RestartDualState(np.array([0.5, 0.5, 0.5], dtype=np.float32),
+                             np.full(3, 0.2, dtype=np.float32), "cpu")
     state.step(torch.tensor([0, 2]), torch.tensor([0.1, 0.7]), 0.5)
     # row 0 met its constraint: restarted; row 2 ascended; row 1 untouched
     assert state.lambdas.tolist() == pytest.approx([0.0, 0.5, 0.75])
@@ -78,7 +80,7 @@ def test_dual_update_option_fits_the_nets_with_restarts(tmp_path):
 
 
 def test_reweighted_candidate_with_shrink_is_the_default_rule(fitted_net, digits):
-    from benchmarks.ally_candidates import ally_reweighted
+    from benchmarks.research.ally_candidates import ally_reweighted
     from modal_ally import ally_query_strategy
 
     def picks(result):
@@ -118,7 +120,7 @@ def test_layer_variants_are_scored(tmp_path):
 
 
 def test_direction_candidates(fitted_net, fitted_regressor, digits, diabetes):
-    from benchmarks.ally_candidates import _unit_rows, ally_reweighted
+    from benchmarks.research.ally_candidates import _unit_rows, ally_reweighted
 
     def picks(result):
         return np.asarray(result[0] if isinstance(result, tuple) else result)

@@ -51,7 +51,7 @@ def test_redundancy_rejects_bad_settings(tmp_path, capsys):
 
 @pytest.mark.filterwarnings("ignore:every dual variable:UserWarning")  # dual_lr 0: expected
 def test_dual_step_compares_pdcl_with_the_unconstrained_net(tmp_path):
-    from benchmarks import dual_step
+    from benchmarks.research import dual_step
 
     rows = dual_step.main(["--datasets", "diabetes", "--sizes", "40", "--dual-lrs",
                            "0.05,0", "--seeds", "1", "--epochs", "3", "--out", str(tmp_path)])
@@ -66,7 +66,7 @@ def test_dual_step_compares_pdcl_with_the_unconstrained_net(tmp_path):
 
 
 def test_paired_table_names_the_best_other_arm():
-    from benchmarks.ally_screen import paired_markdown, paired_table
+    from benchmarks.harness.paired import paired_markdown, paired_table
 
     level = {"a": [0.5, 0.6, 0.7], "b": [0.55, 0.65, 0.75], "c": [0.4, 0.5, 0.6]}
     rows = [{"strategy": arm, "seed": seed, "round": r, "n_labels": 10 * (r + 1),
@@ -87,7 +87,7 @@ def test_paired_table_names_the_best_other_arm():
 
 
 def test_paired_table_names_the_best_baseline():
-    from benchmarks.ally_screen import paired_markdown, paired_table
+    from benchmarks.harness.paired import paired_markdown, paired_table
 
     level = {"ALLY x": [0.6, 0.7], "b": [0.5, 0.6], "c": [0.58, 0.5]}
     rows = [{"strategy": arm, "seed": seed, "round": 0, "n_labels": 10,

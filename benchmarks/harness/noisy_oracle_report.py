@@ -1,14 +1,14 @@
 """The noisy-oracle report: per noise setting, the learning-curve report
-(``benchmarks.harness.reporting.write_report``: rounds, summary, plot) and the paired AULC table
-of ``benchmarks.ally_screen`` (against random, ALLY, ALLY + second opinions and the best
-other arm), with the annotations spent (new rows plus second opinions) on the x axis; then
+(``benchmarks.harness.reporting.write_report``: rounds, summary, plot) and the paired AULC
+table of ``benchmarks.harness.paired`` (against random, ALLY, ALLY + second opinions and the
+best other arm), with the annotations spent (new rows plus second opinions) on the x axis; then
 each arm's second-opinion share, the wrong labels left and the compute per round."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from benchmarks.ally_screen import paired_markdown, paired_table
+from benchmarks.harness.paired import paired_markdown, paired_table, per_seed_aulc
 from benchmarks.harness.reporting import write_atomic, write_csv, write_report
 
 REFERENCES = ("random", "ALLY", "ALLY + second opinions")
@@ -123,8 +123,6 @@ def overview(curves, task):
 
 
 def _per_seed(rows):
-    from benchmarks.ally_screen import per_seed_aulc
-
     return per_seed_aulc(rows)
 
 

@@ -1,6 +1,6 @@
 """What the 32-dimensional projections cost the selections: batches against the exact rules.
 
-    python -m benchmarks.projection_quality --data-dir ../shared/data
+    python -m benchmarks.research.projection_quality --data-dir ../shared/data
 
 ALLY's default rule draws in the gradient space of a 32-dimensional projection of the
 embeddings (always); BADGE and Core-Set work in a projection only on pools of more than

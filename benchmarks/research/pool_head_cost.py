@@ -1,6 +1,6 @@
 """What leaving out the improbable classes costs the pool dual head's scores.
 
-    python -m benchmarks.pool_head_cost --data-dir ../shared/data
+    python -m benchmarks.research.pool_head_cost --data-dir ../shared/data
 
 The default rule weighs every pool row by the pool head's expectation
 ``sum_c p_c max(0, lambda_hat(x, c))`` over the net's predicted class probabilities.
@@ -9,7 +9,7 @@ package evaluates it on the classes of probability at least
 ``modal_ally.dual_head.MIN_CLASS_PROBABILITY`` (and each row's most probable class)
 only. For each task (``--tasks``: digits, the 26-class task, MNIST with a pool of
 20,000), labeled size (``--labeled``) and seed, a PDCLNet is fitted on random rows
-(the same nets as ``benchmarks.projection_quality``) and the pool is scored with every
+(the same nets as ``benchmarks.research.projection_quality``) and the pool is scored with every
 threshold of ``--thresholds`` (0 is every class, the reference). Reported: the share of
 (row, class) pairs evaluated, the largest relative change of any row's score and of
 any row's draw weight (the shrunk score the draws read: a pick's probability changes by
@@ -30,7 +30,7 @@ import numpy as np
 import torch
 
 from benchmarks.harness.reporting import markdown_table, write_atomic, write_csv
-from benchmarks.projection_quality import _fitted
+from benchmarks.research.projection_quality import _fitted
 
 TASKS = ("digits", "manyclass", "mnist")
 FIELDS = ("task", "labeled", "seed", "classes", "pool", "threshold", "pairs_share",
@@ -124,7 +124,7 @@ def main(argv=None) -> list[dict]:
     write_atomic(out / "pool_head_cost.md",
                  f"# The pool head on the probable classes only ({args.seeds} seeds, "
                  f"torch threads {args.threads})\n\nCommand: `python -m "
-                 f"benchmarks.pool_head_cost {command}`\n\n{table}\n")
+                 f"benchmarks.research.pool_head_cost {command}`\n\n{table}\n")
     return rows
 
 

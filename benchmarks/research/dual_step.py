@@ -10,7 +10,7 @@ loss there (Spearman). ALLY's selection reads only that ranking; the primal obje
 
 Example::
 
-    python -m benchmarks.dual_step --datasets parkinsons,diabetes --data-dir ../shared/data
+    python -m benchmarks.research.dual_step --datasets parkinsons,diabetes --data-dir ../shared/data
 """
 
 from __future__ import annotations
@@ -89,7 +89,7 @@ def summarize(rows, dataset, task):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.dual_step",
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.research.dual_step",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", default="parkinsons,diabetes")
     parser.add_argument("--data-dir", default=None)
@@ -114,7 +114,7 @@ def main(argv=None):
             parts.append(summarize(rows, name, data.task))
     seconds = time.perf_counter() - start
     header = (f"# PDCL nets against unconstrained nets on the same labeled sets\n\n"
-              f"`python -m benchmarks.dual_step --datasets {args.datasets} --sizes "
+              f"`python -m benchmarks.research.dual_step --datasets {args.datasets} --sizes "
               f"{args.sizes} --dual-lrs {args.dual_lrs} --seeds {args.seeds}`: "
               f"{args.seeds} seeds, {args.epochs} epochs, torch {torch.__version__}, "
               f"{args.threads} thread(s), {seconds:.0f} s.\n\n")

@@ -23,7 +23,7 @@ with ``--own``, ``own.csv`` / ``own.md`` to ``--out``.
 
 Example::
 
-    python -m benchmarks.dual_head --tasks digits,mnist --data-dir ../shared/data --seeds 5
+    python -m benchmarks.research.dual_head --tasks digits,mnist --data-dir ../shared/data --seeds 5
 """
 
 from __future__ import annotations
@@ -31,7 +31,6 @@ from __future__ import annotations
 import argparse
 import time
 import warnings
-from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,8 +43,7 @@ from benchmarks.harness.datasets import load_dataset
 from benchmarks.harness.estimators import build_estimator
 from benchmarks.harness.loop import initial_indices
 from benchmarks.harness.registry import parse_names
-from modal_ally import _pdcl
-from modal_ally._dual_state import DualState
+from benchmarks.research.dual_update import DUAL_UPDATES, dual_update_of
 from modal_ally._torch_utils import as_tensor, eval_mode, torch_threads
 from modal_ally.dual_head import fit_dual_head, predict_dual
 from modal_ally.modules import ConditionalDualHead, DualHead
@@ -68,7 +66,6 @@ class Variant:
     features: str = "embedding"  # or "layers": every hidden layer's output (Learning Loss)
 
 
-#: The screened variants (``paper``: the paper's head, what ``method="paper"`` reads).
 _ADD = (("form", "additive"), ("slot", "loss"))
 _MLP = (("form", "mlp"),)  # ConditionalDualHead's defaults
 
@@ -213,40 +210,9 @@ def uncertainty_scores(net, embeddings, train_embeddings):
             "gradnorm": np.linalg.norm(a, axis=1) * e_norm}
 
 
-class RestartDualState(DualState):
-    """The dual step with restarts: a row's multiplier is set to 0 whenever its
-    constraint is met (``l'_i <= epsilon_i``), so at the end of training it holds the
-    violation accumulated since the row was last feasible (the issue's "multipliers that
-    track the current violation"), instead of the whole history."""
-
-    @torch.no_grad()
-    def step(self, index, constraint, step_size, losses=None):
-        super().step(index, constraint, step_size, losses)
-        eps = self.eps_scalar if self.eps_scalar is not None else self.epsilon[index]
-        feasible = constraint <= eps
-        if bool(feasible.any()):
-            self.lambdas[torch.as_tensor(index)[feasible]] = 0.0
-
-
-#: How the nets' multipliers are updated (``--dual-update``): the package's projected
-#: dual ascent, or with restarts when feasible.
-DUAL_UPDATES = {"ascent": DualState, "restart": RestartDualState}
-
-
-@contextmanager
-def _dual_update(name):
-    """PDCL fits inside use the dual step ``DUAL_UPDATES[name]`` (the package's after)."""
-    original = _pdcl.DualState
-    _pdcl.DualState = DUAL_UPDATES[name]
-    try:
-        yield
-    finally:
-        _pdcl.DualState = original
-
-
 def _fit(data, rows, seed, dual_update="ascent"):
     net = build_estimator("ally", data, epochs=50, seed=seed)
-    with warnings.catch_warnings(), _dual_update(dual_update):
+    with warnings.catch_warnings(), dual_update_of(dual_update):
         warnings.simplefilter("ignore")
         net.fit(data.X_pool[rows], data.y_pool[rows])
     if data.task == "classification":
@@ -315,27 +281,79 @@ def summary_markdown(frame, prefixes, title):
     return "\n".join(lines)
 
 
-def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.dual_head",
+def build_parser():
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.research.dual_head",
                                      description=__doc__.splitlines()[0])
-    parser.add_argument("--tasks", default="digits,manyclass,mnist,parkinsons")
-    parser.add_argument("--data-dir", default=None)
-    parser.add_argument("--seeds", type=int, default=5)
-    parser.add_argument("--sizes", default=None,
-                        help="labeled-set sizes (default: per task, 100 to 1,000)")
-    parser.add_argument("--variants", default=",".join(VARIANTS))
-    parser.add_argument("--own", action="store_true",
-                        help="also rank the points' own multipliers (refits per point)")
-    parser.add_argument("--own-task", default="digits")
-    parser.add_argument("--own-sizes", default="100,300")
-    parser.add_argument("--own-points", type=int, default=30)
-    parser.add_argument("--skip-pool", action="store_true",
-                        help="only the --own measurement")
-    parser.add_argument("--dual-update", choices=tuple(DUAL_UPDATES), default="ascent",
-                        help="the nets' dual step: the package's (ascent) or with "
-                        "restarts when a constraint is met (restart)")
-    parser.add_argument("--threads", type=int, default=1)
-    parser.add_argument("--out", default="docs/results/dual_head")
+    add = parser.add_argument
+    add("--tasks", default="digits,manyclass,mnist,parkinsons")
+    add("--data-dir", default=None)
+    add("--seeds", type=int, default=5)
+    add("--sizes", default=None, help="labeled-set sizes (default: per task, 100 to 1,000)")
+    add("--variants", default=",".join(VARIANTS))
+    add("--own", action="store_true",
+        help="also rank the points' own multipliers (refits per point)")
+    add("--own-task", default="digits")
+    add("--own-sizes", default="100,300")
+    add("--own-points", type=int, default=30)
+    add("--skip-pool", action="store_true", help="only the --own measurement")
+    add("--dual-update", choices=tuple(DUAL_UPDATES), default="ascent",
+        help="the nets' dual step: the package's (ascent) or with "
+        "restarts when a constraint is met (restart)")
+    add("--threads", type=int, default=1)
+    add("--out", default="docs/results/dual_head")
+    return parser
+
+
+def _run_pool(args, variants, out, start):
+    """Every variant's ranking of the pool (``dual_head.csv``, ``dual_head.md``)."""
+    rows = []
+    for task in parse_names(args.tasks):
+        kwargs, sizes = TASKS[task]
+        if args.sizes:
+            sizes = [int(s) for s in parse_names(args.sizes)]
+        data = load_dataset(task, data_dir=args.data_dir, random_state=0, **kwargs)
+        for n in sizes:
+            for seed in range(args.seeds):
+                rows.append(measure(data, seed, n, variants, args.dual_update))
+                print({k: (round(v, 3) if isinstance(v, float) else v)
+                       for k, v in rows[-1].items()}, flush=True)
+    frame = pd.DataFrame(rows)
+    frame.to_csv(out / "dual_head.csv", index=False, float_format="%.5g")
+    footer = (f"\n`python -m benchmarks.research.dual_head --tasks {args.tasks} --seeds "
+              f"{args.seeds} --dual-update {args.dual_update}`: "
+              f"{time.perf_counter() - start:.0f} s, torch "
+              f"{torch.get_num_threads()} thread(s).\n")
+    (out / "dual_head.md").write_text(summary_markdown(
+        frame, ["rho"], "Spearman with the pool's true loss (mean ± std over "
+        "seeds)") + footer)
+    print(summary_markdown(frame, ["rho"], "pool"))
+    return frame
+
+
+def _run_own(args, variants, out, start):
+    """Every variant's ranking of the points' own multipliers (``own.csv``, ``own.md``)."""
+    data = load_dataset(args.own_task, data_dir=args.data_dir, random_state=0,
+                        **TASKS[args.own_task][0])
+    own = []
+    for n in (int(s) for s in parse_names(args.own_sizes)):
+        for seed in range(args.seeds):
+            own.append(own_multipliers(data, seed, n, variants, args.own_points,
+                                       args.dual_update))
+            print(own[-1], flush=True)
+    frame = pd.DataFrame(own)
+    frame.to_csv(out / "own.csv", index=False, float_format="%.5g")
+    title = (f"Spearman with the points' own multipliers ({args.own_task}, "
+             f"{args.own_points} pool points per seed and size, each added alone "
+             "and the net refitted; `last`: the last iterate, `mean`: averaged over "
+             "the epochs)")
+    (out / "own.md").write_text(summary_markdown(frame, ["last", "mean"], title)
+                                + f"\n{time.perf_counter() - start:.0f} s in all.\n")
+    print(summary_markdown(frame, ["last", "mean"], title))
+    return frame
+
+
+def main(argv=None):
+    parser = build_parser()
     args = parser.parse_args(argv)
     unknown = [v for v in parse_names(args.variants) if v not in VARIANTS]
     if unknown:
@@ -344,48 +362,12 @@ def main(argv=None):
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     start = time.perf_counter()
-    footer, result = "", {"pool": None, "own": None}
+    result = {"pool": None, "own": None}
     with torch_threads(args.threads):
         if not args.skip_pool:
-            rows = []
-            for task in parse_names(args.tasks):
-                kwargs, sizes = TASKS[task]
-                if args.sizes:
-                    sizes = [int(s) for s in parse_names(args.sizes)]
-                data = load_dataset(task, data_dir=args.data_dir, random_state=0, **kwargs)
-                for n in sizes:
-                    for seed in range(args.seeds):
-                        rows.append(measure(data, seed, n, variants, args.dual_update))
-                        print({k: (round(v, 3) if isinstance(v, float) else v)
-                               for k, v in rows[-1].items()}, flush=True)
-            frame = result["pool"] = pd.DataFrame(rows)
-            frame.to_csv(out / "dual_head.csv", index=False, float_format="%.5g")
-            footer = (f"\n`python -m benchmarks.dual_head --tasks {args.tasks} --seeds "
-                      f"{args.seeds} --dual-update {args.dual_update}`: "
-                      f"{time.perf_counter() - start:.0f} s, torch "
-                      f"{torch.get_num_threads()} thread(s).\n")
-            (out / "dual_head.md").write_text(summary_markdown(
-                frame, ["rho"], "Spearman with the pool's true loss (mean ± std over "
-                "seeds)") + footer)
-            print(summary_markdown(frame, ["rho"], "pool"))
+            result["pool"] = _run_pool(args, variants, out, start)
         if args.own:
-            data = load_dataset(args.own_task, data_dir=args.data_dir, random_state=0,
-                                **TASKS[args.own_task][0])
-            own = []
-            for n in (int(s) for s in parse_names(args.own_sizes)):
-                for seed in range(args.seeds):
-                    own.append(own_multipliers(data, seed, n, variants, args.own_points,
-                                               args.dual_update))
-                    print(own[-1], flush=True)
-            frame = result["own"] = pd.DataFrame(own)
-            frame.to_csv(out / "own.csv", index=False, float_format="%.5g")
-            title = (f"Spearman with the points' own multipliers ({args.own_task}, "
-                     f"{args.own_points} pool points per seed and size, each added alone "
-                     "and the net refitted; `last`: the last iterate, `mean`: averaged over "
-                     "the epochs)")
-            (out / "own.md").write_text(summary_markdown(frame, ["last", "mean"], title)
-                                        + f"\n{time.perf_counter() - start:.0f} s in all.\n")
-            print(summary_markdown(frame, ["last", "mean"], title))
+            result["own"] = _run_own(args, variants, out, start)
     print(f"wall {time.perf_counter() - start:.0f} s, torch threads {args.threads}")
     return result
 

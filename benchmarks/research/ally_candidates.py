@@ -29,6 +29,7 @@ import numpy as np
 import torch
 from sklearn.utils import check_random_state
 
+from benchmarks.harness.ablation import ally_exact, default_query
 from modal_ally._compat import query_result
 from modal_ally._seeding import gradient_factors, gradient_seeding
 from modal_ally._torch_utils import BLOCK_ROWS, rounding_tolerance
@@ -37,7 +38,7 @@ from modal_ally.clustering import kmeans
 from modal_ally.strategies import ally_scores as _ally_scores
 from modal_ally.strategies import kmeans_pp_gradient_selection, priority_order
 from modal_ally.strategies._stream import pool_features
-from modal_ally.strategies.ally import N_COMPONENTS, shrunk_duals, validate_ally_query
+from modal_ally.strategies.ally import N_COMPONENTS, shrunk_duals
 from modal_ally.strategies.badge import _class_probabilities
 
 
@@ -85,29 +86,6 @@ def _gradient_sq_distances_to(a, e, a_sq, e_sq, g_sq, center: int):
     return d2.clamp_min_(0.0)
 
 
-def _default_query(learner, X_pool, n_instances, random_state, strategy):
-    """The validated query of the default rule (no outlier guard, no clusters)."""
-    return validate_ally_query(learner, X_pool, n_instances, strategy=strategy,
-                               random_state=random_state, n_clusters=None, max_dual=None,
-                               skip_top_quantile=None, cluster_components=32)
-
-
-def ally_exact(learner, X_pool, n_instances=1, *, random_state=None, n_components=None,
-               residual=False, weighted=True):
-    """The default rule in the full embedding space (no projection): the package's
-    ``dual_weighted_selection`` with ``n_components=None``, the reference the default's
-    projection is measured against; other ``n_components`` (and ``residual``, the norm
-    of what the projection leaves out as one more coordinate) for its variants.
-    ``weighted=False``: every draw weight 1, the default rule without the dual variables
-    (with ``n_components=32``, the ablation of the shipped default)."""
-    from modal_ally.strategies.ally import dual_weighted_selection
-
-    query = _default_query(learner, X_pool, n_instances, random_state, "ally_exact")
-    selected, scores = dual_weighted_selection(query, n_components=n_components,
-                                               residual=residual, weighted=weighted)
-    return query_result(selected, scores[selected])
-
-
 def _unit_rows(x):
     """Rows scaled to norm 1 (a zero row stays 0)."""
     norms = torch.linalg.vector_norm(x, dim=1, keepdim=True)
@@ -130,7 +108,7 @@ def ally_reweighted(learner, X_pool, n_instances=1, *, random_state=None, power=
     replace BADGE's uncertainty ``|a|`` and the embedding's norm stays (a regressor's
     ``a`` is constant: its geometry is the default's). ``weight="none"``: every
     weight 1, the ablation."""
-    query = _default_query(learner, X_pool, n_instances, random_state, "ally_reweighted")
+    query = default_query(learner, X_pool, n_instances, random_state, "ally_reweighted")
     features = pool_features(query, n_components=N_COMPONENTS, factors=True, duals=True)
     scores = features.scores.numpy().astype(np.float64)
     w = _weights(query.net, scores, weight, power)

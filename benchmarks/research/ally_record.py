@@ -1,19 +1,19 @@
 """The record of every screened ALLY candidate: paired tables read from the run states.
 
-Reads the ``state.json`` of ``benchmarks.ally_screen`` runs (nothing is computed), keeps
+Reads the ``state.json`` of ``benchmarks.research.ally_screen`` runs (nothing is computed), keeps
 the arms whose every seed finished all rounds, and writes one paired table per task
-(``python -m benchmarks.ally_record OUT_DIR TASK=STATE_DIR ...``).
+(``python -m benchmarks.research.ally_record OUT_DIR TASK=STATE_DIR ...``).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
-import sys
 from pathlib import Path
 
-from benchmarks.ally_screen import paired_markdown, paired_table
+from benchmarks.harness.paired import paired_markdown, paired_table
 
-#: The candidates' one-line descriptions (benchmarks/ally_candidates.py).
+#: The candidates' one-line descriptions (benchmarks/research/ally_candidates.py).
 LEGEND = {
     "paper": "the paper's Algorithm 2 (k-means, k = b, top lambda_hat per cluster)",
     "gradw": "k-means++ in BADGE's gradient space, draws ~ lambda_hat * D^2 "
@@ -97,11 +97,23 @@ def complete_rows(state_path):
     return rows
 
 
+def build_parser():
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.research.ally_record",
+                                     description=__doc__.splitlines()[0])
+    parser.add_argument("out", help="the folder the tables are written to")
+    parser.add_argument("runs", nargs="*", metavar="TASK=STATE_DIR",
+                        help="a table's name and the folder of the screen's state.json")
+    return parser
+
+
 def main(argv=None):
-    argv = sys.argv[1:] if argv is None else argv
-    out = Path(argv[0])
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if any("=" not in spec for spec in args.runs):
+        parser.error("every run is TASK=STATE_DIR")
+    out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    for spec in argv[1:]:
+    for spec in args.runs:
         task, state_dir = spec.split("=", 1)
         rows = complete_rows(Path(state_dir) / "state.json")
         metric_task = ("regression" if task.startswith(("parkinsons", "diabetes"))

@@ -30,7 +30,7 @@ Writes ``diagnosis.csv`` (one row per fit), ``diagnosis.md`` (means over seeds) 
 
 Example::
 
-    python -m benchmarks.diagnose --data-dir ../shared/data --seeds 3
+    python -m benchmarks.research.diagnose --data-dir ../shared/data --seeds 3
 """
 
 from __future__ import annotations
@@ -46,12 +46,12 @@ import pandas as pd
 import torch
 from scipy.stats import spearmanr
 
-from benchmarks.ally_candidates import ally_scores
 from benchmarks.harness.datasets import load_dataset
 from benchmarks.harness.estimators import BATCH_SIZE, build_estimator
 from benchmarks.harness.loop import initial_indices
 from benchmarks.harness.metrics import evaluate
 from benchmarks.harness.registry import parse_names
+from benchmarks.research.ally_candidates import ally_scores
 from modal_ally.clustering import kmeans
 from modal_ally.strategies import kmeans_pp_gradient_selection, priority_order
 from modal_ally.strategies.ally import dual_weighted_selection, validate_ally_query
@@ -181,7 +181,7 @@ def plot(frame, path):
 
 
 def main(argv=None):
-    parser = argparse.ArgumentParser(prog="python -m benchmarks.diagnose",
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.research.diagnose",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", default=None, help="folder with MNIST/raw (mnist)")
     parser.add_argument("--tasks", default=",".join(TASKS))
@@ -209,7 +209,8 @@ def main(argv=None):
     summary = frame.groupby(["task", "budget", "n_labels"]).mean(numeric_only=True)
     summary = summary.drop(columns=["seed"]).round(3)
     (out / "diagnosis.md").write_text(
-        f"# ALLY diagnosis ({args.seeds} seeds, means; `python -m benchmarks.diagnose`)\n\n"
+        f"# ALLY diagnosis ({args.seeds} seeds, means; "
+        "`python -m benchmarks.research.diagnose`)\n\n"
         + summary.reset_index().to_markdown(index=False) + "\n")
     plot(frame, out / "diagnosis.png")
     print(f"wall {time.perf_counter() - start:.0f} s, torch threads {torch.get_num_threads()}")

@@ -19,6 +19,10 @@ from .dual_head import DualScaling, fit_dual_head, predict_dual
 
 __all__ = ["DualHeadsMixin"]
 
+#: Where a fit leaves the paper's head's training until the head is first read: the
+#: head, the training rows' embeddings and targets and the fit's settings.
+_PENDING = "_dual_head_pending"
+
 
 class DualHeadsMixin:
     """Fitting and reading the dual heads (used by :class:`~modal_ally._pdcl.PDCLMixin`)."""
@@ -30,36 +34,75 @@ class DualHeadsMixin:
 
     # ------------------------------------------------------------------ dual head
     def _fit_dual_head(self, embeddings, targets):
-        """Fit a fresh dual head on ``(embeddings, targets)`` (see ``fit_dual_head``).
+        """Build the paper's head (``dual_head_``) and set its scaling; train it at its
+        first use (see :attr:`dual_head_`).
 
-        The paper's head (``dual_head_``): what ``method="paper"``, the redundancy-aware
-        rule and the generative mode read.
+        The paper's head is what ``method="paper"``, the redundancy-aware rule, the
+        generative mode, the dual stopping criterion and ``predict_dual`` read; the
+        default rule reads the pool head only, so a loop on the default rule never
+        pays for this head. Trained when first read, it is the head an immediate
+        training gives, bit for bit: the same initial weights (built here, from the same
+        random stream), rows, targets, settings and seed.
         """
+        if isinstance(self.dual_head, torch.nn.Module):  # an instance trains in place:
+            self._settle_dual_head()                     # finish the last fit's first
         self.dual_head_ = self._build_dual_head(embeddings.shape[1])
-        scaling = fit_dual_head(
-            self.dual_head_, embeddings, targets, epochs=self.dual_head_epochs,
-            lr=self.dual_head_lr, batch_size=self.dual_head_batch_size,
-            seed=self._seed() or 0, device=self.device)
+        settings = dict(epochs=self.dual_head_epochs, lr=self.dual_head_lr,
+                        batch_size=self.dual_head_batch_size, seed=self._seed() or 0,
+                        device=self.device)
+        # no epochs: the targets' scaling (and the warning when every one is 0) now
+        scaling = fit_dual_head(self.dual_head_, embeddings, targets,
+                                **{**settings, "epochs": 0})
         self.dual_target_mean_, self.dual_target_scale_ = scaling.mean, scaling.scale
         self.dual_head_fitted_ = scaling.fitted
+        if scaling.fitted and settings["epochs"]:
+            self.__dict__[_PENDING] = (self.__dict__["dual_head_"], embeddings, targets,
+                                       settings)
+
+    @property
+    def dual_head_(self):
+        """The paper's dual head, trained on the last fit's rows at its first read."""
+        if "dual_head_" not in self.__dict__:
+            raise AttributeError(f"{type(self).__name__} has no dual_head_ before a fit")
+        self._settle_dual_head()
+        return self.__dict__["dual_head_"]
+
+    @dual_head_.setter
+    def dual_head_(self, module):
+        self.__dict__.pop(_PENDING, None)
+        self.__dict__["dual_head_"] = module
+
+    def _settle_dual_head(self):
+        """Train the paper's head now if its training is still due."""
+        pending = self.__dict__.pop(_PENDING, None)
+        if pending is None or pending[0] is not self.__dict__.get("dual_head_"):
+            return
+        head, embeddings, targets, settings = pending
+        with torch.enable_grad():  # a read under no_grad (predict_dual) trains it too
+            fit_dual_head(head, embeddings, targets, **settings)
 
     def _fit_pool_dual_head(self, embeddings, targets, y):
         """Fit the pool's dual head (``pool_dual_head_``, what ``predict_dual`` and the
         default rule read): a label-conditional head on the rows' labels and predicted
-        class probabilities. Without one (``pool_dual_head=None``, or a regressor: no
-        classes to condition on) the paper's head serves the pool too."""
+        class probabilities, trained by ``pool_dual_head_epochs`` epochs of
+        ``pool_dual_head_batch_size`` rows (None: the paper's head's settings). Without
+        one (``pool_dual_head=None``, or a regressor: no classes to condition on) the
+        paper's head serves the pool too."""
         if self.pool_dual_head is None or self._class_probabilities(embeddings[:1]) is None:
             self.pool_dual_head_, self.pool_dual_scaling_ = self.dual_head_, self.dual_scaling_
             return
         labels = torch.as_tensor(self._encode_targets(y))
         probs = self._class_probabilities(embeddings)
+        epochs, batch = self.pool_dual_head_epochs, self.pool_dual_head_batch_size
         with warnings.catch_warnings():  # the paper's head has said it already
             warnings.simplefilter("ignore")
             self.pool_dual_head_ = self._build_dual_head(embeddings.shape[1],
                                                          "pool_dual_head")
             self.pool_dual_scaling_ = fit_dual_head(
-                self.pool_dual_head_, embeddings, targets, epochs=self.dual_head_epochs,
-                lr=self.dual_head_lr, batch_size=self.dual_head_batch_size,
+                self.pool_dual_head_, embeddings, targets,
+                epochs=self.dual_head_epochs if epochs is None else epochs,
+                lr=self.dual_head_lr,
+                batch_size=self.dual_head_batch_size if batch is None else batch,
                 seed=self._seed() or 0, device=self.device, labels=labels, probs=probs,
                 conditional="loss")
 

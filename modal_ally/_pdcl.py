@@ -76,7 +76,8 @@ class PDCLMixin(DualHeadsMixin):
     def __init__(self, module=None, *, epsilon, dual_lr=0.05, dual_lr_schedule="constant",
                  constraint_loss=None, auto_epsilon_factor=1.1, dual_head=DualHead,
                  dual_head_epochs=100, dual_head_lr=5e-3, dual_head_batch_size=4096,
-                 pool_dual_head=ConditionalDualHead, chunk_size=4096, embedding_layer=None,
+                 pool_dual_head=ConditionalDualHead, pool_dual_head_epochs=10,
+                 pool_dual_head_batch_size=256, chunk_size=4096, embedding_layer=None,
                  slack_cost=0.1, random_state=None, **kwargs):
         super().__init__(module, **{**_SKORCH_DEFAULTS, **kwargs})
         self.epsilon = epsilon
@@ -89,6 +90,8 @@ class PDCLMixin(DualHeadsMixin):
         self.dual_head_lr = dual_head_lr
         self.dual_head_batch_size = dual_head_batch_size
         self.pool_dual_head = pool_dual_head
+        self.pool_dual_head_epochs = pool_dual_head_epochs
+        self.pool_dual_head_batch_size = pool_dual_head_batch_size
         self.chunk_size = chunk_size
         self.embedding_layer = embedding_layer
         self.slack_cost = slack_cost
@@ -109,7 +112,8 @@ class PDCLMixin(DualHeadsMixin):
         """skorch's; ``dual_head_lr`` and its siblings are parameters of their own,
         which skorch would take for ``dual_head__*`` with a missing underscore."""
         own = {key: kwargs.pop(key) for key in
-               ("dual_head_epochs", "dual_head_lr", "dual_head_batch_size") if key in kwargs}
+               ("dual_head_epochs", "dual_head_lr", "dual_head_batch_size",
+                "pool_dual_head_epochs", "pool_dual_head_batch_size") if key in kwargs}
         super().set_params(**kwargs)
         for key, value in own.items():
             setattr(self, key, value)
@@ -382,6 +386,7 @@ class PDCLMixin(DualHeadsMixin):
                             device=device)
 
     def __getstate__(self):
+        self._settle_dual_head()  # a pickle holds the trained head, not its inputs
         state = super().__getstate__()
         state.pop("dual_state_", None)
         state.pop("_step_values", None)

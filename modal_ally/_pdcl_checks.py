@@ -73,6 +73,8 @@ def check_pdcl_params(net) -> None:
     check_optional_int(net.chunk_size, "chunk_size")
     check_optional_int(net.dual_head_epochs, "dual_head_epochs", minimum=0)
     check_optional_int(net.dual_head_batch_size, "dual_head_batch_size")
+    check_optional_int(net.pool_dual_head_epochs, "pool_dual_head_epochs", minimum=0)
+    check_optional_int(net.pool_dual_head_batch_size, "pool_dual_head_batch_size")
     check_embedding_layer(net.embedding_layer)
     pool_head = net.pool_dual_head
     if pool_head is not None and not isinstance(pool_head, torch.nn.Module) and not (

@@ -135,6 +135,7 @@ def dual_state_dict(net) -> dict:
                        for name in _FITTED if name in net.__dict__}
     if isinstance(net.module_, SplitModule):  # did the fit find the plain module's head?
         state["split_head"] = net.module_._head is not None
+    net._settle_dual_head()  # the file holds the trained head
     head = net.__dict__.get("dual_head_")
     pool = net.__dict__.get("pool_dual_head_")
     if head is not None:

@@ -117,3 +117,71 @@ def test_fit_cost_benchmark_runs(tmp_path):
     assert {"dual step (DualState.step)", "  pool head fit", "whole fit"} <= steps
     text = result["paths"]["md"].read_text()
     assert "ratio to skorch (RowDataset) (CPU)" in text and "manyclass" in text
+
+
+def _head_state(net):
+    return {key: value.clone() for key, value in net.dual_head_.state_dict().items()}
+
+
+def _assert_same_state(a, b):
+    assert a.keys() == b.keys()
+    for key in a:
+        assert torch.equal(a[key], b[key]), key
+
+
+def test_the_paper_head_trains_at_its_first_read_as_an_immediate_training(digits):
+    """The default rule never reads the paper's head, so a fit leaves its training until
+    a read; read after a default query, under no_grad, through pickle or save_params,
+    it equals the head read right after the fit, bit for bit (and the pool head and
+    the query are those of a net whose paper head was read first)."""
+    import io
+    import pickle
+
+    from modAL.models import ActiveLearner
+
+    from modal_ally import ally_query_strategy
+
+    X, y = digits["X_train"], digits["y_train"]
+    pool = digits["X_pool"]
+
+    def fitted():
+        return PDCLNet(max_epochs=3, random_state=0).fit(X, y)
+
+    eager = fitted()
+    expected = _head_state(eager)  # read at once: trained now
+    eager_query = ActiveLearner(estimator=eager, query_strategy=ally_query_strategy).query(
+        pool, n_instances=10, random_state=0)[0]
+
+    lazy = fitted()
+    assert "_dual_head_pending" in lazy.__dict__
+    learner = ActiveLearner(estimator=lazy, query_strategy=ally_query_strategy)
+    np.testing.assert_array_equal(learner.query(pool, n_instances=10, random_state=0)[0], eager_query)
+    assert "_dual_head_pending" in lazy.__dict__  # the default rule left it untrained
+    with torch.no_grad():
+        _assert_same_state(_head_state(lazy), expected)
+    assert "_dual_head_pending" not in lazy.__dict__
+
+    pickled = pickle.loads(pickle.dumps(fitted()))
+    assert "_dual_head_pending" not in pickled.__dict__
+    _assert_same_state(_head_state(pickled), expected)
+
+    files = {"f_params": io.BytesIO(), "f_dual_heads": io.BytesIO()}
+    fitted().save_params(**files)
+    for buffer in files.values():
+        buffer.seek(0)
+    loaded = PDCLNet(max_epochs=3, random_state=0, module__input_dim=X.shape[1],
+                     module__output_dim=10).initialize()
+    loaded.load_params(**files)
+    _assert_same_state(_head_state(loaded), expected)
+    np.testing.assert_array_equal(loaded.predict_dual(pool), eager.predict_dual(pool))
+
+
+def test_a_refit_drops_the_last_fits_pending_head(digits):
+    X, y = digits["X_train"], digits["y_train"]
+    net = PDCLNet(max_epochs=2, random_state=0).fit(X, y)
+    first = net.__dict__["dual_head_"]
+    net.fit(X[:150], y[:150])
+    assert net.__dict__["_dual_head_pending"][0] is net.__dict__["dual_head_"] is not first
+    assert net.__dict__["_dual_head_pending"][1].shape[0] == 150
+    net.dual_head_ = first  # a head set by hand is not trained over
+    assert net.dual_head_ is first and "_dual_head_pending" not in net.__dict__

@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 from benchmarks.harness import cli, registry
-from benchmarks.harness.paired import DISPLAY, paired_markdown, paired_table
+from benchmarks.harness.paired import DISPLAY, paired_markdown, paired_table, read_rounds
 from benchmarks.harness.reporting import write_csv, write_report
 from benchmarks.harness.store import STATE_FILE, RunStore, SettingsError
 from modal_ally._torch_utils import torch_threads
@@ -99,7 +99,34 @@ def build_parser(prog="python -m benchmarks.label_efficiency", description=None,
     parser.add_argument("--report", default=None,
                         help="also write the report with the final tables' arm names "
                              "(ALLY default, ALLY paper, ...) into this folder")
+    parser.add_argument("--baselines-from", default=None, metavar="DIR",
+                        help="add to the paired tables and the report every strategy of "
+                             "DIR/rounds.csv (a table of docs/results/ally/) that this run "
+                             "does not run: rerun the ALLY arms, keep the saved baselines")
     return parser
+
+
+def saved_baselines(folder, rows):
+    """The rows of ``folder/rounds.csv`` whose strategy ``rows`` (this run's) lacks, checked
+    to have the same seeds, rounds and labeled-set sizes (the same settings)."""
+    path = Path(folder) / "rounds.csv"
+    if not path.exists():
+        raise FileNotFoundError(f"--baselines-from: {path} does not exist")
+    ran = {DISPLAY.get(row["strategy"], row["strategy"]) for row in rows}
+    grid = {(row["seed"], row["round"], row["n_labels"]) for row in rows}
+    saved = []
+    for row in read_rounds(path):
+        if row["strategy"] in ran:
+            continue
+        for key in ("fit_s", "query_s"):
+            row[key] = float(row[key]) if row[key] not in ("", None) else None
+        saved.append(row)
+    other = {(row["seed"], row["round"], row["n_labels"]) for row in saved}
+    if not saved or other != grid:
+        raise ValueError(f"--baselines-from: {path} holds no other strategy, or other seeds, "
+                         "rounds or labeled-set sizes than this run (run it with the "
+                         "settings of that table)")
+    return saved
 
 
 def write_named_report(rows, report, *, task, title):
@@ -139,6 +166,11 @@ def run(argv=None, *, parser, arms, default_out, classification_only=()):
             discard(parser, args, out, registry.parse_names(args.rerun))
     result = cli.run_benchmark(parser, args, data, chosen, out, title=title,
                                print_report=False)
+    if args.baselines_from:
+        saved = saved_baselines(args.baselines_from, result["rows"])
+        result["rows"] = result["rows"] + saved
+        title += (f"; {', '.join(dict.fromkeys(r['strategy'] for r in saved))} as saved in "
+                  f"{args.baselines_from}")
     table, seeds = paired_table(result["rows"], data.task)
     markdown = paired_markdown(table, seeds, task=data.task, title=title)
     (out / "paired.md").write_text(markdown)

@@ -116,7 +116,8 @@ def test_fit_cost_benchmark_runs(tmp_path):
     steps = {row["step"] for row in result["profile"] if row["arm"] == "PDCLNet"}
     assert {"dual step (DualState.step)", "  pool head fit", "whole fit"} <= steps
     text = result["paths"]["md"].read_text()
-    assert "ratio to skorch (RowDataset) (CPU)" in text and "manyclass" in text
+    assert "PDCLNet / skorch (RowDataset) (CPU)" in text and "manyclass" in text
+    assert "PDCLNet + paper head / skorch (CPU)" in text
 
 
 def _head_state(net):

@@ -50,7 +50,7 @@ _RANK_BLOCK = 1024
 #: probability than this (never the row's most probable class): each such class adds
 #: ``p_c max(0, lambda_hat(x, c))`` to the expectation, and with the head's slot feature
 #: ``-log p_c`` that product vanishes with ``p_c``. Measured by
-#: ``benchmarks/pool_head_cost.py``: the scores' largest relative change and how many
+#: ``benchmarks/research/pool_head_cost.py``: the scores' largest relative change and how many
 #: (row, class) pairs are left.
 MIN_CLASS_PROBABILITY = 1e-6
 

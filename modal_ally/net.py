@@ -215,8 +215,8 @@ class PDCLRegressor(PersistenceMixin, PDCLMixin, NeuralNetRegressor):
             "        fit the noise. On Parkinsons and diabetes, against an unconstrained net\n"
             "        on the same rows, the test MSE is 7-16 % higher at 0.05 and -2 to +5 % at\n"
             "        0.005, while the predicted multipliers rank the pool's losses no worse\n"
-            "        (``python -m benchmarks.dual_step``; ALLY's selection reads only that\n"
-            "        ranking)."))
+            "        (``python -m benchmarks.research.dual_step``; ALLY's selection reads only\n"
+            "        that ranking)."))
 
     _task = "regression"
     _target_state = ("y_ndim_", "n_outputs_", "y_mean_", "y_scale_")

@@ -156,7 +156,8 @@ def test_the_paper_head_trains_at_its_first_read_as_an_immediate_training(digits
     lazy = fitted()
     assert "_dual_head_pending" in lazy.__dict__
     learner = ActiveLearner(estimator=lazy, query_strategy=ally_query_strategy)
-    np.testing.assert_array_equal(learner.query(pool, n_instances=10, random_state=0)[0], eager_query)
+    picks = learner.query(pool, n_instances=10, random_state=0)[0]
+    np.testing.assert_array_equal(picks, eager_query)
     assert "_dual_head_pending" in lazy.__dict__  # the default rule left it untrained
     with torch.no_grad():
         _assert_same_state(_head_state(lazy), expected)

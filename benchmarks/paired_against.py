@@ -20,9 +20,14 @@ from benchmarks.harness.paired import paired_rows, per_seed_aulc, read_rounds
 from benchmarks.harness.reporting import markdown_table, write_atomic
 
 
-def paired(folder: Path, reference: str, higher: bool) -> list[list]:
-    """Table rows for one folder."""
+def paired(folder: Path, reference: str, higher: bool, earlier=None) -> list[list]:
+    """Table rows for one folder; with ``earlier`` (a folder holding a folder of the same
+    name), its ALLY arms too, named ``<arm> (earlier)``."""
     aulc = per_seed_aulc(read_rounds(folder / "rounds.csv"))
+    if earlier is not None:
+        before = per_seed_aulc(read_rounds(Path(earlier) / folder.name / "rounds.csv"))
+        aulc.update((f"{arm} (earlier)", values) for arm, values in before.items()
+                    if arm.startswith("ALLY"))
     if reference not in aulc:
         raise ValueError(f"{folder}: no arm {reference!r} (arms: {', '.join(aulc)})")
     return paired_rows(aulc, reference, higher)
@@ -36,6 +41,9 @@ def main(argv=None):
     parser.add_argument("--lower-is-better", default="parkinsons,diabetes",
                         help="folders whose name contains one of these hold a regression "
                              "task (MSE: lower is better)")
+    parser.add_argument("--earlier", default=None, metavar="DIR",
+                        help="also compare the ALLY arms of DIR/<folder name>/rounds.csv "
+                             "(the same table before a change), named '<arm> (earlier)'")
     args = parser.parse_args(argv)
     lower = [s for s in args.lower_is_better.split(",") if s]
     for folder in map(Path, args.folders):
@@ -43,11 +51,12 @@ def main(argv=None):
         table = markdown_table(
             ["arm", "seeds", "AULC", f"arm - {args.reference}", "seeds better",
              "difference / its standard error"],
-            paired(folder, args.reference, higher))
+            paired(folder, args.reference, higher, args.earlier))
         text = "\n".join([f"# {folder.name}: every arm against {args.reference}", "",
                           f"AULC of test {'accuracy (higher' if higher else 'MSE (lower'} "
                           "is better), mean ± std over seeds (ddof=1).", ""] + table) + "\n"
-        write_atomic(folder / f"paired_vs_{args.reference}.md", text)
+        suffix = "_with_earlier" if args.earlier else ""
+        write_atomic(folder / f"paired_vs_{args.reference}{suffix}.md", text)
         print(text)
 
 

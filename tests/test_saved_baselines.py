@@ -46,3 +46,19 @@ def test_other_settings_or_nothing_to_add_is_an_error(tmp_path, saved):
 def test_a_folder_without_rounds_is_an_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="rounds.csv"):
         saved_baselines(tmp_path, _rows("ally"))
+
+
+def test_paired_against_reads_the_earlier_ally_arms(tmp_path):
+    from benchmarks.paired_against import main
+
+    now, before = tmp_path / "digits", tmp_path / "earlier" / "digits"
+    now.mkdir()
+    before.mkdir(parents=True)
+    _write(now, _rows("ALLY default") + _rows("margin"))
+    lower = [{**row, "metric": row["metric"] - 0.01} for row in _rows("ALLY default")]
+    _write(before, lower + _rows("margin"))
+    main(["--reference", "ALLY default", "--earlier", str(tmp_path / "earlier"), str(now)])
+    text = (now / "paired_vs_ALLY default_with_earlier.md").read_text()
+    earlier = [line for line in text.splitlines() if line.startswith("| ALLY default (earlier)")]
+    assert len(earlier) == 1 and "-0.0100" in earlier[0] and "0/2" in earlier[0]
+    assert "margin (earlier)" not in text  # only the ALLY arms are taken from before

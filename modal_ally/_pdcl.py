@@ -76,8 +76,8 @@ class PDCLMixin(DualHeadsMixin):
     def __init__(self, module=None, *, epsilon, dual_lr=0.05, dual_lr_schedule="constant",
                  constraint_loss=None, auto_epsilon_factor=1.1, dual_head=DualHead,
                  dual_head_epochs=100, dual_head_lr=5e-3, dual_head_batch_size=4096,
-                 pool_dual_head=ConditionalDualHead, pool_dual_head_epochs=10,
-                 pool_dual_head_batch_size=256, chunk_size=4096, embedding_layer=None,
+                 pool_dual_head=ConditionalDualHead, pool_dual_head_epochs=None,
+                 pool_dual_head_batch_size=None, chunk_size=4096, embedding_layer=None,
                  slack_cost=0.1, random_state=None, **kwargs):
         super().__init__(module, **{**_SKORCH_DEFAULTS, **kwargs})
         self.epsilon = epsilon

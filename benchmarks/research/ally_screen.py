@@ -27,6 +27,8 @@ for _name, _fn in (("ally-d2", "ally_d2"), ("ally-gradient", "ally_gradient"),
     registry.STRATEGIES.setdefault(_name, registry.StrategySpec(
         _name, f"{_CANDIDATES}:{_fn}", pdcl=True, accepts_random_state=True))
 
+_EARLIER_POOL_HEAD = {"pool_dual_head_epochs": None, "pool_dual_head_batch_size": None}
+
 #: The screened arms: name -> (strategy, estimator parameters, query parameters)
 SCREEN_ARMS = {
     # the screening arms (run before the default changed, when "ally" was the paper's
@@ -98,6 +100,11 @@ SCREEN_ARMS = {
                           {"directions": "output", "power": 2.0}),
     # the default rule on the pool as a Dask array of 8 blocks (two rounds)
     "ally-dask8": ("ally-dask", {}, {}),
+    # issue 27: the pool head of the earlier releases (100 full-batch epochs), and the
+    # earlier training (hard constraints): alone and together (the earlier default)
+    "ally-poolhead100": ("ally", _EARLIER_POOL_HEAD, {}),
+    "ally-hard": ("ally", {"slack_cost": None}, {}),
+    "ally-hard-poolhead100": ("ally", {"slack_cost": None, **_EARLIER_POOL_HEAD}, {}),
 }
 
 #: Every arm a screen can run: the reproduction's and the screened ones.

@@ -27,7 +27,7 @@ for _name, _fn in (("ally-d2", "ally_d2"), ("ally-gradient", "ally_gradient"),
     registry.STRATEGIES.setdefault(_name, registry.StrategySpec(
         _name, f"{_CANDIDATES}:{_fn}", pdcl=True, accepts_random_state=True))
 
-_EARLIER_POOL_HEAD = {"pool_dual_head_epochs": None, "pool_dual_head_batch_size": None}
+_CHEAP_POOL_HEAD = {"pool_dual_head_epochs": 10, "pool_dual_head_batch_size": 256}
 
 #: The screened arms: name -> (strategy, estimator parameters, query parameters)
 SCREEN_ARMS = {
@@ -100,11 +100,11 @@ SCREEN_ARMS = {
                           {"directions": "output", "power": 2.0}),
     # the default rule on the pool as a Dask array of 8 blocks (two rounds)
     "ally-dask8": ("ally-dask", {}, {}),
-    # issue 27: the pool head of the earlier releases (100 full-batch epochs), and the
-    # earlier training (hard constraints): alone and together (the earlier default)
-    "ally-poolhead100": ("ally", _EARLIER_POOL_HEAD, {}),
+    # issue 27: a cheaper pool head (10 epochs of 256 rows), and the 0.1 release's
+    # training (hard constraints), alone and together
+    "ally-poolhead10": ("ally", _CHEAP_POOL_HEAD, {}),
     "ally-hard": ("ally", {"slack_cost": None}, {}),
-    "ally-hard-poolhead100": ("ally", {"slack_cost": None, **_EARLIER_POOL_HEAD}, {}),
+    "ally-hard-poolhead10": ("ally", {"slack_cost": None, **_CHEAP_POOL_HEAD}, {}),
 }
 
 #: Every arm a screen can run: the reproduction's and the screened ones.

@@ -62,8 +62,9 @@ class DualHeadFit(Callback):
 
     Stores ``train_embeddings_`` (the backbone embeddings of the rows trained on) and
     ``train_targets_`` (their labels or targets, as the net was given them), and fits, by
-    :func:`modal_ally.dual_head.fit_dual_head`, the paper's head ``net.dual_head_`` and
-    the pool's label-conditional head ``net.pool_dual_head_``.
+    :func:`modal_ally.dual_head.fit_dual_head`, the pool's label-conditional head
+    ``net.pool_dual_head_``; the paper's head ``net.dual_head_`` is built here and
+    trained at its first read (bit for bit as if trained here).
     """
 
     def on_train_end(self, net, X=None, y=None, **kwargs):

@@ -78,3 +78,20 @@ def mislabeled_setup(digits):
     outliers = X[flipped] + rng.normal(0, 0.01, X[flipped].shape).astype(np.float32)
     X_pool = np.concatenate([digits["X_pool"][:300], outliers])
     return net, X_pool, np.arange(len(X_pool)) >= 300
+
+
+def assert_no_import_cycle(graph):
+    """Depth-first over ``{module: imported modules}``; fails naming the first cycle."""
+    state = {}
+
+    def visit(name, path):
+        if state.get(name) == "done":
+            return
+        assert state.get(name) != "open", f"import cycle: {' -> '.join(path + [name])}"
+        state[name] = "open"
+        for target in sorted(graph.get(name, ())):
+            visit(target, path + [name])
+        state[name] = "done"
+
+    for name in graph:
+        visit(name, [])

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.helpers import assert_no_import_cycle
 from tests.test_docs import anchors
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -75,19 +76,7 @@ def test_the_three_parts_exist_and_every_script_runs():
 
 
 def test_no_import_cycle():
-    state = {}
-
-    def visit(name, path):
-        if state.get(name) == "done":
-            return
-        assert state.get(name) != "open", f"import cycle: {' -> '.join(path + [name])}"
-        state[name] = "open"
-        for target in sorted(GRAPH[name]):
-            visit(target, path + [name])
-        state[name] = "done"
-
-    for name in GRAPH:
-        visit(name, [])
+    assert_no_import_cycle(GRAPH)
 
 
 @pytest.mark.parametrize("name", sorted(MODULES))

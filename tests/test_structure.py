@@ -21,6 +21,7 @@ from modal_ally import (
     coreset_query_strategy,
     random_query_strategy,
 )
+from tests.helpers import assert_no_import_cycle
 
 PACKAGE = Path(modal_ally.__file__).parent
 
@@ -98,20 +99,7 @@ def test_imports_flow_one_way(name):
 
 
 def test_no_import_cycle():
-    graph = {name: package_imports(name) for name in module_names()}
-    state = {}
-
-    def visit(name, path):
-        if state.get(name) == "done":
-            return
-        assert state.get(name) != "open", f"import cycle: {' -> '.join(path + [name])}"
-        state[name] = "open"
-        for target in graph.get(name, ()):
-            visit(target, path + [name])
-        state[name] = "done"
-
-    for name in graph:
-        visit(name, [])
+    assert_no_import_cycle({name: package_imports(name) for name in module_names()})
 
 
 def test_low_level_helpers_import_nothing_from_the_package():

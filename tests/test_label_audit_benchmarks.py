@@ -47,6 +47,27 @@ def test_oracle_errs_at_its_rate_and_answers_anew():
     np.testing.assert_array_equal(first, again)
 
 
+def test_the_report_pairs_each_configuration_with_the_earlier_run():
+    from benchmarks.harness.label_audit_report import earlier_table
+
+    def row(seed, rate, auroc, flagged, key="auroc:pdcl:auto"):
+        return {"task": "digits", "kind": "symmetric", "rate": rate, "seed": seed,
+                "epochs": 50, "flagged:package": flagged, "auroc:5-fold": 0.9,
+                **({key: auroc} if rate else {})}
+
+    now = [row(0, 0.2, 0.98, 10), row(1, 0.2, 0.95, 12), row(2, 0.2, 0.99, 9),
+           row(0, 0.0, None, 3)]
+    earlier = [row(0, 0.2, 0.97, 11, "auroc:pdcl:lambda_mean"),  # a row before "auto"
+               row(1, 0.2, 0.96, 12, "auroc:pdcl:lambda_mean"), row(0, 0.0, None, 5)]
+    lines = earlier_table(now, earlier)
+    noisy = next(line for line in lines if "| 20% |" in line)
+    # seed 2 has no earlier run: two pairs, +0.01 and -0.01
+    assert "| 2 |" in noisy and "+0.0000 ± 0.0141 (1/2)" in noisy
+    assert noisy.endswith("| 11.0 / 11.5 |")
+    clean = next(line for line in lines if "| 0% |" in line)
+    assert clean.endswith("| 3.0 / 5.0 |")
+
+
 @pytest.mark.slow
 def test_label_audit_script_runs_and_reports(tmp_path):
     label_audit.main(["--tasks", "breast_cancer", "--rates", "0,0.2", "--seeds", "1",

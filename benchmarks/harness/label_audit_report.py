@@ -4,7 +4,9 @@ Per task, noise kind and rate (mean ± std over seeds): AUROC and precision at k
 package's ranking (:data:`modal_ally.label_audit.DEFAULT_SCORE` on the one PDCL fit), the
 5-fold anchor, cleanlab, the area under the margin and the final training loss; the
 paired per-seed difference package - 5-fold; the flagged sets' precision and recall; and
-the AUROC of every candidate score, tuning tasks and the held-out task apart.
+the AUROC of every candidate score, tuning tasks and the held-out task apart. Given the
+rows of an earlier run (``--anchors-from``), ``vs_earlier.md`` pairs the package's AUROC
+and flagged-set size now against that run's, configuration by configuration.
 """
 
 from __future__ import annotations
@@ -22,6 +24,11 @@ HELD_OUT = ("breast_cancer",)
 REGRESSION = ("parkinsons", "diabetes")
 METHODS = (("package", None), ("5-fold", "5-fold"), ("cleanlab", "cleanlab"),
            ("AUM", "aum"), ("final loss", "loss"))
+
+
+def key_of(row) -> tuple:
+    """A run's configuration: (task, noise kind, rate, seed, epochs)."""
+    return row["task"], row["kind"], float(row["rate"]), int(row["seed"]), int(row["epochs"])
 
 
 def _values(rows, key):
@@ -138,11 +145,55 @@ def _cell(rows, name):
     return "—" if not np.isfinite(value) else f"{value:.4f}"
 
 
-def write_summary(rows, out):
+def package_auroc(row) -> float:
+    """The AUROC of the package's default score in a row of any release: ``"auto"``, or
+    in a row written before it existed the multipliers' mean (``lambda_mean``, the
+    default then, for classification and regression alike)."""
+    for key in ("auroc:pdcl:auto", "auroc:pdcl:lambda_mean"):
+        if key in row:
+            return float(row[key])
+    return float("nan")
+
+
+def earlier_table(rows, earlier):
+    """Markdown lines pairing each configuration of ``rows`` with the same one in
+    ``earlier`` (the rows of an earlier run): the package's AUROC now and then, their
+    paired difference and the runs at or above, and the rows flagged."""
+    before = {key_of(r): r for r in earlier}
+    lines = ["| task | noise | rate | runs | AUROC now | AUROC earlier | now - earlier "
+             "(runs >=) | AUROC 5-fold | rows flagged now / earlier |", "|---" * 9 + "|"]
+    for (task, kind, rate), group in sorted(_groups(rows).items()):
+        pairs = [(r, before[key_of(r)]) for r in group if key_of(r) in before]
+        if not pairs:
+            continue
+        now = np.array([package_auroc(a) for a, _ in pairs])
+        then = np.array([package_auroc(b) for _, b in pairs])
+        diff = (now - then)[np.isfinite(now - then)]
+        paired = "—" if not diff.size else (
+            f"{diff.mean():+.4f} ± {diff.std(ddof=1) if diff.size > 1 else 0.0:.4f} "
+            f"({int((diff >= 0).sum())}/{diff.size})")
+        flagged = [_values([p[i] for p in pairs], "flagged:package") for i in (0, 1)]
+        lines.append(f"| {task} | {kind} | {rate:.0%} | {len(pairs)} | {_fmt(now, 4)} | "
+                     f"{_fmt(then, 4)} | {paired} | "
+                     f"{_fmt(_values([a for a, _ in pairs], 'auroc:5-fold'), 4)} | "
+                     f"{flagged[0].mean():.1f} / {flagged[1].mean():.1f} |")
+    return lines
+
+
+def write_summary(rows, out, earlier=None):
     from modal_ally.label_audit import DEFAULT_SCORE
 
     if not rows:
         return
+    if earlier:
+        write_atomic(out / "vs_earlier.md", "\n".join([
+            "# The label audit now against an earlier run", "",
+            "The package's default score on the one PDCL fit of each configuration, paired "
+            "with the same configuration (task, noise, rate, seed, epochs) of the earlier "
+            "run's rows (its default then: the multipliers' mean, `lambda_mean`, in rows "
+            "written before `auto`). AUROC mean ± std over the runs; *runs >=*: the runs "
+            "on which now is at or above earlier. The clean sets (rate 0) have no AUROC: "
+            "only the rows flagged.", "", *earlier_table(rows, earlier), ""]))
     noisy = [r for r in rows if r["rate"] > 0]
     lines, table = main_table(noisy, DEFAULT_SCORE)
     text = "\n".join([

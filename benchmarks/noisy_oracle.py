@@ -39,6 +39,7 @@ from benchmarks.harness.estimators import build_estimator
 from benchmarks.harness.label_noise import Oracle
 from benchmarks.harness.loop import initial_indices, query_random_state
 from benchmarks.harness.metrics import evaluate
+from benchmarks.harness.pool_head_targets import ClippedPoolHeadNet, DroppedPoolHeadNet
 
 #: display name -> (strategy that picks pool rows, estimator parameters, policy)
 ARMS = {
@@ -54,10 +55,13 @@ ARMS = {
     "BADGE + cleanlab": ("badge", {}, "cleanlab"),
     "Core-Set": ("coreset", {}, "none"),
 }
-#: Screens of the default's settings, run only when named in ``--arms``: a lower slack
-#: cost, and a cheaper pool head (10 epochs of 256 rows instead of 100 full-batch epochs).
+#: Screens of the default's settings, run only when named in ``--arms``: the pool head
+#: without the audit's suspects' weight (``benchmarks.harness.pool_head_targets``), a lower
+#: slack cost, and a cheaper pool head (10 epochs of 256 rows instead of 100 full-batch epochs).
 _CHEAP_POOL_HEAD = {"pool_dual_head_epochs": 10, "pool_dual_head_batch_size": 256}
 SCREEN_ARMS = {
+    "ALLY pool head suspects clipped": ("ally", {"pdcl_class": ClippedPoolHeadNet}, "none"),
+    "ALLY pool head suspects dropped": ("ally", {"pdcl_class": DroppedPoolHeadNet}, "none"),
     "ALLY slack cost 0.01": ("ally", {"slack_cost": 0.01}, "none"),
     "ALLY pool head 10 epochs": ("ally", _CHEAP_POOL_HEAD, "none"),
     "ALLY slack cost 0.01 + pool head 10 epochs": (

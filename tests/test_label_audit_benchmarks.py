@@ -126,3 +126,31 @@ def test_oracle_panel_and_pairs():
     assert all(len(v) == 1 for v in partners.values())  # always the confusable partner
     with pytest.raises(ValueError, match="unknown noise kind"):
         Oracle(X, y, "swap:0.1", seed=0, n_classes=4)
+
+
+@pytest.mark.parametrize("name", ["ClippedPoolHeadNet", "DroppedPoolHeadNet"])
+def test_the_screens_pool_head_discounts_the_audits_suspects(name, digits, monkeypatch):
+    from benchmarks.harness import pool_head_targets
+    from modal_ally import PDCLNet
+    from modal_ally.label_audit import _dual_gain, auto_threshold, average_losses
+
+    seen = {}
+
+    def record(net, embeddings, targets, y):
+        seen.update(targets=targets.numpy().copy(), y=np.asarray(y))
+
+    monkeypatch.setattr(PDCLNet, "_fit_pool_dual_head", record)
+    X, y = digits["X_train"], digits["y_train"].copy()
+    y[:40] = (y[:40] + 3) % 10  # planted errors: the audit flags rows
+    net = getattr(pool_head_targets, name)(max_epochs=20, random_state=0).fit(X, y)
+    losses = average_losses(net)
+    threshold = auto_threshold(losses, net)
+    flagged = losses > threshold
+    assert flagged.sum() >= 10
+    if name == "ClippedPoolHeadNet":
+        cap = _dual_gain(net) * (threshold - float(np.asarray(net.epsilon_).ravel()[0]))
+        assert seen["targets"].size == len(y) and seen["targets"].max() <= cap * (1 + 1e-6)
+        assert net.lambdas_mean_.max() > cap  # the multipliers themselves are untouched
+    else:
+        assert seen["targets"].size == (~flagged).sum()
+        np.testing.assert_array_equal(seen["y"], y[~flagged])

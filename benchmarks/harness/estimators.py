@@ -167,8 +167,9 @@ def build_estimator(arm_or_strategy, data, *, epochs: int, seed: int, device: st
     common = _common_params(data, epochs=epochs, seed=seed, device=device)
     module = common.pop("module")
     overrides = {**dict(arm.estimator_params), **params}
-    if arm.spec.pdcl:
-        cls = PDCLNet if classification else PDCLRegressor
+    if arm.spec.pdcl:  # a screen may name its own subclass (``pdcl_class``)
+        cls = overrides.pop("pdcl_class", None) or (
+            PDCLNet if classification else PDCLRegressor)
         return cls(module, **{**common, **overrides})
     fast_batches = dict(dataset=RowDataset, iterator_train__collate_fn=collate_rows,
                         iterator_valid__collate_fn=collate_rows,

@@ -19,6 +19,10 @@ each arm alike), and each arm keeps its best time:
   whole-minibatch fetching (``RowDataset`` + ``collate_rows``, what PDCLNet uses by
   default): the baseline the learning-curve tables time.
 
+Run only when named in ``--arms``: ``PDCLNet without dual heads`` (the training loop
+alone) and ``PDCLNet (looped Adam)`` (``optimizer__foreach=False``: torch's default update
+on CPU instead of the fused kernel PDCL nets build, what the kernel saves).
+
 Then one instrumented PDCLNet fit (and one of each plain net) says where the time goes:
 every named step is wrapped by a timer for that fit only (the timed fits run unwrapped).
 
@@ -52,7 +56,7 @@ __all__ = ["ARMS", "fit_arm", "measure", "profile_fit", "ratio", "head_candidate
 
 ARMS = ("PDCLNet", "PDCLNet + paper head", "skorch", "skorch (RowDataset)")
 #: Arms run only when named in ``--arms``.
-EXTRA_ARMS = ("PDCLNet without dual heads",)
+EXTRA_ARMS = ("PDCLNet without dual heads", "PDCLNet (looped Adam)")
 DATASETS = ("manyclass", "mnist")
 FIT_FIELDS = ("dataset", "n_rows", "arm", "repeat", "seconds", "cpu_s", "loop_s",
               "load_1min")
@@ -81,6 +85,9 @@ def build_arm(arm, data, *, epochs, seed=0, **pdcl_params):
         return PDCLNet(max_epochs=epochs, random_state=seed, **pdcl_params)
     if arm == "PDCLNet without dual heads":  # the training loop's own cost
         return PDCLNet(max_epochs=epochs, random_state=seed, callbacks__dual_head=None)
+    if arm == "PDCLNet (looped Adam)":  # torch's default on CPU, not the fused kernel
+        return PDCLNet(max_epochs=epochs, random_state=seed, optimizer__foreach=False,
+                       **pdcl_params)
     if arm == "skorch":
         return _plain_skorch(data, epochs=epochs, seed=seed)
     if arm == "skorch (RowDataset)":
@@ -231,7 +238,7 @@ def ratio(summary, arm, field="cpu_s", of="PDCLNet"):
 
 #: The report's ratio columns: (numerator, denominator).
 RATIOS = (("PDCLNet", "skorch (RowDataset)"), ("PDCLNet", "skorch"),
-          ("PDCLNet + paper head", "skorch"))
+          ("PDCLNet + paper head", "skorch"), ("PDCLNet", "PDCLNet (looped Adam)"))
 
 
 def _cell(value, digits=3, bold=False):

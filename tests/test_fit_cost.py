@@ -278,3 +278,9 @@ def test_with_fused_adam_leaves_what_the_kernel_cannot_take(monkeypatch):
     assert with_fused_adam(torch.optim.Adam, ([{"params": [weight]}],), kwargs) == kwargs
     monkeypatch.setitem(_torch_utils._FUSED_ADAM, "cpu", True)
     assert with_fused_adam(torch.optim.AdamW, ([weight],), kwargs) == {"lr": 0.1, "fused": True}
+
+
+def test_the_looped_adam_arm_is_torchs_default_update(digits):
+    net = fit_cost.build_arm("PDCLNet (looped Adam)", None, epochs=1)
+    net.fit(digits["X_train"][:100], digits["y_train"][:100])
+    assert net.optimizer_.defaults["foreach"] is False and not net.optimizer_.defaults["fused"]

@@ -239,7 +239,7 @@ def _fused_adam_runs_on(device_type: str) -> bool:
 def with_fused_adam(optimizer, args, kwargs) -> dict:
     """``kwargs`` with ``fused=True`` for torch's Adam and AdamW where the user chose no
     implementation and every parameter is a float tensor on one device type that has
-    the kernel: one call updates every tensor (about a third of the loop's time on
+    the kernel: one call updates every tensor (an eighth to a fifth of a fit's time on
     CPU, docs/scaling.md), where torch's default on CPU loops over the parameters. The
     update is Adam's to rounding, not bit for bit. Other optimizers, and Adam where
     the kernel is missing, get ``kwargs`` as they are.

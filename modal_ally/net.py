@@ -107,7 +107,8 @@ _PDCL_DOC = """
         optimizer, Adam by default, runs torch's fused kernel (``optimizer__fused=True``)
         where this torch has it for the parameters' device and no implementation is
         chosen (``optimizer__foreach`` or ``optimizer__fused`` keep the user's choice):
-        Adam's update to rounding, a fifth to a third of a fit's time less on CPU.
+        Adam's update to rounding, an eighth to a fifth of a fit's time less on CPU
+        (docs/scaling.md).
 
     Attributes
     ----------

@@ -31,6 +31,7 @@ import torch
 from torch import nn
 
 from ._inference import map_chunks
+from .modules import ConditionalDualHead, DualHead
 
 __all__ = ["DualScaling", "fit_dual_head", "dual_values", "predict_dual", "expected_dual",
            "head_inputs", "needs_probabilities", "LOSSES", "INPUTS", "CONDITIONAL",
@@ -176,9 +177,10 @@ def fit_dual_head(head: nn.Module, embeddings: torch.Tensor, targets: torch.Tens
     head.set_input_scaling(x[train.to(device)])
     if own is not None and hasattr(head, "set_slot_scaling"):
         head.set_slot_scaling(own[train.to(device)])
-    # the package's heads standardize their inputs: done once here, not every step
+    # the package's own heads read their inputs through ``standardize``: done once here,
+    # not at every step (a subclass may standardize in a forward of its own: left alone)
     context = contextlib.nullcontext()
-    if hasattr(head, "standardized_inputs"):
+    if type(head) in (DualHead, ConditionalDualHead):
         with torch.no_grad():
             x = head.standardize(x)
         context = head.standardized_inputs()

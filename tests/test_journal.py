@@ -307,12 +307,20 @@ def test_full_disk_is_a_clear_error_and_nothing_is_acknowledged(tmp_path, pool):
         assert len(journal.table()) == 21 and len(learner.y_training) == 21
 
 
-def _append(path, who, n):
-    """One writer process: ``n`` answers of its own and ``n`` shared ones (by source)."""
+def _append(path, who, n, start=None):
+    """One writer process: ``n`` answers of its own and ``n`` shared ones (by source),
+    from when every writer has opened the journal (``start``, a barrier), a millisecond
+    apart as a person's are far apart (in a tight loop the writer holding SQLite's lock
+    takes it again before the other's busy handler wakes, and they need not interleave)."""
+    import time
+
     with Journal(path, np.zeros((1000, 1))) as journal:
+        if start is not None:
+            start.wait(timeout=60)
         for i in range(n):
             journal.record([i], [i % 10], annotator=who, sources=[f"{who}-{i}"])
             journal.record([i], [i % 10], annotator="shared", sources=[f"shared-{i}"])
+            time.sleep(0.001)
 
 
 def test_two_processes_appending_lose_and_double_nothing(tmp_path):
@@ -320,7 +328,9 @@ def test_two_processes_appending_lose_and_double_nothing(tmp_path):
 
     path, n = tmp_path / "j.sqlite", 150
     context = multiprocessing.get_context("fork")  # no second import of torch
-    writers = [context.Process(target=_append, args=(path, who, n)) for who in ("p1", "p2")]
+    start = context.Barrier(2)  # both write at once: a fast writer cannot finish first
+    writers = [context.Process(target=_append, args=(path, who, n, start))
+               for who in ("p1", "p2")]
     for writer in writers:
         writer.start()
     for writer in writers:

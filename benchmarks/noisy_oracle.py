@@ -66,6 +66,8 @@ SCREEN_ARMS = {
     "ALLY pool head 10 epochs": ("ally", _CHEAP_POOL_HEAD, "none"),
     "ALLY slack cost 0.01 + pool head 10 epochs": (
         "ally", {"slack_cost": 0.01, **_CHEAP_POOL_HEAD}, "none"),
+    # a second opinion's value divided by the answers it takes (a third on a tie)
+    "ALLY + second opinions (ties counted)": ("ally", {}, "ally-ties-counted"),
 }
 #: The default arms of a classifier (Core-Set is the regressors' diversity baseline).
 CLASSIFICATION_ARMS = tuple(name for name in ARMS if name != "Core-Set")
@@ -172,13 +174,14 @@ class Session:
 
 def _split(session, round_, shares):
     """``(pool picks, labeled positions)`` of one round under the arm's policy."""
-    from modal_ally import next_annotations
+    from modal_ally.second_opinions import _next_annotations
 
     budget, remaining, policy = session.args.budget, session.remaining(), session.policy
     X, y = session.learner.X_training, np.asarray(session.learner.y_training)
-    if policy == "ally":
-        return next_annotations(session.learner, session.data.X_pool[remaining], budget,
-                                random_state=query_random_state(session.seed, round_))
+    if policy in ("ally", "ally-ties-counted"):
+        return _next_annotations(session.learner, session.data.X_pool[remaining], budget,
+                                 random_state=query_random_state(session.seed, round_),
+                                 count_ties=policy == "ally-ties-counted")
     if policy == "activelab":
         return noisy_arms.activelab_split(session.learner, session.answers, X, y,
                                           session.data.X_pool[remaining],

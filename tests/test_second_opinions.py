@@ -46,6 +46,18 @@ def test_flagged_rows_are_asked_until_the_answers_say_they_were_right():
                                   [14, 13, 12, 11, 10, 9, 4, 2])
 
 
+def test_counting_the_third_answer_a_tie_needs():
+    flags = np.zeros(100, bool)
+    flags[[4, 9, 2]] = True  # r = 0.03: a new row is worth 0.94
+    plain = plan_second_opinions(_answers(100), flags, np.zeros(100), 10)
+    counted = plan_second_opinions(_answers(100), flags, np.zeros(100), 10, count_ties=True)
+    # the prior d = 0.75: 2 w (1 - r) = 1.44 for a second opinion, which takes 1.75 answers
+    assert plain.value_second == pytest.approx(2 * (0.75 - 0.03))
+    assert counted.value_second == pytest.approx(plain.value_second / 1.75)
+    assert counted.value_new == plain.value_new == pytest.approx(0.94)
+    assert plain.positions.size == 3 and counted.positions.size == 0
+
+
 def test_ties_come_first_and_n_instances_caps():
     answers = _answers(50, [([7, 8], [1, 1])])  # rows 7 and 8: one 0, one 1, tied
     flags = np.zeros(50, bool)

@@ -7,7 +7,9 @@ trains on the consensus, so the arms differ only in what they ask.
 - ``none``: no second opinion (the strategies as a modAL user runs them).
 - ``audit``: a fixed share of every round (``--audit-fraction``) to the top suspects of
   :func:`modal_ally.rank_label_issues` not asked before (the 0.1 release's ALLY + audit).
-- ``ally``: :func:`modal_ally.next_annotations` (the share follows the estimated noise).
+- ``ally``: :func:`modal_ally.next_annotations` (the share follows the estimated noise);
+  ``ally-ties-counted``: the same with ``plan_second_opinions(count_ties=True)``, which
+  counts the third answer a tie needs in a second opinion's cost (a screen).
 - ``cleanlab``: as many second opinions as the ``ally`` arm of the same seed and setting
   spent that round (the same annotation share), to the rows cleanlab's
   ``find_label_issues`` flags on 5-fold out-of-sample probabilities of the same net,
@@ -24,7 +26,7 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.model_selection import StratifiedKFold
 
-POLICIES = ("none", "audit", "ally", "cleanlab", "activelab")
+POLICIES = ("none", "audit", "ally", "ally-ties-counted", "cleanlab", "activelab")
 
 
 def out_of_sample_proba(estimator, X, y, n_classes, *, folds=5, seed=0):

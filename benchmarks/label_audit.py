@@ -165,7 +165,7 @@ def run_config(task, kind, rate, seed, *, epochs, data_dir, anchors=True) -> dic
         row[f"{key}:package"] = value
     if not is_corrupted.any():  # a clean set: only how many rows are flagged
         return row
-    audit = audit_of(net, what="benchmark", y=y)
+    audit = audit_of(net, what="benchmark", X=X, y=y)  # the rows, as a learner gives them
     for score in ("auto", *SCORES):
         _score_row(row, f"pdcl:{score}", label_issue_scores(audit, score), is_corrupted, 1,
                    seconds)

@@ -23,6 +23,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.pipeline import Pipeline
 
+from ._neighbors import label_distances, numeric_rows, standardized_rows
 from ._validation import check_choice, check_fitted_net, get_estimator, is_sparse
 
 __all__ = ["SCORES", "DEFAULT_SCORE", "LabelAudit", "label_issue_scores",
@@ -31,15 +32,16 @@ __all__ = ["SCORES", "DEFAULT_SCORE", "LabelAudit", "label_issue_scores",
 #: The scores a label audit can rank by (higher: more suspect). All come from the
 #: attributes of the last fit; none needs another fit or a pass over the data.
 SCORES = ("lambda", "lambda_mean", "loss", "lambda_mean_class", "lambda_mean+loss",
-          "neighbors", "lambda_mean+neighbors")
+          "neighbors", "lambda_mean+neighbors", "input_neighbors",
+          "lambda_mean+neighbors+inputs")
 #: The score :func:`rank_label_issues` uses unless told otherwise: ``"auto"`` is
-#: ``"lambda_mean"`` for a classifier and ``"lambda_mean+neighbors"`` for a regressor
-#: (see docs/label-audit.md for how each was chosen).
+#: ``"lambda_mean+neighbors+inputs"`` where the labeled rows are known as numbers (a
+#: learner's ``X_training``, or ``X=``) and the fit kept their embeddings; else
+#: ``"lambda_mean"`` for a classifier and ``"lambda_mean+neighbors"`` for a regressor (see
+#: docs/label-audit.md for how each was chosen).
 DEFAULT_SCORE = "auto"
-#: Neighbours each row is compared with by the ``"neighbors"`` score.
+#: Neighbours each row is compared with by the ``"neighbors"`` scores.
 N_NEIGHBORS = 10
-#: Rows per block of the neighbour search (a block x n matrix of distances).
-_NEIGHBOR_BLOCK = 1024
 
 
 @dataclass(frozen=True)
@@ -119,6 +121,9 @@ def resolved_score(audit: LabelAudit, score: str) -> str:
     check_choice(score, "score", ("auto", *SCORES))
     if score != "auto":
         return score
+    embeddings = getattr(audit.net, "train_embeddings_", None)
+    if numeric_rows(audit.X) and embeddings is not None and len(embeddings) == audit.n_rows:
+        return "lambda_mean+neighbors+inputs"
     return "lambda_mean" if audit.classification else "lambda_mean+neighbors"
 
 
@@ -131,52 +136,33 @@ def _labels_of(audit: LabelAudit, score: str) -> np.ndarray:
     return np.asarray(y)
 
 
-def nearest_rows(embeddings, k: int) -> np.ndarray:
-    """The ``k`` nearest other rows of every row (Euclidean), shape (n, k); exact, in
-    blocks of rows (``O(n^2 d)`` work, ``_NEIGHBOR_BLOCK x n`` distances at a time)."""
-    import torch
-
-    from ._torch_utils import sq_distances
-
-    E = torch.as_tensor(np.asarray(embeddings), dtype=torch.float64)
-    sq = (E * E).sum(dim=1)
-    out = np.empty((E.shape[0], k), dtype=np.int64)
-    for start in range(0, E.shape[0], _NEIGHBOR_BLOCK):
-        rows = slice(start, start + _NEIGHBOR_BLOCK)
-        d2 = sq_distances(E[rows], E, X_sq=sq[rows], Y_sq=sq)  # copies at exactly 0
-        d2[torch.arange(d2.shape[0]), torch.arange(start, start + d2.shape[0])] = np.inf
-        out[rows] = d2.topk(k, dim=1, largest=False).indices.numpy()
-    return out
-
-
-def neighbor_scores(audit: LabelAudit) -> np.ndarray:
+def neighbor_scores(audit: LabelAudit, *, space: str = "embeddings") -> np.ndarray:
     """How far each row's label is from its neighbours' (no fit, no pass over the data).
 
     The neighbours are the :data:`N_NEIGHBORS` nearest labeled rows in the embedding
-    space of the last fit (``train_embeddings_``). A regressor: ``|y_i - median of the
-    neighbours' targets|`` in units of the targets' standard deviation, an estimate of
-    the row's target that the row itself cannot sway (the net, weighing each row's loss
-    by ``1 + lambda_i``, fits a wrong target hardest, which hides it from the
-    multipliers). A classifier: the share of the neighbours whose label differs.
+    space of the last fit (``train_embeddings_``), or with ``space="inputs"`` in the
+    input space standardized per feature, which the fit cannot bend. A regressor:
+    ``|y_i - median of the neighbours' targets|`` in units of the targets' standard
+    deviation, an estimate of the row's target that the row itself cannot sway (the net,
+    weighing each row's loss by ``1 + lambda_i``, fits a wrong target hardest, which
+    hides it from the multipliers). A classifier: the share of the neighbours whose
+    label differs (:func:`~modal_ally._neighbors.label_distances`).
     """
     y = _labels_of(audit, "neighbors")
-    embeddings = getattr(audit.net, "train_embeddings_", None)
+    check_choice(space, "space", ("embeddings", "inputs"))
+    if space == "inputs":
+        if not numeric_rows(audit.X):
+            raise ValueError("score='input_neighbors' needs the labeled rows as a dense "
+                             "numeric array: a learner's X_training, or pass X=")
+        embeddings = standardized_rows(audit.X, audit.n_rows)
+    else:
+        embeddings = getattr(audit.net, "train_embeddings_", None)
     if embeddings is None or len(embeddings) != len(y):
         raise ValueError("score='neighbors' needs the embeddings of the last fit's rows "
                          "(train_embeddings_, kept by PDCL nets fitted with their default "
                          "dual-head callback)")
-    n = len(y)
-    if n < 2:
-        return np.zeros(n)
-    nearest = nearest_rows(embeddings, min(N_NEIGHBORS, n - 1))
-    y = y.reshape(n, -1)
-    if audit.classification:
-        return (y[nearest] != y[:, None, :]).any(axis=2).mean(axis=1).astype(np.float64)
-    y = y.astype(np.float64)
-    scale = y.std(axis=0)
-    scale[~(scale > 0)] = 1.0
-    gap = (y - np.median(y[nearest], axis=1)) / scale  # per output, in its std
-    return np.sqrt((gap * gap).sum(axis=1))
+    return label_distances(embeddings, y, classification=audit.classification,
+                           k=N_NEIGHBORS)
 
 
 def label_issue_scores(audit: LabelAudit, score: str = DEFAULT_SCORE) -> np.ndarray:
@@ -197,8 +183,9 @@ def label_issue_scores(audit: LabelAudit, score: str = DEFAULT_SCORE) -> np.ndar
         two scores' ranks; ``"neighbors"``: the distance of the row's label from its
         nearest labeled rows' in the embedding space (:func:`neighbor_scores`);
         ``"lambda_mean+neighbors"``: the mean of the ranks of those two;
-        ``"auto"``: ``"lambda_mean"`` for a classifier, ``"lambda_mean+neighbors"`` for
-        a regressor.
+        ``"input_neighbors"``: the same distance in the standardized input space (needs
+        the rows: the learner's ``X_training``); ``"lambda_mean+neighbors+inputs"``: the
+        mean of the ranks of the three; ``"auto"``: see :data:`DEFAULT_SCORE`.
 
     Returns
     -------
@@ -206,11 +193,14 @@ def label_issue_scores(audit: LabelAudit, score: str = DEFAULT_SCORE) -> np.ndar
     """
     score = resolved_score(audit, score)
     net = audit.net
-    if score == "neighbors":
-        return neighbor_scores(audit)
-    if score == "lambda_mean+neighbors":
-        return 0.5 * (_ranks(label_issue_scores(audit, "lambda_mean"))
-                      + _ranks(neighbor_scores(audit)))
+    if score in ("neighbors", "input_neighbors"):
+        return neighbor_scores(audit, space="inputs" if score == "input_neighbors"
+                               else "embeddings")
+    if score.startswith("lambda_mean+neighbors"):
+        parts = [label_issue_scores(audit, "lambda_mean"), neighbor_scores(audit)]
+        if score.endswith("+inputs"):
+            parts.append(neighbor_scores(audit, space="inputs"))
+        return sum(_ranks(part) for part in parts) / len(parts)
     if score == "lambda":
         values = net.lambdas_
     elif score == "loss":
@@ -244,7 +234,8 @@ def _check_top(top, n):
     return min(int(top), n)
 
 
-def rank_label_issues(learner_or_estimator, *, top=None, score=DEFAULT_SCORE, y=None):
+def rank_label_issues(learner_or_estimator, *, top=None, score=DEFAULT_SCORE, y=None,
+                      X=None):
     """Rows of the labeled set most likely mislabeled, most suspect first.
 
     Reads the multipliers of the last PDCL fit: no extra fit and no pass over the data.
@@ -259,9 +250,10 @@ def rank_label_issues(learner_or_estimator, *, top=None, score=DEFAULT_SCORE, y=
         How many rows to return (None: every row).
     score : "auto" or one of :data:`SCORES`, default :data:`DEFAULT_SCORE`
         What the rows are ranked by (see :func:`label_issue_scores`).
-    y : array-like or None
-        The labels of the last fit, for a score that needs them when the learner keeps
-        none (``"lambda_mean_class"`` with a bare estimator).
+    y, X : array-like or None
+        The labels and rows of the last fit, for a score that needs them when the
+        learner keeps none (``"lambda_mean_class"``, ``"input_neighbors"`` with a bare
+        estimator).
 
     Returns
     -------
@@ -270,7 +262,7 @@ def rank_label_issues(learner_or_estimator, *, top=None, score=DEFAULT_SCORE, y=
     scores : numpy.ndarray of float64, shape (top,)
         The score of each, decreasing.
     """
-    audit = audit_of(learner_or_estimator, what="rank_label_issues", y=y)
+    audit = audit_of(learner_or_estimator, what="rank_label_issues", X=X, y=y)
     top = _check_top(top, audit.n_rows)
     values = label_issue_scores(audit, score)
     order = np.lexsort((np.arange(values.shape[0]), -values))[:top]
@@ -328,7 +320,7 @@ def auto_threshold(losses, net) -> float:
 
 
 def find_label_issues(learner_or_estimator, *, threshold="auto", score=DEFAULT_SCORE,
-                      y=None):
+                      y=None, X=None):
     """Boolean mask of the labeled rows flagged as likely mislabeled.
 
     In the style of cleanlab's ``find_label_issues``, from the one fit already made.
@@ -342,22 +334,22 @@ def find_label_issues(learner_or_estimator, *, threshold="auto", score=DEFAULT_S
         multipliers (:func:`average_losses`), exceeds the median row's by ``ln 2`` for a
         classifier, by the target variance for a regressor (:func:`auto_threshold`;
         it assumes fewer than half the labels are wrong); for a regressor ranked by
-        ``"neighbors"`` or ``"lambda_mean+neighbors"`` (the default), the rows whose
+        ``"neighbors"`` or ``"lambda_mean+neighbors(+inputs)"`` (the default), the rows whose
         squared distance to their neighbours' median target exceeds the median row's by
         the target variance (:func:`neighbor_scores`).
         A number: flag the rows whose ``score`` is at or above it.
     score : "auto" or one of :data:`SCORES`, default :data:`DEFAULT_SCORE`
-    y : array-like or None
+    y, X : array-like or None
         As in :func:`rank_label_issues`.
 
     Returns
     -------
     is_issue : numpy.ndarray of bool, shape (n_rows,)
     """
-    audit = audit_of(learner_or_estimator, what="find_label_issues", y=y)
+    audit = audit_of(learner_or_estimator, what="find_label_issues", X=X, y=y)
     if isinstance(threshold, str):
         check_choice(threshold, "threshold", ("auto",))
-        if resolved_score(audit, score) in ("neighbors", "lambda_mean+neighbors") \
+        if resolved_score(audit, score).startswith(("neighbors", "lambda_mean+neighbors")) \
                 and not audit.classification:
             # the same rule on the squared distance to the neighbours' median target
             squared = neighbor_scores(audit) ** 2

@@ -4,6 +4,7 @@ and relabeling that changes nothing when it fails."""
 import numpy as np
 import pytest
 import torch
+from modAL.models import ActiveLearner
 from sklearn.exceptions import NotFittedError
 from sklearn.metrics import roc_auc_score
 from sklearn.pipeline import make_pipeline
@@ -62,7 +63,8 @@ def test_ranking_finds_planted_label_errors(noisy):
 
 @pytest.mark.parametrize("score", SCORES)
 def test_every_candidate_score_ranks_better_than_chance(noisy, score):
-    values = label_issue_scores(audit_of(noisy["net"], what="t", y=noisy["y"]), score)
+    values = label_issue_scores(audit_of(noisy["net"], what="t", X=noisy["X"], y=noisy["y"]),
+                                score)
     assert values.shape == (len(noisy["y"]),) and np.isfinite(values).all()
     assert roc_auc_score(_is_flipped(noisy), values) > 0.6
 
@@ -116,6 +118,87 @@ def test_regression_default_compares_each_target_with_its_neighbours(diabetes):
     assert flagged[mask].mean() > 2 * flagged[~mask].mean()
 
 
+def test_regression_default_adds_the_input_space_neighbours_where_the_rows_are_known(
+        diabetes):
+    """With the labeled rows known (a learner's X_training, or X=), a regressor's default
+    also ranks by the neighbours in the standardized input space, which the fit cannot
+    bend; a bare net without X keeps the two-score default."""
+    from scipy.stats import rankdata
+
+    X, y, _, _ = diabetes
+    rng = np.random.RandomState(1)
+    replaced = rng.choice(len(y), 45, replace=False)
+    y = y.copy()
+    y[replaced] = y[rng.permutation(replaced)]
+    mask = np.isin(np.arange(len(y)), replaced) & (y != diabetes[1])
+    learner = ActiveLearner(PDCLRegressor(max_epochs=40, random_state=0), X_training=X,
+                            y_training=y)
+    net = learner.estimator
+    inputs = label_issue_scores(audit_of(learner, what="t"), "input_neighbors")
+    Z = (X - X.mean(axis=0)) / X.std(axis=0)
+    d2 = ((Z[:, None, :].astype(np.float64) - Z[None, :, :]) ** 2).sum(axis=2)
+    np.fill_diagonal(d2, np.inf)
+    nearest = np.argsort(d2, axis=1, kind="stable")[:, :10]
+    np.testing.assert_allclose(inputs, np.abs(y - np.median(y[nearest], axis=1)) / y.std(),
+                               rtol=1e-6)
+    audit = audit_of(net, what="t", X=X)
+    three = sum(rankdata(label_issue_scores(audit, s))
+                for s in ("lambda_mean", "neighbors", "input_neighbors")) / (3 * len(y))
+    np.testing.assert_allclose(rank_label_issues(learner)[1], np.sort(three)[::-1])
+    np.testing.assert_allclose(label_issue_scores(audit), three)
+    assert roc_auc_score(mask, three) > 0.65
+    two = label_issue_scores(audit_of(net, what="t"))  # a bare net, no rows: two scores
+    np.testing.assert_allclose(two, label_issue_scores(audit_of(net, what="t"),
+                                                       "lambda_mean+neighbors"))
+    # the flags do not change: the same rule on the embedding neighbours
+    np.testing.assert_array_equal(find_label_issues(learner), find_label_issues(net))
+    with pytest.raises(ValueError, match="input_neighbors.*X"):
+        label_issue_scores(audit_of(net, what="t"), "input_neighbors")
+    X_nan = X.copy()
+    X_nan[3, 2] = np.nan
+    with pytest.raises(ValueError, match="NaN"):
+        label_issue_scores(audit_of(net, what="t", X=X_nan), "input_neighbors")
+    text = np.array([f"row {i}" for i in range(len(y))], dtype=object)
+    np.testing.assert_allclose(label_issue_scores(audit_of(net, what="t", X=text)), two)
+
+
+def test_classifier_default_mixes_three_ranks_where_the_rows_are_known(noisy):
+    from scipy.stats import rankdata
+
+    audit = audit_of(noisy["net"], what="t", X=noisy["X"], y=noisy["y"])
+    three = sum(rankdata(label_issue_scores(audit, s)) for s in
+                ("lambda_mean", "neighbors", "input_neighbors")) / (3 * len(noisy["y"]))
+    np.testing.assert_allclose(label_issue_scores(audit), three)
+    assert roc_auc_score(_is_flipped(noisy), three) > 0.95
+    # a net fitted without its embeddings kept: the multipliers alone
+    net = noisy["net"]
+    kept, net.train_embeddings_ = net.train_embeddings_, None
+    try:
+        np.testing.assert_allclose(label_issue_scores(audit), net.lambdas_mean_)
+    finally:
+        net.train_embeddings_ = kept
+
+
+def test_wide_inputs_are_projected_before_the_neighbour_search():
+    from modal_ally._neighbors import MAX_INPUT_DIMS, standardized_rows
+
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(60, 3 * MAX_INPUT_DIMS)).astype(np.float32) * rng.uniform(
+        0.5, 5.0, 3 * MAX_INPUT_DIMS)
+    X[:30] += 1.0  # two groups
+    Z = standardized_rows(X, 60)
+    assert Z.shape == (60, MAX_INPUT_DIMS)
+    full = (X - X.mean(0)) / X.std(0)
+    d_full = ((full[:, None] - full[None]) ** 2).sum(-1)[np.triu_indices(60, 1)]
+    d_proj = ((Z[:, None] - Z[None]) ** 2).sum(-1)[np.triu_indices(60, 1)]
+    assert np.quantile(np.abs(d_proj / d_full - 1), 0.99) < 0.2  # Johnson-Lindenstrauss
+    nearest = np.argsort(((Z[:, None] - Z[None]) ** 2).sum(-1) + np.diag([np.inf] * 60), 1)
+    assert ((nearest[:, 0] < 30) == (np.arange(60) < 30)).all()  # the groups are kept
+    np.testing.assert_allclose(standardized_rows(X, 60), Z)  # seeded: the same each time
+    np.testing.assert_allclose(standardized_rows(X[:, :5], 60), full[:, :5], rtol=1e-4,
+                               atol=1e-5)
+
+
 def test_neighbour_score_of_a_classifier_is_the_disagreeing_share(noisy):
     values = label_issue_scores(audit_of(noisy["net"], what="t"), "neighbors")
     assert set(np.round(values * 10).astype(int)) <= set(range(11))
@@ -159,9 +242,13 @@ def test_learner_positions_and_pipeline(noisy):
 
     learner = ActiveLearner(estimator=noisy["net"], query_strategy=ally_query_strategy)
     learner.X_training, learner.y_training = noisy["X"], noisy["y"]  # fitted already
-    direct = rank_label_issues(noisy["net"], top=10)
+    direct = rank_label_issues(noisy["net"], top=10, X=noisy["X"], y=noisy["y"])
     via = rank_label_issues(learner, top=10)
     np.testing.assert_array_equal(direct[0], via[0])
+    # without its rows a bare net ranks by its multipliers alone (no input neighbours)
+    np.testing.assert_array_equal(rank_label_issues(noisy["net"], top=10)[0],
+                                  rank_label_issues(learner, top=10,
+                                                    score="lambda_mean")[0])
     learner.y_training = noisy["y"][:-1]
     with pytest.raises(ValueError, match="last fitted on 200"):
         rank_label_issues(learner)

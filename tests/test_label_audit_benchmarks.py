@@ -68,6 +68,17 @@ def test_the_report_pairs_each_configuration_with_the_earlier_run():
     assert clean.endswith("| 3.0 / 5.0 |")
 
 
+def test_the_report_reads_the_default_score_each_row_measured():
+    from benchmarks.harness.label_audit_report import package_score
+
+    now = [{"auroc:pdcl:auto": 0.7}, {"auroc:pdcl:auto": 0.8}]
+    assert package_score("diabetes", "auto", now) == "auto"
+    before = [{"auroc:pdcl:lambda_mean": 0.7}]  # written before "auto" existed
+    assert package_score("diabetes", "auto", before) == "lambda_mean+neighbors"
+    assert package_score("digits", "auto", before) == "lambda_mean"
+    assert package_score("digits", "neighbors", now) == "neighbors"
+
+
 @pytest.mark.slow
 def test_label_audit_script_runs_and_reports(tmp_path):
     label_audit.main(["--tasks", "breast_cancer", "--rates", "0,0.2", "--seeds", "1",
@@ -87,7 +98,8 @@ def test_label_audit_script_runs_and_reports(tmp_path):
 
 @pytest.mark.slow
 def test_noisy_oracle_script_spends_the_same_annotations(tmp_path):
-    arms = "ALLY 0.1 + audit 20 %,ALLY + second opinions,margin + cleanlab,margin"
+    arms = ("ALLY 0.1 + audit 20 %,ALLY + second opinions,margin + cleanlab,margin,"
+            "ALLY + second opinions (ties counted)")
     noisy_oracle.main(["--dataset", "digits", "--seeds", "1", "--rounds", "2",
                        "--initial", "30", "--budget", "10", "--epochs", "2",
                        "--noise", "symmetric:0.2,panel", "--arms", arms, "--no-progress",

@@ -33,6 +33,7 @@ LAYERS = {
     "_validation": 0, "_torch_utils": 0, "_compat": 0, "_split": 0, "_allocator": 0,
     "answers": 0, "_journal_db": 0, "_label_studio_sdk": 0,
     "_inference": 1, "data": 1, "modules": 1, "clustering": 1, "_seeding": 1,
+    "_neighbors": 1,
     "distributed._select": 2, "distributed._pool": 3, "distributed": 4,
     "distributed._ally": 7,
     "distributed._baselines": 6,

@@ -18,7 +18,8 @@ from benchmarks.harness.reporting import write_atomic, write_csv
 #: Never used to choose anything. (diabetes was added as a held-out regression task with
 #: the "neighbors" score; "neighbors" alone fell below the anchor there, and the
 #: regression default, "lambda_mean+neighbors", was then chosen on Parkinsons and
-#: diabetes together: both are tuning tasks for it.)
+#: diabetes together, and so was its successor, "lambda_mean+neighbors+inputs": both
+#: are tuning tasks for it.)
 HELD_OUT = ("breast_cancer",)
 #: The regression tasks (their noise: targets replaced by other rows' targets).
 REGRESSION = ("parkinsons", "diabetes")
@@ -67,13 +68,14 @@ def _method_key(default, column):
     return f"pdcl:{default}" if column is None else column
 
 
-def package_score(task, default):
-    """The concrete score the package's default stands for on ``task`` (``"auto"``:
-    ``"lambda_mean"`` for a classification task, ``"lambda_mean+neighbors"`` for a
-    regression one),
-    so that rows written before ``"auto"`` existed are read the same way."""
+def package_score(task, default, rows=()):
+    """The score the package's default stands for on ``task``: ``"auto"`` where every
+    row measured it, else (rows written before ``"auto"`` existed) ``"lambda_mean"`` for
+    a classification task and ``"lambda_mean+neighbors"`` for a regression one."""
     if default != "auto":
         return default
+    if rows and all("auroc:pdcl:auto" in r for r in rows):
+        return "auto"
     return "lambda_mean+neighbors" if task in REGRESSION else "lambda_mean"
 
 
@@ -94,7 +96,7 @@ def main_table(rows, default_score):
         "|---|---|---|---|" + "---|" * len(METHODS) + "---|---|---|---|"]
     table = []
     for (task, kind, rate), group in sorted(_groups(rows).items()):
-        default = package_score(task, default_score)
+        default = package_score(task, default_score, group)
         cells = [_fmt(_values(group, f"auroc:{_method_key(default, c)}")) for _, c in METHODS]
         paired, mean_diff, _ = _paired(group, default)
         lines.append(f"| {task} | {kind} | {rate:.0%} | {len(group)} | " + " | ".join(cells)
@@ -155,6 +157,30 @@ def package_auroc(row) -> float:
     return float("nan")
 
 
+def _paired_cell(diff):
+    diff = diff[np.isfinite(diff)]
+    if not diff.size:
+        return "—"
+    std = diff.std(ddof=1) if diff.size > 1 else 0.0
+    return f"{diff.mean():+.4f} ± {std:.4f} ({int((diff >= 0).sum())}/{diff.size})"
+
+
+def previous_default_table(rows):
+    """Markdown lines: the default score against the 0.2 release's on the same fits
+    (``lambda_mean`` for a classification task, ``lambda_mean+neighbors`` for a
+    regression one), configuration by configuration, paired by seed."""
+    lines = ["| task | noise | rate | runs | default | 0.2 default | default - 0.2 default "
+             "(runs >=) |", "|---" * 7 + "|"]
+    for (task, kind, rate), group in sorted(_groups(rows).items()):
+        previous = "lambda_mean+neighbors" if task in REGRESSION else "lambda_mean"
+        now, then = (_values(group, f"auroc:pdcl:{k}") for k in ("auto", previous))
+        if not np.isfinite(now - then).any():
+            continue
+        lines.append(f"| {task} | {kind} | {rate:.0%} | {len(group)} | {_fmt(now, 4)} | "
+                     f"{_fmt(then, 4)} | {_paired_cell(now - then)} |")
+    return lines
+
+
 def earlier_table(rows, earlier):
     """Markdown lines pairing each configuration of ``rows`` with the same one in
     ``earlier`` (the rows of an earlier run): the package's AUROC now and then, their
@@ -168,10 +194,7 @@ def earlier_table(rows, earlier):
             continue
         now = np.array([package_auroc(a) for a, _ in pairs])
         then = np.array([package_auroc(b) for _, b in pairs])
-        diff = (now - then)[np.isfinite(now - then)]
-        paired = "—" if not diff.size else (
-            f"{diff.mean():+.4f} ± {diff.std(ddof=1) if diff.size > 1 else 0.0:.4f} "
-            f"({int((diff >= 0).sum())}/{diff.size})")
+        paired = _paired_cell(now - then)
         flagged = [_values([p[i] for p in pairs], "flagged:package") for i in (0, 1)]
         lines.append(f"| {task} | {kind} | {rate:.0%} | {len(pairs)} | {_fmt(now, 4)} | "
                      f"{_fmt(then, 4)} | {paired} | "
@@ -207,6 +230,10 @@ def write_summary(rows, out, earlier=None):
         "## Flagged sets: `find_label_issues` (threshold 'auto') and cleanlab's", "",
         *flagged_table(rows), "",
         "## Candidate scores (mean AUROC; one default chosen on the tuning tasks)", "",
-        *candidate_table(noisy), ""])
+        *candidate_table(noisy), "",
+        "## The default against the 0.2 release's default, on the same fits", "",
+        "AUROC mean ± std; *runs >=*: the runs on which the default is at or above "
+        "(0.2: `lambda_mean` for a classification task, `lambda_mean+neighbors` for a "
+        "regression one).", "", *previous_default_table(noisy), ""])
     write_atomic(out / "summary.md", text)
     write_csv(out / "summary.csv", list(dict.fromkeys(k for r in table for k in r)), table)

@@ -46,10 +46,11 @@ def _unsettled_rows(answers):
 
 
 def audit_positions(learner, answers, n_audit):
-    """The 0.1 release's audit: top suspects asked once only."""
+    """The 0.1 release's audit: top suspects asked once only, by its default score (the
+    multipliers' mean; a regressor's too: the neighbour scores came later)."""
     from modal_ally import rank_label_issues
 
-    order, _ = rank_label_issues(learner)
+    order, _ = rank_label_issues(learner, score="lambda_mean")
     fresh = order[answers.counts()[order] == 1]
     return fresh[:n_audit]
 

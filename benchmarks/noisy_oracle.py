@@ -40,6 +40,7 @@ from benchmarks.harness.label_noise import Oracle
 from benchmarks.harness.loop import initial_indices, query_random_state
 from benchmarks.harness.metrics import evaluate
 from benchmarks.harness.pool_head_targets import ClippedPoolHeadNet, DroppedPoolHeadNet
+from modal_ally import PDCLNet
 
 #: display name -> (strategy that picks pool rows, estimator parameters, policy)
 ARMS = {
@@ -66,6 +67,10 @@ SCREEN_ARMS = {
     "ALLY pool head 10 epochs": ("ally", _CHEAP_POOL_HEAD, "none"),
     "ALLY slack cost 0.01 + pool head 10 epochs": (
         "ally", {"slack_cost": 0.01, **_CHEAP_POOL_HEAD}, "none"),
+    # margin and BADGE drawing on the default PDCL net (resilient constraints) instead of
+    # the unconstrained one: the training apart from the selection rule
+    "margin (PDCL net)": ("margin", {"pdcl_class": PDCLNet}, "none"),
+    "BADGE (PDCL net)": ("badge", {"pdcl_class": PDCLNet}, "none"),
     # a second opinion's value divided by the answers it takes (a third on a tie)
     "ALLY + second opinions (ties counted)": ("ally", {}, "ally-ties-counted"),
 }

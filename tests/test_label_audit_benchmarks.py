@@ -166,3 +166,20 @@ def test_the_screens_pool_head_discounts_the_audits_suspects(name, digits, monke
     else:
         assert seen["targets"].size == (~flagged).sum()
         np.testing.assert_array_equal(seen["y"], y[~flagged])
+
+
+@pytest.mark.parametrize("name, strategy", [("margin (PDCL net)", "margin"),
+                                            ("BADGE (PDCL net)", "badge")])
+def test_the_screens_run_margin_and_badge_on_the_pdcl_net(name, strategy):
+    from benchmarks.harness import registry
+    from benchmarks.harness.datasets import load_dataset
+    from benchmarks.harness.estimators import PlainNetClassifier, build_estimator
+    from modal_ally import PDCLNet
+
+    data = load_dataset("digits", random_state=0)
+    picked, params, policy = noisy_oracle.ARMS[name]
+    assert (picked, policy) == (strategy, "none")
+    net = build_estimator(registry.Arm(name, strategy), data, epochs=1, seed=0, **params)
+    assert type(net) is PDCLNet and net.slack_cost == PDCLNet().slack_cost
+    plain = build_estimator(registry.Arm(strategy, strategy), data, epochs=1, seed=0)
+    assert isinstance(plain, PlainNetClassifier) and not isinstance(plain, PDCLNet)

@@ -167,7 +167,7 @@ def build_estimator(arm_or_strategy, data, *, epochs: int, seed: int, device: st
     common = _common_params(data, epochs=epochs, seed=seed, device=device)
     module = common.pop("module")
     overrides = {**dict(arm.estimator_params), **params}
-    if arm.spec.pdcl:  # a screen may name its own subclass (``pdcl_class``)
+    if arm.spec.pdcl or "pdcl_class" in overrides:  # a screen may name its own subclass
         cls = overrides.pop("pdcl_class", None) or (
             PDCLNet if classification else PDCLRegressor)
         return cls(module, **{**common, **overrides})

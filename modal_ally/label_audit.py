@@ -4,7 +4,9 @@ Every PDCL fit ends with one multiplier per labeled row (Elenter et al., NeurIPS
 A row whose constraint ``l'(f(x_i), y_i) <= epsilon_i`` the net cannot satisfy, a wrong
 label or an outlier, keeps a large multiplier; the multipliers are exact (no prediction,
 no extrapolation) and the fit is the one an active-learning loop makes anyway, so the
-audit costs no extra fit. cleanlab's confident learning (Northcutt et al., JAIR 2021) asks
+audit costs no extra fit. The default ranking mixes them with each label's agreement with
+its nearest labeled rows' in the fit's embedding and in the input space
+(:data:`DEFAULT_SCORE`). cleanlab's confident learning (Northcutt et al., JAIR 2021) asks
 for out-of-sample probabilities instead, K extra fits of cross-validation.
 
 - :func:`rank_label_issues`: the labeled rows, most suspect first, with their scores;

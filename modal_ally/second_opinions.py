@@ -21,7 +21,7 @@ what each is expected to be worth in correct labels:
 A second answer that disagrees costs a third, so a second opinion takes ``1 + d``
 annotations on average. ``plan_second_opinions(count_ties=True)`` divides its value by
 that; measured on digits (docs/label-audit.md, "second opinions") it changed AULC by
--0.0010 on average over six noise settings (-0.0079 with the panel of annotators), so
+-0.0009 on average over six noise settings (-0.0079 with the panel of annotators), so
 the default does not.
 
 On clean labels few rows are flagged and the second answers agree with the first, so

@@ -42,12 +42,15 @@ def _mean(rows, key):
     return float(values.mean()) if values.size else float("nan")
 
 
-def _fmt(values, digits=3):
+def _fmt(values, digits=3, *, paired=False):
+    """``mean ± std`` of the finite values; ``paired``: signed, with the runs >= 0."""
     values = values[np.isfinite(values)]
     if not values.size:
         return "—"
     std = values.std(ddof=1) if values.size > 1 else 0.0
-    return f"{values.mean():.{digits}f} ± {std:.{digits}f}"
+    sign = "+" if paired else ""
+    text = f"{values.mean():{sign}.{digits}f} ± {std:.{digits}f}"
+    return f"{text} ({int((values >= 0).sum())}/{values.size})" if paired else text
 
 
 def _groups(rows):
@@ -157,14 +160,6 @@ def package_auroc(row) -> float:
     return float("nan")
 
 
-def _paired_cell(diff):
-    diff = diff[np.isfinite(diff)]
-    if not diff.size:
-        return "—"
-    std = diff.std(ddof=1) if diff.size > 1 else 0.0
-    return f"{diff.mean():+.4f} ± {std:.4f} ({int((diff >= 0).sum())}/{diff.size})"
-
-
 def previous_default_table(rows):
     """Markdown lines: the default score against the 0.2 release's on the same fits
     (``lambda_mean`` for a classification task, ``lambda_mean+neighbors`` for a
@@ -177,7 +172,7 @@ def previous_default_table(rows):
         if not np.isfinite(now - then).any():
             continue
         lines.append(f"| {task} | {kind} | {rate:.0%} | {len(group)} | {_fmt(now, 4)} | "
-                     f"{_fmt(then, 4)} | {_paired_cell(now - then)} |")
+                     f"{_fmt(then, 4)} | {_fmt(now - then, 4, paired=True)} |")
     return lines
 
 
@@ -194,7 +189,7 @@ def earlier_table(rows, earlier):
             continue
         now = np.array([package_auroc(a) for a, _ in pairs])
         then = np.array([package_auroc(b) for _, b in pairs])
-        paired = _paired_cell(now - then)
+        paired = _fmt(now - then, 4, paired=True)
         flagged = [_values([p[i] for p in pairs], "flagged:package") for i in (0, 1)]
         lines.append(f"| {task} | {kind} | {rate:.0%} | {len(pairs)} | {_fmt(now, 4)} | "
                      f"{_fmt(then, 4)} | {paired} | "

@@ -73,6 +73,8 @@ SCREEN_ARMS = {
     "BADGE (PDCL net)": ("badge", {"pdcl_class": PDCLNet}, "none"),
     # a second opinion's value divided by the answers it takes (a third on a tie)
     "ALLY + second opinions (ties counted)": ("ally", {}, "ally-ties-counted"),
+    # a tie asked again only when its third answer is worth more than a new row
+    "ALLY + second opinions (ties valued)": ("ally", {}, "ally-ties-valued"),
 }
 #: The default arms of a classifier (Core-Set is the regressors' diversity baseline).
 CLASSIFICATION_ARMS = tuple(name for name in ARMS if name != "Core-Set")
@@ -183,10 +185,10 @@ def _split(session, round_, shares):
 
     budget, remaining, policy = session.args.budget, session.remaining(), session.policy
     X, y = session.learner.X_training, np.asarray(session.learner.y_training)
-    if policy in ("ally", "ally-ties-counted"):
+    if policy in noisy_arms.ALLY_POLICIES:
         return _next_annotations(session.learner, session.data.X_pool[remaining], budget,
                                  random_state=query_random_state(session.seed, round_),
-                                 count_ties=policy == "ally-ties-counted")
+                                 **noisy_arms.ALLY_POLICIES[policy])
     if policy == "activelab":
         return noisy_arms.activelab_split(session.learner, session.answers, X, y,
                                           session.data.X_pool[remaining],

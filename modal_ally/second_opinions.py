@@ -105,7 +105,7 @@ def _unsettled(answers, tolerance):
 
 
 def plan_second_opinions(answers, is_issue, scores, n_instances, *, tolerance=0.0,
-                         count_ties=False):
+                         count_ties=False, value_ties=False):
     """Which labeled rows to ask again this round (at most ``n_instances``).
 
     Parameters
@@ -124,6 +124,13 @@ def plan_second_opinions(answers, is_issue, scores, n_instances, *, tolerance=0.
         Count the third answer a disagreeing second answer needs in a second opinion's
         cost: its value per annotation is divided by ``1 + d`` (a screen, not the
         default: see the module's docstring).
+    value_ties : bool, default False
+        Ask a tied row again only when its third answer is worth more than a new row
+        (a screen, not the default): a tie left by a flagged row's second answer is
+        the first answer wrong and the second right with probability
+        ``c = w q / (w q + (1 - w) r)`` (``q = 1 - r``), and a third answer turns the
+        likelier label's ``max(c, 1 - c)`` into about ``q``: worth
+        ``2 q (1 - max(c, 1 - c))``.
 
     Returns
     -------
@@ -142,6 +149,8 @@ def plan_second_opinions(answers, is_issue, scores, n_instances, *, tolerance=0.
     if count_ties:
         value_second /= 1.0 + d
     tied = _unsettled(answers, tolerance)
+    if value_ties and _tie_value(error_rate, wrong) <= value_new:
+        tied = np.zeros_like(tied)
     flagged = is_issue & single if value_second > value_new else np.zeros_like(is_issue)
     scores = np.asarray(scores, dtype=np.float64)
     ranked = []
@@ -150,6 +159,13 @@ def plan_second_opinions(answers, is_issue, scores, n_instances, *, tolerance=0.
         ranked.append(rows[np.lexsort((rows, -scores[rows]))])
     positions = np.concatenate(ranked)[:int(n_instances)]
     return SecondOpinionPlan(positions, error_rate, wrong, value_new, value_second)
+
+
+def _tie_value(error_rate, wrong):
+    """What a third answer on a tied row is worth (``plan_second_opinions(value_ties=)``)."""
+    right = 1.0 - error_rate
+    first_wrong = wrong * right / max(wrong * right + (1.0 - wrong) * error_rate, 1e-12)
+    return 2.0 * right * (1.0 - max(first_wrong, 1.0 - first_wrong))
 
 
 def _check_n_instances(n_instances):
@@ -203,8 +219,9 @@ def next_annotations(learner, X_pool, n_instances=10, *, random_state=None):
     return _next_annotations(learner, X_pool, n_instances, random_state=random_state)
 
 
-def _next_annotations(learner, X_pool, n_instances, *, random_state=None, count_ties=False):
-    """:func:`next_annotations`, with :func:`plan_second_opinions`' ``count_ties``."""
+def _next_annotations(learner, X_pool, n_instances, *, random_state=None, **options):
+    """:func:`next_annotations`, with :func:`plan_second_opinions`' screen ``options``
+    (``count_ties``, ``value_ties``)."""
     n_instances = _check_n_instances(n_instances)
     audit = audit_of(learner, what="next_annotations")
     y = audit.y if audit.y is not None else getattr(audit.net, "train_targets_", None)
@@ -212,7 +229,7 @@ def _next_annotations(learner, X_pool, n_instances, *, random_state=None, count_
     tolerance = 0.0 if audit.classification else float(np.std(np.asarray(y, dtype=float)))
     plan = plan_second_opinions(answers, find_label_issues(learner, y=y),
                                 label_issue_scores(audit), n_instances, tolerance=tolerance,
-                                count_ties=count_ties)
+                                **options)
     remaining = n_instances - plan.positions.size
     pool = _query_pool(learner, X_pool, remaining, random_state) \
         if remaining > 0 else np.zeros(0, dtype=np.int64)

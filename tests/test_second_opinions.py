@@ -67,6 +67,21 @@ def test_ties_come_first_and_n_instances_caps():
     assert plan.positions.size == 5 and len(set(plan.positions.tolist())) == 5
 
 
+def test_valued_ties_are_asked_only_when_a_third_answer_beats_a_new_row():
+    answers = _answers(50, [([7, 8], [1, 1])])  # rows 7 and 8 tied
+    low, high = np.zeros(50, bool), np.zeros(50, bool)
+    low[[20]] = True  # r = 1/48: the flagged rows' second answers decide (c near 1)
+    high[20:40] = True  # r = 20/48 = 0.42: new rows are worth little
+    for flags, asked in ((low, False), (high, True)):
+        plan = plan_second_opinions(answers, flags, np.zeros(50), 5, value_ties=True)
+        r, w = plan.error_rate, plan.wrong_share
+        c = w * (1 - r) / (w * (1 - r) + (1 - w) * r)
+        assert (2 * (1 - r) * (1 - max(c, 1 - c)) > plan.value_new) is asked
+        assert ({7, 8} <= set(plan.positions.tolist())) is asked
+        default = plan_second_opinions(answers, flags, np.zeros(50), 5)
+        np.testing.assert_array_equal(default.positions[:2], [7, 8])  # asked regardless
+
+
 def _digits_learner(digits, y, **params):
     return ActiveLearner(PDCLNet(max_epochs=25, random_state=0, **params), ally_query_strategy,
                          X_training=digits["X_train"], y_training=y)

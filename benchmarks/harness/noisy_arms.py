@@ -9,7 +9,9 @@ trains on the consensus, so the arms differ only in what they ask.
   :func:`modal_ally.rank_label_issues` not asked before (the 0.1 release's ALLY + audit).
 - ``ally``: :func:`modal_ally.next_annotations` (the share follows the estimated noise);
   ``ally-ties-counted``: the same with ``plan_second_opinions(count_ties=True)``, which
-  counts the third answer a tie needs in a second opinion's cost (a screen).
+  counts the third answer a tie needs in a second opinion's cost (a screen);
+  ``ally-ties-valued``: ``plan_second_opinions(value_ties=True)``, a tie asked again only
+  when its third answer is worth more than a new row (a screen).
 - ``cleanlab``: as many second opinions as the ``ally`` arm of the same seed and setting
   spent that round (the same annotation share), to the rows cleanlab's
   ``find_label_issues`` flags on 5-fold out-of-sample probabilities of the same net,
@@ -26,7 +28,10 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.model_selection import StratifiedKFold
 
-POLICIES = ("none", "audit", "ally", "ally-ties-counted", "cleanlab", "activelab")
+#: The policies of :func:`modal_ally.next_annotations`, with its screen options.
+ALLY_POLICIES = {"ally": {}, "ally-ties-counted": {"count_ties": True},
+                 "ally-ties-valued": {"value_ties": True}}
+POLICIES = ("none", "audit", *ALLY_POLICIES, "cleanlab", "activelab")
 
 
 def out_of_sample_proba(estimator, X, y, n_classes, *, folds=5, seed=0):

@@ -75,6 +75,10 @@ SCREEN_ARMS = {
     "ALLY + second opinions (ties counted)": ("ally", {}, "ally-ties-counted"),
     # a tie asked again only when its third answer is worth more than a new row
     "ALLY + second opinions (ties valued)": ("ally", {}, "ally-ties-valued"),
+    # ties between answers decided by the row's nearest labeled rows, not by the net
+    "ALLY + second opinions (neighbour prior)": ("ally", {}, "ally-neighbor-prior"),
+    "ALLY + second opinions (neighbour prior + ties valued)": (
+        "ally", {}, "ally-ties-valued-neighbor-prior"),
 }
 #: The default arms of a classifier (Core-Set is the regressors' diversity baseline).
 CLASSIFICATION_ARMS = tuple(name for name in ARMS if name != "Core-Set")
@@ -147,8 +151,9 @@ class Session:
         rows = np.asarray(self.labeled)[positions]
         labels, who = self.oracle.answer(rows, self.answers.counts()[positions])
         if self.pdcl:
+            options = noisy_arms.ALLY_POLICIES.get(self.policy, ({}, {}))[1]
             relabel(self.learner, lambda X, p: labels, indices=positions, annotator_id=who,
-                    round=round_)
+                    round=round_, **options)
             return
         answers = self.answers.add(positions, labels, annotator=who, round=round_)
         revised, consensus = answers.revised(  # as relabel does for a PDCL net
@@ -188,7 +193,7 @@ def _split(session, round_, shares):
     if policy in noisy_arms.ALLY_POLICIES:
         return _next_annotations(session.learner, session.data.X_pool[remaining], budget,
                                  random_state=query_random_state(session.seed, round_),
-                                 **noisy_arms.ALLY_POLICIES[policy])
+                                 **noisy_arms.ALLY_POLICIES[policy][0])
     if policy == "activelab":
         return noisy_arms.activelab_split(session.learner, session.answers, X, y,
                                           session.data.X_pool[remaining],

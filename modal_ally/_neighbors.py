@@ -17,21 +17,23 @@ _NEIGHBOR_BLOCK = 1024
 MAX_INPUT_DIMS = 1024
 
 
-def nearest_rows(embeddings, k: int) -> np.ndarray:
-    """The ``k`` nearest other rows of every row (Euclidean), shape (n, k); exact, in
-    blocks of rows (``O(n^2 d)`` work, ``_NEIGHBOR_BLOCK x n`` distances at a time)."""
+def nearest_rows(embeddings, k: int, *, rows=None) -> np.ndarray:
+    """The ``k`` nearest other rows of every row (Euclidean), shape (n, k), or of the
+    rows ``rows`` only, shape (len(rows), k); exact, in blocks of rows (``O(n^2 d)`` work
+    at most, ``_NEIGHBOR_BLOCK x n`` distances at a time)."""
     import torch
 
     from ._torch_utils import sq_distances
 
     E = torch.as_tensor(np.asarray(embeddings), dtype=torch.float64)
     sq = (E * E).sum(dim=1)
-    out = np.empty((E.shape[0], k), dtype=np.int64)
-    for start in range(0, E.shape[0], _NEIGHBOR_BLOCK):
-        rows = slice(start, start + _NEIGHBOR_BLOCK)
-        d2 = sq_distances(E[rows], E, X_sq=sq[rows], Y_sq=sq)  # copies at exactly 0
-        d2[torch.arange(d2.shape[0]), torch.arange(start, start + d2.shape[0])] = np.inf
-        out[rows] = d2.topk(k, dim=1, largest=False).indices.numpy()
+    rows = np.arange(E.shape[0]) if rows is None else np.asarray(rows, dtype=np.int64)
+    out = np.empty((rows.size, k), dtype=np.int64)
+    for start in range(0, rows.size, _NEIGHBOR_BLOCK):
+        block = torch.as_tensor(rows[start:start + _NEIGHBOR_BLOCK])
+        d2 = sq_distances(E[block], E, X_sq=sq[block], Y_sq=sq)  # copies at exactly 0
+        d2[torch.arange(block.shape[0]), block] = np.inf
+        out[start:start + block.shape[0]] = d2.topk(k, dim=1, largest=False).indices.numpy()
     return out
 
 

@@ -19,6 +19,8 @@ import numpy as np
 from sklearn.pipeline import Pipeline
 
 from ._guard import restore_on_error
+from ._neighbors import nearest_rows
+from ._validation import check_choice
 from .answers import answers_of
 from .label_audit import DEFAULT_SCORE, audit_of, rank_label_issues
 
@@ -144,6 +146,35 @@ def _all_or_nothing(learner, estimator, net):
             raise
 
 
+#: The values of ``relabel(consensus_prior=...)``.
+CONSENSUS_PRIORS = ("model", "neighbors")
+#: Neighbours of the ``"neighbors"`` consensus prior.
+PRIOR_NEIGHBORS = 10
+
+
+def _prior_of(audit, consensus_prior):
+    """``probabilities_of(rows)`` for :meth:`Answers.revised` (see :func:`relabel`)."""
+    def model(rows):
+        return audit.estimator.predict_proba(_take(audit.X, rows))
+
+    embeddings = getattr(audit.net, "train_embeddings_", None)
+    if consensus_prior == "model" or embeddings is None or len(embeddings) != audit.n_rows \
+            or audit.n_rows < 2:
+        return model
+
+    def neighbors(rows):
+        classes = np.asarray(audit.net.classes_)
+        y = audit.y.to_numpy() if hasattr(audit.y, "to_numpy") else np.asarray(audit.y)
+        k = min(PRIOR_NEIGHBORS, audit.n_rows - 1)
+        near = nearest_rows(embeddings, k, rows=rows)
+        counts = np.zeros((len(rows), classes.size))
+        np.add.at(counts, (np.repeat(np.arange(len(rows)), k),
+                           np.searchsorted(classes, y[near].ravel())), 1.0)
+        return (counts + model(rows)) / (k + 1.0)
+
+    return neighbors
+
+
 def _refit(audit, X, y_new):
     learner = audit.learner
     if learner is not audit.estimator and getattr(learner, "X_training", None) is not None:
@@ -155,7 +186,7 @@ def _refit(audit, X, y_new):
 
 
 def relabel(learner, annotator, *, n_instances=10, indices=None, X=None, y=None,
-            score=DEFAULT_SCORE, annotator_id=None, round=-1):
+            score=DEFAULT_SCORE, annotator_id=None, round=-1, consensus_prior="model"):
     """Ask ``annotator`` again about the top label suspects, add the answers, refit.
 
     Each answer is added to the row's answers (none is overwritten); the row's label
@@ -187,6 +218,12 @@ def relabel(learner, annotator, *, n_instances=10, indices=None, X=None, y=None,
         Who answers (recorded with every answer; None: unknown).
     round : int, default -1
         The round the answers are given in (recorded; -1: unknown).
+    consensus_prior : {"model", "neighbors"}, default "model"
+        What decides between labels with equal votes: the net's class probabilities of
+        the row, or the labels of its 10 nearest labeled rows in the fit's embedding
+        (the row's own label left out; the net's probabilities count as one more
+        neighbour, so they decide between equal counts). The net has fitted the row's
+        first answer, so its own probabilities lean toward it.
 
     Returns
     -------
@@ -194,6 +231,7 @@ def relabel(learner, annotator, *, n_instances=10, indices=None, X=None, y=None,
         The positions, their scores, the previous labels, the answers, the new labels
         and every answer of the labeled set.
     """
+    check_choice(consensus_prior, "consensus_prior", CONSENSUS_PRIORS)
     if (X is not None or y is not None) and getattr(learner, "X_training", None) is not None:
         raise ValueError("this learner keeps its labeled set (X_training, y_training): "
                          "relabel replaces labels there; do not pass X= or y=")
@@ -218,7 +256,7 @@ def relabel(learner, annotator, *, n_instances=10, indices=None, X=None, y=None,
                                 previous, audit.classification)
         answers = answers.add(indices, labels, annotator=annotator_id, round=round)
         rows, consensus = answers.revised(
-            lambda rows: audit.estimator.predict_proba(_take(audit.X, rows)),
+            _prior_of(audit, consensus_prior),
             classes=audit.net.classes_ if audit.classification else None)
         y_new = _new_labels(audit.y, rows, consensus.astype(previous.dtype, copy=False)
                             if previous.dtype != object else consensus)

@@ -99,7 +99,7 @@ def test_label_audit_script_runs_and_reports(tmp_path):
 @pytest.mark.slow
 def test_noisy_oracle_script_spends_the_same_annotations(tmp_path):
     arms = ("ALLY 0.1 + audit 20 %,ALLY + second opinions,margin + cleanlab,margin,"
-            "ALLY + second opinions (ties counted)")
+            "ALLY + second opinions (ties counted),ALLY + second opinions (ties valued)")
     noisy_oracle.main(["--dataset", "digits", "--seeds", "1", "--rounds", "2",
                        "--initial", "30", "--budget", "10", "--epochs", "2",
                        "--noise", "symmetric:0.2,panel", "--arms", arms, "--no-progress",

@@ -162,3 +162,35 @@ def test_both_modal_releases(release):
         r["n_second"] for r in active["rounds"])
     if release != "0.4.1":
         assert report["deep"]["n_pool"] + report["deep"]["n_second"] == 30
+
+
+def test_the_neighbour_prior_counts_the_nearest_labeled_rows_labels(digits):
+    from sklearn.neighbors import NearestNeighbors
+
+    from modal_ally.label_audit import audit_of
+    from modal_ally.relabeling import _prior_of
+
+    learner = _digits_learner(digits, digits["y_train"])
+    audit = audit_of(learner, what="relabel")
+    rows = np.array([5, 0, 17])
+    prior = _prior_of(audit, "neighbors")(rows)
+    E = learner.estimator.train_embeddings_
+    near = NearestNeighbors(n_neighbors=11).fit(E).kneighbors(E[rows])[1][:, 1:]
+    counts = np.stack([np.bincount(digits["y_train"][n], minlength=10) for n in near])
+    expected = (counts + learner.estimator.predict_proba(digits["X_train"][rows])) / 11
+    np.testing.assert_allclose(prior, expected, atol=1e-6)
+    np.testing.assert_allclose(_prior_of(audit, "model")(rows),
+                               learner.estimator.predict_proba(digits["X_train"][rows]))
+    # a tie goes to the label the row's neighbours carry, whatever the net fitted
+    row = 5
+    others = np.flatnonzero(counts[0] == 0)
+    neighbours_label = int(np.argmax(counts[0]))
+    assert counts[0][neighbours_label] >= 6 and others.size
+    y = np.array(digits["y_train"], copy=True)
+    y[row] = others[0]  # the first answer: a label none of its neighbours has
+    learner = _digits_learner(digits, y)
+    relabel(learner, lambda X, p: np.full(len(p), neighbours_label), indices=[row],
+            consensus_prior="neighbors")
+    assert np.asarray(learner.y_training)[row] == neighbours_label
+    with pytest.raises(ValueError, match="consensus_prior"):
+        relabel(learner, lambda X, p: y[p], indices=[row], consensus_prior="votes")

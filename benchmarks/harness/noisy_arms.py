@@ -11,7 +11,9 @@ trains on the consensus, so the arms differ only in what they ask.
   ``ally-ties-counted``: the same with ``plan_second_opinions(count_ties=True)``, which
   counts the third answer a tie needs in a second opinion's cost (a screen);
   ``ally-ties-valued``: ``plan_second_opinions(value_ties=True)``, a tie asked again only
-  when its third answer is worth more than a new row (a screen).
+  when its third answer is worth more than a new row (a screen); ``ally-neighbor-prior``
+  (also with ties valued): ``relabel(consensus_prior="neighbors")``, ties between
+  answers decided by the row's nearest labeled rows instead of the net (a screen).
 - ``cleanlab``: as many second opinions as the ``ally`` arm of the same seed and setting
   spent that round (the same annotation share), to the rows cleanlab's
   ``find_label_issues`` flags on 5-fold out-of-sample probabilities of the same net,
@@ -28,9 +30,15 @@ import numpy as np
 from sklearn.base import clone
 from sklearn.model_selection import StratifiedKFold
 
-#: The policies of :func:`modal_ally.next_annotations`, with its screen options.
-ALLY_POLICIES = {"ally": {}, "ally-ties-counted": {"count_ties": True},
-                 "ally-ties-valued": {"value_ties": True}}
+#: The policies of :func:`modal_ally.next_annotations`: its screen options, and those of
+#: the second opinions' :func:`modal_ally.relabel`.
+ALLY_POLICIES = {
+    "ally": ({}, {}),
+    "ally-ties-counted": ({"count_ties": True}, {}),
+    "ally-ties-valued": ({"value_ties": True}, {}),
+    "ally-neighbor-prior": ({}, {"consensus_prior": "neighbors"}),
+    "ally-ties-valued-neighbor-prior": ({"value_ties": True}, {"consensus_prior": "neighbors"}),
+}
 POLICIES = ("none", "audit", *ALLY_POLICIES, "cleanlab", "activelab")
 
 

@@ -75,10 +75,10 @@ SCREEN_ARMS = {
     "ALLY + second opinions (ties counted)": ("ally", {}, "ally-ties-counted"),
     # a tie asked again only when its third answer is worth more than a new row
     "ALLY + second opinions (ties valued)": ("ally", {}, "ally-ties-valued"),
-    # ties between answers decided by the row's nearest labeled rows, not by the net
-    "ALLY + second opinions (neighbour prior)": ("ally", {}, "ally-neighbor-prior"),
-    "ALLY + second opinions (neighbour prior + ties valued)": (
-        "ally", {}, "ally-ties-valued-neighbor-prior"),
+    # 0.3's consensus: ties between answers decided by the net, not the row's neighbours
+    "ALLY + second opinions (model prior)": ("ally", {}, "ally-model-prior"),
+    "ALLY + second opinions (ties valued + model prior)": (
+        "ally", {}, "ally-ties-valued-model-prior"),
 }
 #: The default arms of a classifier (Core-Set is the regressors' diversity baseline).
 CLASSIFICATION_ARMS = tuple(name for name in ARMS if name != "Core-Set")
@@ -151,7 +151,7 @@ class Session:
         rows = np.asarray(self.labeled)[positions]
         labels, who = self.oracle.answer(rows, self.answers.counts()[positions])
         if self.pdcl:
-            options = noisy_arms.ALLY_POLICIES.get(self.policy, ({}, {}))[1]
+            options = noisy_arms.RELABEL_OPTIONS.get(self.policy, {})
             relabel(self.learner, lambda X, p: labels, indices=positions, annotator_id=who,
                     round=round_, **options)
             return

@@ -11,9 +11,10 @@ trains on the consensus, so the arms differ only in what they ask.
   ``ally-ties-counted``: the same with ``plan_second_opinions(count_ties=True)``, which
   counts the third answer a tie needs in a second opinion's cost (a screen);
   ``ally-ties-valued``: ``plan_second_opinions(value_ties=True)``, a tie asked again only
-  when its third answer is worth more than a new row (a screen); ``ally-neighbor-prior``
-  (also with ties valued): ``relabel(consensus_prior="neighbors")``, ties between
-  answers decided by the row's nearest labeled rows instead of the net (a screen).
+  when its third answer is worth more than a new row (a screen); ``ally-model-prior``
+  (also with ties valued): ``relabel(consensus_prior="model")``, 0.3's consensus, ties
+  between answers decided by the net's probabilities instead of the row's nearest
+  labeled rows (a screen).
 - ``cleanlab``: as many second opinions as the ``ally`` arm of the same seed and setting
   spent that round (the same annotation share), to the rows cleanlab's
   ``find_label_issues`` flags on 5-fold out-of-sample probabilities of the same net,
@@ -36,10 +37,14 @@ ALLY_POLICIES = {
     "ally": ({}, {}),
     "ally-ties-counted": ({"count_ties": True}, {}),
     "ally-ties-valued": ({"value_ties": True}, {}),
-    "ally-neighbor-prior": ({}, {"consensus_prior": "neighbors"}),
-    "ally-ties-valued-neighbor-prior": ({"value_ties": True}, {"consensus_prior": "neighbors"}),
+    "ally-model-prior": ({}, {"consensus_prior": "model"}),
+    "ally-ties-valued-model-prior": ({"value_ties": True}, {"consensus_prior": "model"}),
 }
 POLICIES = ("none", "audit", *ALLY_POLICIES, "cleanlab", "activelab")
+#: ``relabel``'s options of each policy that asks through it: the 0.1 release's audit arm
+#: keeps the net deciding ties (0.3's consensus; 0.1 overwrote the first answer).
+RELABEL_OPTIONS = {"audit": {"consensus_prior": "model"},
+                   **{policy: options[1] for policy, options in ALLY_POLICIES.items()}}
 
 
 def out_of_sample_proba(estimator, X, y, n_classes, *, folds=5, seed=0):

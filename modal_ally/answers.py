@@ -7,9 +7,10 @@ round, and derives the label the net trains on, the row's consensus:
 - classification: a weighted vote among the labels the row was given, each annotator's
   vote weighing ``log(q_j (K - 1) / (1 - q_j))`` (the log-likelihood ratio of an
   annotator who is right with probability ``q_j`` and otherwise picks one of the other
-  ``K - 1`` classes at random; Dawid and Skene 1979, the one-coin model), the model's
-  log-probability added as a prior (so it decides ties between equal votes, as in
-  CROWDLAB, Goh et al. 2022). Only labels someone gave can win: a row answered once keeps
+  ``K - 1`` classes at random; Dawid and Skene 1979, the one-coin model), the log of a
+  prior probability of each label added (so it decides ties between equal votes, as the
+  model does in CROWDLAB, Goh et al. 2022; :func:`~modal_ally.relabel` passes the labels
+  of the row's nearest labeled rows, the journal the model's probabilities). Only labels someone gave can win: a row answered once keeps
   its answer. ``q_j`` is each annotator's agreement with the consensus on the rows that
   have more than one answer, smoothed toward :data:`PRIOR_ACCURACY`;
 - regression: the median of the answers (their mean for two).

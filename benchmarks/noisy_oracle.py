@@ -79,6 +79,8 @@ SCREEN_ARMS = {
     "ALLY + second opinions (model prior)": ("ally", {}, "ally-model-prior"),
     "ALLY + second opinions (ties valued + model prior)": (
         "ally", {}, "ally-ties-valued-model-prior"),
+    # margin + cleanlab with relabel's default consensus (the row's neighbours decide ties)
+    "margin + cleanlab (neighbour prior)": ("margin", {}, "cleanlab-neighbors"),
 }
 #: The default arms of a classifier (Core-Set is the regressors' diversity baseline).
 CLASSIFICATION_ARMS = tuple(name for name in ARMS if name != "Core-Set")
@@ -157,7 +159,7 @@ class Session:
             return
         answers = self.answers.add(positions, labels, annotator=who, round=round_)
         revised, consensus = answers.revised(  # as relabel does for a PDCL net
-            lambda rows: self.learner.estimator.predict_proba(self.learner.X_training[rows]),
+            noisy_arms.baseline_prior(self.learner, self.policy),
             classes=np.arange(self.data.n_classes) if self.data.task == "classification"
             else None)
         y = np.array(self.learner.y_training, copy=True)
@@ -202,7 +204,7 @@ def _split(session, round_, shares):
     if policy == "audit":
         n_audit = int(round(session.args.audit_fraction * budget))
         positions = noisy_arms.audit_positions(session.learner, session.answers, n_audit)
-    elif policy == "cleanlab":
+    elif policy in noisy_arms.CLEANLAB_POLICIES:
         positions = noisy_arms.cleanlab_positions(
             session.learner, session.answers, X, y, session.data.n_classes,
             shares[round_ - 1], session.seed)
@@ -294,7 +296,7 @@ def main(argv=None):
                     if (name, noise, seed) in done:
                         continue
                     shares = _shares(curves, noise, seed, settings) \
-                        if ARMS[name][2] == "cleanlab" else None
+                        if ARMS[name][2] in noisy_arms.CLEANLAB_POLICIES else None
                     t0 = time.perf_counter()
                     rows = run_curve(data, name, noise, seed, args, shares)
                     curve = {"arm": name, "noise": noise, "seed": seed, "settings": settings,

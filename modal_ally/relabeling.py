@@ -152,6 +152,20 @@ CONSENSUS_PRIORS = ("model", "neighbors")
 PRIOR_NEIGHBORS = 10
 
 
+def neighbor_prior(embeddings, labels, classes, rows, model_probabilities):
+    """The ``"neighbors"`` consensus prior of ``rows`` (see :func:`relabel`): the share of
+    each of ``classes`` among the labels of each row's :data:`PRIOR_NEIGHBORS` nearest
+    other rows of ``embeddings`` (one per labeled row, ``labels`` theirs), the model's
+    probabilities of the rows counted as one more neighbour; shape (len(rows), n_classes)."""
+    classes, labels = np.asarray(classes), np.asarray(labels)
+    k = min(PRIOR_NEIGHBORS, len(labels) - 1)
+    near = nearest_rows(embeddings, k, rows=rows)
+    counts = np.zeros((len(rows), classes.size))
+    np.add.at(counts, (np.repeat(np.arange(len(rows)), k),
+                       np.searchsorted(classes, labels[near].ravel())), 1.0)
+    return (counts + np.asarray(model_probabilities)) / (k + 1.0)
+
+
 def _prior_of(audit, consensus_prior):
     """``probabilities_of(rows)`` for :meth:`Answers.revised` (see :func:`relabel`)."""
     def model(rows):
@@ -161,18 +175,8 @@ def _prior_of(audit, consensus_prior):
     if consensus_prior == "model" or embeddings is None or len(embeddings) != audit.n_rows \
             or audit.n_rows < 2:
         return model
-
-    def neighbors(rows):
-        classes = np.asarray(audit.net.classes_)
-        y = audit.y.to_numpy() if hasattr(audit.y, "to_numpy") else np.asarray(audit.y)
-        k = min(PRIOR_NEIGHBORS, audit.n_rows - 1)
-        near = nearest_rows(embeddings, k, rows=rows)
-        counts = np.zeros((len(rows), classes.size))
-        np.add.at(counts, (np.repeat(np.arange(len(rows)), k),
-                           np.searchsorted(classes, y[near].ravel())), 1.0)
-        return (counts + model(rows)) / (k + 1.0)
-
-    return neighbors
+    y = audit.y.to_numpy() if hasattr(audit.y, "to_numpy") else np.asarray(audit.y)
+    return lambda rows: neighbor_prior(embeddings, y, audit.net.classes_, rows, model(rows))
 
 
 def _refit(audit, X, y_new):

@@ -40,7 +40,10 @@ ALLY_POLICIES = {
     "ally-model-prior": ({}, {"consensus_prior": "model"}),
     "ally-ties-valued-model-prior": ({"value_ties": True}, {"consensus_prior": "model"}),
 }
-POLICIES = ("none", "audit", *ALLY_POLICIES, "cleanlab", "activelab")
+#: cleanlab's relabeling; ``cleanlab-neighbors`` decides ties as relabel does by default
+#: (the row's nearest labeled rows in the net's embedding), ``cleanlab`` by the net.
+CLEANLAB_POLICIES = ("cleanlab", "cleanlab-neighbors")
+POLICIES = ("none", "audit", *ALLY_POLICIES, *CLEANLAB_POLICIES, "activelab")
 #: ``relabel``'s options of each policy that asks through it: the 0.1 release's audit arm
 #: keeps the net deciding ties (0.3's consensus; 0.1 overwrote the first answer).
 RELABEL_OPTIONS = {"audit": {"consensus_prior": "model"},
@@ -57,6 +60,25 @@ def out_of_sample_proba(estimator, X, y, n_classes, *, folds=5, seed=0):
         net = clone(estimator).fit(X[train], y[train])
         proba[test] = net.predict_proba(X[test])
     return proba
+
+
+def baseline_prior(learner, policy):
+    """``probabilities_of(rows)`` of an unconstrained net's consensus: its probabilities
+    (0.3's rule), or for ``cleanlab-neighbors`` :func:`modal_ally.relabeling.neighbor_prior`
+    on its backbone's embeddings of the labeled rows."""
+    net, X = learner.estimator, learner.X_training
+
+    def model(rows):
+        return net.predict_proba(X[rows])
+
+    if policy != "cleanlab-neighbors" or len(X) < 2:
+        return model
+    from modal_ally._inference import embed
+    from modal_ally.relabeling import neighbor_prior
+
+    embeddings, labels = embed(net, X), np.asarray(learner.y_training)
+    return lambda rows: neighbor_prior(embeddings, labels, np.arange(model(rows[:1]).shape[1]),
+                                       rows, model(rows))
 
 
 def _unsettled_rows(answers):

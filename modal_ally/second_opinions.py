@@ -22,7 +22,10 @@ A second answer that disagrees costs a third, so a second opinion takes ``1 + d`
 annotations on average. ``plan_second_opinions(count_ties=True)`` divides its value by
 that; measured on digits (docs/label-audit.md, "second opinions") it changed AULC by
 -0.0009 on average over six noise settings (-0.0079 with the panel of annotators), so
-the default does not.
+the default does not. ``plan_second_opinions(value_ties=True)`` asks a tie again only
+when its third answer is worth more than a new row: -0.0003 on average over eight digits
+settings with relabel's default consensus (-0.0007 with the net's), not the default
+either (both screens: docs/label-audit.md).
 
 On clean labels few rows are flagged and the second answers agree with the first, so
 ``w`` falls and the second-opinion share falls to about none; under noise the flagged

@@ -6,7 +6,9 @@ fresh seeded draw: ``symmetric:<rate>`` (a wrong answer is uniformly another cla
 (regression: another row's target) or ``panel`` (three annotators who err 5, 15 and 35 %
 of the time, a second opinion from another of them). Every arm of a seed hears the same
 k-th answer for a row (paired), keeps every answer (:class:`modal_ally.Answers`) and
-trains on the consensus. Every strategy runs through a real ``modAL.models.ActiveLearner``
+trains on the consensus (ties between answers: :func:`modal_ally.relabel`'s default, the
+row's nearest labeled rows, for the PDCL arms; the net's probabilities, 0.3's rule, for
+the unconstrained nets and the 0.1 audit arm; screen arms swap them). Every strategy runs through a real ``modAL.models.ActiveLearner``
 (same initial rows, nets, epochs and query seeds as ``benchmarks/harness/loop.py``); every arm
 spends the same annotations a round, a second opinion counting as one. Test accuracy is on
 the clean test labels; AULC over the annotations spent. The arms (:data:`ARMS`): the

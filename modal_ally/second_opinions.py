@@ -16,7 +16,8 @@ what each is expected to be worth in correct labels:
   second answer disagrees with the first with probability ``d = w + (1 - w) r``, so the
   observed disagreement rate ``d`` gives ``w = (d - r) / (1 - r)`` (``d`` starts from a
   Beta(3, 1) prior: the audit's flags are trusted until the answers say otherwise);
-- a row whose answers are tied gets another answer first (its label is a coin flip).
+- a row whose answers are tied gets another answer first (its label rests on the tie-breaker
+  alone, the prior of :func:`~modal_ally.relabel`).
 
 A second answer that disagrees costs a third, so a second opinion takes ``1 + d``
 annotations on average. ``plan_second_opinions(count_ties=True)`` divides its value by

@@ -1,22 +1,23 @@
 """Active learning with annotators who err: every strategy, with and without second opinions.
 
-The oracle (:class:`benchmarks.harness.label_noise.Oracle`) answers each ask of a pool row with a
-fresh seeded draw: ``symmetric:<rate>`` (a wrong answer is uniformly another class),
+The oracle (:class:`benchmarks.harness.label_noise.Oracle`) answers each ask of a pool row
+with a fresh seeded draw: ``symmetric:<rate>`` (a wrong answer is uniformly another class),
 ``pairs:<rate>`` (a wrong answer is the class's confusable partner), ``replaced:<rate>``
-(regression: another row's target) or ``panel`` (three annotators who err 5, 15 and 35 %
-of the time, a second opinion from another of them). Every arm of a seed hears the same
-k-th answer for a row (paired), keeps every answer (:class:`modal_ally.Answers`) and
-trains on the consensus (ties between answers: :func:`modal_ally.relabel`'s default, the
-row's nearest labeled rows, for the PDCL arms; the net's probabilities, 0.3's rule, for
-the unconstrained nets and the 0.1 audit arm; screen arms swap them). Every strategy runs through a real ``modAL.models.ActiveLearner``
-(same initial rows, nets, epochs and query seeds as ``benchmarks/harness/loop.py``); every arm
-spends the same annotations a round, a second opinion counting as one. Test accuracy is on
-the clean test labels; AULC over the annotations spent. The arms (:data:`ARMS`): the
-baselines without second opinions; ALLY at this release's training and at the 0.1
-release's (hard constraints), without second opinions; the 0.1 release's ALLY + audit (a
-fixed 20 % of every round); ALLY + second opinions (:func:`modal_ally.next_annotations`);
-ActiveLab; margin and BADGE with cleanlab's relabeling at the annotation share that ALLY +
-second opinions spent in the same round (see ``benchmarks/harness/noisy_arms.py``).
+(regression: another row's target) or ``panel`` (three annotators who err 5, 15 and 35 % of
+the time, a second opinion from another of them). Every arm of a seed hears the same k-th
+answer for a row (paired), keeps every answer (:class:`modal_ally.Answers`) and trains on
+the consensus (ties between answers: :func:`modal_ally.relabel`'s default, the row's nearest
+labeled rows, for the PDCL arms; the net's probabilities, 0.3's rule, for the unconstrained
+nets and the 0.1 audit arm; screen arms swap them). Every strategy runs through a real
+``modAL.models.ActiveLearner`` (same initial rows, nets, epochs and query seeds as
+``benchmarks/harness/loop.py``); every arm spends the same annotations a round, a second
+opinion counting as one. Test accuracy is on the clean test labels; AULC over the
+annotations spent. The arms (:data:`ARMS`): the baselines without second opinions; ALLY at
+this release's training and at the 0.1 release's (hard constraints), without second
+opinions; the 0.1 release's ALLY + audit (a fixed 20 % of every round); ALLY + second
+opinions (:func:`modal_ally.next_annotations`); ActiveLab; margin and BADGE with cleanlab's
+relabeling at the annotation share that ALLY + second opinions spent in the same round (see
+``benchmarks/harness/noisy_arms.py``).
 
 Output: ``curves.jsonl`` (a rerun skips the curves done), per setting ``paired.md``, and
 ``summary.md`` with each arm's second-opinion share and compute per round.

@@ -10,9 +10,10 @@ round, and derives the label the net trains on, the row's consensus:
   ``K - 1`` classes at random; Dawid and Skene 1979, the one-coin model), the log of a
   prior probability of each label added (so it decides ties between equal votes, as the
   model does in CROWDLAB, Goh et al. 2022; :func:`~modal_ally.relabel` passes the labels
-  of the row's nearest labeled rows, the journal the model's probabilities). Only labels someone gave can win: a row answered once keeps
-  its answer. ``q_j`` is each annotator's agreement with the consensus on the rows that
-  have more than one answer, smoothed toward :data:`PRIOR_ACCURACY`;
+  of the row's nearest labeled rows, the journal the model's probabilities). Only labels
+  someone gave can win: a row answered once keeps its answer. ``q_j`` is each annotator's
+  agreement with the consensus on the rows that have more than one answer, smoothed
+  toward :data:`PRIOR_ACCURACY`;
 - regression: the median of the answers (their mean for two).
 
 :func:`answers_of` gives a modAL learner's answers, kept on the learner and synced with

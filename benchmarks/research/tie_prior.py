@@ -1,4 +1,4 @@
-"""Who should decide a tie between two answers: the net that fitted the first, or the row's neighbours?
+"""Who should decide a tie between two answers: the net that fitted the first, or the neighbours?
 
 For each seed and symmetric noise rate, ``--size`` random digits rows are labeled by an
 oracle that errs at that rate; the default PDCL net is fitted on them; the rows the label
@@ -61,19 +61,20 @@ def ties(seed, rate, *, size, epochs):
     return row
 
 
+def _cell(rows, key):
+    values = np.array([r[key] for r in rows])
+    return f"{values.mean():.3f} ({values.min():.2f}-{values.max():.2f})"
+
+
 def _summary(rows):
     lines = ["| rate | seeds | ties (mean) | first answer right | second answer right | "
              "consensus right, net's prior | consensus right, neighbours' prior |",
              "|---|---|---|---|---|---|---|"]
     for rate in sorted({r["rate"] for r in rows}):
         these = [r for r in rows if r["rate"] == rate]
-
-        def cell(key):
-            values = np.array([r[key] for r in these])
-            return f"{values.mean():.3f} ({values.min():.2f}-{values.max():.2f})"
         lines.append(f"| {rate:g} | {len(these)} | {np.mean([r['ties'] for r in these]):.1f} "
-                     f"| {cell('first_right')} | {cell('second_right')} | {cell('right:model')} "
-                     f"| {cell('right:neighbors')} |")
+                     f"| {_cell(these, 'first_right')} | {_cell(these, 'second_right')} "
+                     f"| {_cell(these, 'right:model')} | {_cell(these, 'right:neighbors')} |")
     return "\n".join(lines) + "\n"
 
 

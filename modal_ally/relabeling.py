@@ -229,8 +229,8 @@ def relabel(learner, annotator, *, n_instances=10, indices=None, X=None, y=None,
         or the net's class probabilities of the row alone (0.3's rule). The net has
         fitted the row's first answer, so its own probabilities lean toward it: on
         digits at 10-30 % noise, a tie between a flagged row's first answer and a
-        disagreeing second one went the right way 51-55 % of the time by the net's
-        probabilities and 69-88 % by the neighbours' labels
+        disagreeing second one went the right way 48-54 % of the time by the net's
+        probabilities and 69-84 % by the neighbours' labels
         (``benchmarks/research/tie_prior.py``; docs/label-audit.md). Without the fit's
         embeddings (``train_embeddings_``) the net's probabilities decide.
 

@@ -76,9 +76,12 @@ def baseline_prior(learner, policy):
     from modal_ally._inference import embed
     from modal_ally.relabeling import neighbor_prior
 
-    embeddings, labels = embed(net, X), np.asarray(learner.y_training)
-    return lambda rows: neighbor_prior(embeddings, labels, np.arange(model(rows[:1]).shape[1]),
-                                       rows, model(rows))
+    def neighbors(rows):
+        probabilities = model(rows)
+        return neighbor_prior(embed(net, X), np.asarray(learner.y_training),
+                              np.arange(probabilities.shape[1]), rows, probabilities)
+
+    return neighbors
 
 
 def _unsettled_rows(answers):

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.harness.cli import parse_int_list
+from benchmarks.harness.label_noise import flip
 from modal_ally._torch_utils import torch_threads
 
 __all__ = ["ties", "main"]
@@ -29,8 +30,9 @@ PRIORS = ("model", "neighbors")
 
 
 def _answers(y_true, rate, rng):
-    wrong = rng.random(len(y_true)) < rate
-    return np.where(wrong, (y_true + rng.integers(1, 10, len(y_true))) % 10, y_true)
+    """One oracle answer per row: each wrong with probability ``rate`` (another class)."""
+    return flip(y_true, np.flatnonzero(rng.random(len(y_true)) < rate), "symmetric", rng,
+                n_classes=10)
 
 
 def ties(seed, rate, *, size, epochs):
@@ -100,7 +102,7 @@ def main(argv=None):
     (out / "rows.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
     (out / "summary.md").write_text(
         f"`python -m benchmarks.research.tie_prior --seeds {args.seeds} --rates {args.rates} "
-        f"--size {args.size} --epochs {args.epochs} --threads {args.threads}`\n\n"
+        f"--size {args.size} --epochs {args.epochs} --threads {args.threads} --out {args.out}`\n\n"
         + _summary(rows))
     return rows
 

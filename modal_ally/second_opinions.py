@@ -180,14 +180,16 @@ def _check_n_instances(n_instances):
 
 
 def _query_pool(learner, X_pool, n_instances, random_state):
-    """The learner's own strategy on the pool; its indices."""
+    """The learner's own strategy on the pool; its indices. ``random_state`` goes only to a
+    strategy that names it: modAL's uncertainty strategies pass their ``**kwargs`` on to
+    ``predict_proba``, which takes none."""
     strategy = learner.query_strategy
     kwargs = {"n_instances": n_instances}
     try:
         accepted = inspect.signature(strategy).parameters
     except (TypeError, ValueError):
         accepted = {}
-    if "random_state" in accepted or any(p.kind == p.VAR_KEYWORD for p in accepted.values()):
+    if "random_state" in accepted:
         kwargs["random_state"] = random_state
     result = strategy(learner, X_pool, **kwargs)
     indices = result[0] if isinstance(result, tuple) else result

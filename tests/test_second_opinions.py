@@ -146,6 +146,18 @@ def test_bad_input(digits):
         next_annotations(unfitted, digits["X_pool"], 5)
 
 
+def test_modal_uncertainty_strategies_pick_the_new_rows(digits):
+    """modAL's margin_sampling passes its **kwargs on to predict_proba: no random_state."""
+    from modAL.uncertainty import margin_sampling
+
+    learner = ActiveLearner(PDCLNet(max_epochs=5, random_state=0), margin_sampling,
+                            X_training=digits["X_train"], y_training=digits["y_train"])
+    picks, positions = next_annotations(learner, digits["X_pool"], 12, random_state=0)
+    assert len(picks) + len(positions) == 12
+    margins = np.diff(np.sort(learner.predict_proba(digits["X_pool"]), axis=1)[:, -2:])[:, 0]
+    assert margins[picks].max() <= np.sort(margins)[len(picks) - 1] + 1e-12
+
+
 @pytest.mark.parametrize("release", ["0.4.1", "0.4.2.1"])
 def test_both_modal_releases(release):
     report = run_driver("second_opinion_driver.py",

@@ -68,8 +68,13 @@ def fit(learner, X_new, y_new, y_old):
 
 
 def consensus_prior(learner, X_rows, answers):
-    """The model's class probabilities of the labeled rows ``X_rows`` and its classes:
-    the consensus's tie-breaking prior (None, None: a regressor, a model not fitted yet,
+    """The consensus's tie-breaking prior of the labeled rows ``X_rows`` and the model's
+    classes, as :func:`~modal_ally.relabel` decides ties by default: for a row with
+    several answers, the share of each class among the labels of its nearest labeled
+    rows in the PDCL net's embedding, the model's probabilities counted as one more
+    neighbour (:func:`~modal_ally.relabeling.neighbor_prior`; the neighbours' labels are
+    the consensus the model's probabilities alone decide); the model's probabilities
+    where the model is not a PDCL net (None, None: a regressor, a model not fitted yet,
     or answers naming classes the model has not seen)."""
     if not answers.classification:
         return None, None
@@ -80,4 +85,17 @@ def consensus_prior(learner, X_rows, answers):
         return None, None
     if not set(answers.labels.tolist()) <= set(classes.tolist()):
         return None, None
-    return probabilities, classes
+    net = _pdcl_net_of(learner.estimator)
+    asked = np.flatnonzero(answers.counts() >= 2)
+    if net is None or not asked.size or len(probabilities) < 2:
+        return probabilities, classes
+    from ._inference import embed
+    from .relabeling import neighbor_prior
+    from .strategies._common import resolve_pipeline
+
+    net, X_seen, _ = resolve_pipeline(learner.estimator, X_rows)
+    labels = answers.consensus(probabilities, classes=classes)
+    prior = np.array(probabilities, dtype=np.float64, copy=True)
+    prior[asked] = neighbor_prior(embed(net, X_seen, name="the labeled rows"), labels,
+                                  classes, asked, probabilities[asked])
+    return prior, classes

@@ -9,8 +9,9 @@ round, and derives the label the net trains on, the row's consensus:
   annotator who is right with probability ``q_j`` and otherwise picks one of the other
   ``K - 1`` classes at random; Dawid and Skene 1979, the one-coin model), the log of a
   prior probability of each label added (so it decides ties between equal votes, as the
-  model does in CROWDLAB, Goh et al. 2022; :func:`~modal_ally.relabel` passes the labels
-  of the row's nearest labeled rows, the journal the model's probabilities). Only labels
+  model does in CROWDLAB, Goh et al. 2022; :func:`~modal_ally.relabel` and the journal
+  pass the labels of the row's nearest labeled rows, with the model's probabilities
+  counted as one more neighbour). Only labels
   someone gave can win: a row answered once keeps its answer. ``q_j`` is each annotator's
   agreement with the consensus on the rows that have more than one answer, smoothed
   toward :data:`PRIOR_ACCURACY`;

@@ -183,6 +183,41 @@ def test_teach_then_resume_rebuilds_learner_and_answers(tmp_path, pool):
     assert [a["annotator"] for a in rebuilt.answers_.of_row(0)] == ["ann", "b"]
 
 
+@pytest.mark.parametrize("scaled", [False, True])
+def test_a_tie_goes_to_the_label_the_rows_neighbours_carry(tmp_path, pool, scaled):
+    """The journal decides ties as relabel does: the nearest labeled rows' labels in the
+    net's embedding, the model's probabilities counted as one more neighbour."""
+    from sklearn.neighbors import NearestNeighbors
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+
+    from modal_ally._inference import embed
+
+    X, y = pool
+    net = PDCLNet(max_epochs=2, random_state=0)
+    with Journal(tmp_path / "j.sqlite", X) as journal:
+        learner = ActiveLearner(estimator=make_pipeline(StandardScaler(), net) if scaled
+                                else net, query_strategy=ally_query_strategy)
+        journal.teach(learner, np.arange(120), y[:120], annotator="a")
+        E = embed(net, learner.estimator[:-1].transform(X[:120]) if scaled else X[:120])
+        near = NearestNeighbors(n_neighbors=11).fit(E).kneighbors(E[:40])[1][:, 1:]
+        counts = np.stack([np.bincount(y[n], minlength=10) for n in near])
+        # a row whose neighbours all carry its label gets a second, different answer
+        row = int(np.flatnonzero(counts[np.arange(40), y[:40]] == 10)[0])
+        other = (y[row] + 1) % 10
+        real = learner.predict_proba
+
+        def model_sure_of_other(X_rows):  # the model alone would give the tie to `other`
+            proba = real(X_rows)
+            proba[(X_rows == X[row]).all(axis=1)] = np.eye(10)[other]
+            return proba
+
+        learner.predict_proba = model_sure_of_other
+        journal.teach(learner, [row], [other], annotator="b")
+        assert learner.y_training[row] == y[row]  # 10 neighbours against the model's 1
+        assert learner.answers_.counts()[row] == 2
+
+
 def test_labels_and_keys_round_trip_exactly(tmp_path, pool):
     X, _ = pool
     keys = [f"img-{i:04d}" for i in range(len(X))]

@@ -84,6 +84,12 @@ SCREEN_ARMS = {
         "ally", {}, "ally-ties-valued-model-prior"),
     # margin + cleanlab with relabel's default consensus (the row's neighbours decide ties)
     "margin + cleanlab (neighbour prior)": ("margin", {}, "cleanlab-neighbors"),
+    # the two halves of a round apart: ALLY's new rows with cleanlab's second opinions,
+    # and margin's new rows (on the PDCL net) with next_annotations' second opinions
+    "ALLY + cleanlab (neighbour prior)": ("ally", {}, "cleanlab-neighbors"),
+    "margin (PDCL net) + second opinions": ("margin", {"pdcl_class": PDCLNet}, "ally"),
+    # the rows flagged for a second opinion by the robust spread of the losses
+    "ALLY + second opinions (outlier flags)": ("ally", {}, "ally-outliers"),
 }
 #: The default arms of a classifier (Core-Set is the regressors' diversity baseline).
 CLASSIFICATION_ARMS = tuple(name for name in ARMS if name != "Core-Set")
@@ -119,7 +125,7 @@ class Session:
         labels, who = self.oracle.answer(self.labeled, np.zeros(len(self.labeled)))
         estimator = build_estimator(registry.Arm(name, strategy), data, epochs=args.epochs,
                                     seed=seed, **params)
-        self.pdcl = registry.STRATEGIES[strategy].pdcl
+        self.pdcl = registry.STRATEGIES[strategy].pdcl or "pdcl_class" in params
         self.learner = ActiveLearner(estimator=estimator,
                                      query_strategy=registry.STRATEGIES[strategy].load(),
                                      X_training=data.X_pool[self.labeled], y_training=labels)

@@ -227,13 +227,15 @@ def next_annotations(learner, X_pool, n_instances=10, *, random_state=None):
 
 def _next_annotations(learner, X_pool, n_instances, *, random_state=None, **options):
     """:func:`next_annotations`, with :func:`plan_second_opinions`' screen ``options``
-    (``count_ties``, ``value_ties``)."""
+    (``count_ties``, ``value_ties``) and ``threshold``, the flags' rule
+    (:func:`~modal_ally.find_label_issues`)."""
+    threshold = options.pop("threshold", "auto")
     n_instances = _check_n_instances(n_instances)
     audit = audit_of(learner, what="next_annotations")
     y = audit.y if audit.y is not None else getattr(audit.net, "train_targets_", None)
     answers = synced_answers(learner, y=y, classification=audit.classification)
     tolerance = 0.0 if audit.classification else float(np.std(np.asarray(y, dtype=float)))
-    plan = plan_second_opinions(answers, find_label_issues(learner, y=y),
+    plan = plan_second_opinions(answers, find_label_issues(learner, y=y, threshold=threshold),
                                 label_issue_scores(audit), n_instances, tolerance=tolerance,
                                 **options)
     remaining = n_instances - plan.positions.size

@@ -215,6 +215,27 @@ def test_flagged_set_is_precise_on_planted_errors(noisy):
     assert not manual.any()
 
 
+def test_outlier_flags_scale_with_the_losses_spread(noisy):
+    from modal_ally.label_audit import auto_threshold, outlier_threshold
+
+    net = noisy["net"]
+    losses = average_losses(net)
+    median = np.median(losses)
+    spread = 3 * 1.4826 * np.median(np.abs(losses - median))
+    expected = median + min(np.log(2), spread)
+    assert outlier_threshold(losses, net) == pytest.approx(expected)
+    assert outlier_threshold(losses, net) <= auto_threshold(losses, net)
+    outliers = find_label_issues(net, threshold="outliers")
+    np.testing.assert_array_equal(outliers, losses > expected)
+    assert (outliers >= find_label_issues(net)).all()  # every "auto" flag is kept
+    # losses compressed tenfold (a net that fits wrong labels fast): the spread's rows
+    compressed = median + (losses - median) / 10
+    np.testing.assert_array_equal(compressed > outlier_threshold(compressed, net),
+                                  losses > median + spread)
+    assert (losses > median + spread).sum() >= 10
+    assert (compressed > auto_threshold(compressed, net)).sum() < 10
+
+
 def test_dual_gain_closed_forms():
     from types import SimpleNamespace
 

@@ -14,7 +14,8 @@ trains on the consensus, so the arms differ only in what they ask.
   when its third answer is worth more than a new row (a screen); ``ally-model-prior``
   (also with ties valued): ``relabel(consensus_prior="model")``, 0.3's consensus, ties
   between answers decided by the net's probabilities instead of the row's nearest
-  labeled rows (a screen).
+  labeled rows (a screen); ``ally-outliers``: the rows flagged by
+  ``find_label_issues(threshold="outliers")``, the robust spread of the losses (a screen).
 - ``cleanlab``: as many second opinions as the ``ally`` arm of the same seed and setting
   spent that round (the same annotation share), to the rows cleanlab's
   ``find_label_issues`` flags on 5-fold out-of-sample probabilities of the same net,
@@ -39,6 +40,7 @@ ALLY_POLICIES = {
     "ally-ties-valued": ({"value_ties": True}, {}),
     "ally-model-prior": ({}, {"consensus_prior": "model"}),
     "ally-ties-valued-model-prior": ({"value_ties": True}, {"consensus_prior": "model"}),
+    "ally-outliers": ({"threshold": "outliers"}, {}),
 }
 #: cleanlab's relabeling; ``cleanlab-neighbors`` decides ties as relabel does by default
 #: (the row's nearest labeled rows in the net's embedding), ``cleanlab`` by the net.

@@ -345,7 +345,7 @@ def find_label_issues(learner_or_estimator, *, threshold="auto", score=DEFAULT_S
     ----------
     learner_or_estimator : modAL learner, PDCLNet, PDCLRegressor or Pipeline ending in one
         Fitted (see :func:`rank_label_issues` for what the positions refer to).
-    threshold : "auto" or float, default "auto"
+    threshold : "auto", "outliers" or float, default "auto"
         "auto": flag the rows whose average training loss, read back from their
         multipliers (:func:`average_losses`), exceeds the median row's by ``ln 2`` for a
         classifier, by the target variance for a regressor (:func:`auto_threshold`;
@@ -353,6 +353,12 @@ def find_label_issues(learner_or_estimator, *, threshold="auto", score=DEFAULT_S
         ``"neighbors"`` or ``"lambda_mean+neighbors(+inputs)"`` (the default), the rows whose
         squared distance to their neighbours' median target exceeds the median row's by
         the target variance (:func:`neighbor_scores`).
+        "outliers": a classifier's rows whose average loss exceeds the median row's by
+        the smaller of ``ln 2`` and three robust standard deviations of the losses
+        (:func:`outlier_threshold`; more flags where a net fits wrong labels fast, MNIST;
+        a regressor: as "auto"). Not :func:`~modal_ally.next_annotations`' rule: it
+        repaired three times the wrong labels on MNIST without a clear gain in the loops
+        (docs/label-audit.md, "Flags by the losses' spread").
         A number: flag the rows whose ``score`` is at or above it.
     score : "auto" or one of :data:`SCORES`, default :data:`DEFAULT_SCORE`
     y, X : array-like or None
@@ -371,10 +377,11 @@ def find_label_issues(learner_or_estimator, *, threshold="auto", score=DEFAULT_S
             squared = neighbor_scores(audit) ** 2
             return squared > float(np.median(squared)) + 1.0
         losses = average_losses(audit.learner)
-        rule = outlier_threshold if threshold == "outliers" else auto_threshold
+        rule = outlier_threshold if threshold == "outliers" and audit.classification \
+            else auto_threshold
         return losses > rule(losses, audit.net)
     values = label_issue_scores(audit, score)
     if isinstance(threshold, bool) or not isinstance(threshold, numbers.Real) \
             or np.isnan(threshold):
-        raise ValueError(f"threshold must be 'auto' or a number, got {threshold!r}")
+        raise ValueError(f"threshold must be 'auto', 'outliers' or a number, got {threshold!r}")
     return values >= float(threshold)

@@ -183,3 +183,16 @@ def test_the_screens_run_margin_and_badge_on_the_pdcl_net(name, strategy):
     assert type(net) is PDCLNet and net.slack_cost == PDCLNet().slack_cost
     plain = build_estimator(registry.Arm(strategy, strategy), data, epochs=1, seed=0)
     assert isinstance(plain, PlainNetClassifier) and not isinstance(plain, PDCLNet)
+
+
+def test_noisy_training_arms_name_their_constraints():
+    """'hard' names the hard constraints: PDCLNet's default is resilient since 0.2."""
+    from benchmarks.noisy_training import arm_params
+    from modal_ally import PDCLNet
+
+    assert PDCLNet().slack_cost is not None
+    assert PDCLNet(**arm_params("hard")).slack_cost is None
+    assert PDCLNet(**arm_params("slack=0.3")).slack_cost == 0.3
+    assert PDCLNet(**arm_params("free")).dual_lr == 0.0
+    with pytest.raises(ValueError, match="unknown arm"):
+        arm_params("soft")

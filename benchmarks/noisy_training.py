@@ -9,7 +9,9 @@ stands for the area under a learning curve. The arms:
 ``hard``       the paper's hard constraints (``slack_cost=None``; the 0.1 release's default);
 ``slack=A``    resilient constraints, ``slack_cost=A`` (a multiplier settles at
                ``A * max(0, l_i - eps)`` instead of growing without bound);
-``free``       the same net without constraints (``dual_lr=0``: every multiplier stays 0).
+``free``       the same net without constraints (``dual_lr=0``: every multiplier stays 0);
+``plain``      the baselines' net of the loops (``PlainNetClassifier``/``PlainNetRegressor``:
+               plain skorch, the module trained on its loss, no dual heads).
 
 Also recorded per fit: the AUROC of the label audit's default score (``rank_label_issues``)
 for the corrupted rows, so a change of training that helps the model but blinds the audit
@@ -41,9 +43,11 @@ def arm_params(name: str) -> dict:
         return {"slack_cost": None}
     if name == "free":
         return {"dual_lr": 0.0}
+    if name == "plain":
+        return {}
     if name.startswith("slack="):
         return {"slack_cost": float(name.split("=", 1)[1])}
-    raise ValueError(f"unknown arm {name!r}: hard, free or slack=<cost>")
+    raise ValueError(f"unknown arm {name!r}: hard, free, plain or slack=<cost>")
 
 
 def audit_auroc(net, is_corrupted) -> float:
@@ -61,11 +65,13 @@ def audit_auroc(net, is_corrupted) -> float:
 
 
 def one_fit(data, name, X, y_noisy, is_corrupted, seed, args) -> dict:
-    net = build_estimator("ally", data, epochs=args.epochs, seed=seed, **arm_params(name))
+    net = build_estimator("margin" if name == "plain" else "ally", data, epochs=args.epochs,
+                          seed=seed, **arm_params(name))
     start = time.perf_counter()
     net.fit(X, y_noisy)
     return {"metric": evaluate(net, data.X_test, data.y_test, data.task),
-            "auroc": audit_auroc(net, is_corrupted) if name != "free" else float("nan"),
+            "auroc": audit_auroc(net, is_corrupted) if name not in ("free", "plain")
+            else float("nan"),
             "seconds": time.perf_counter() - start}
 
 
@@ -114,7 +120,7 @@ def summarize(fits, arms, path, *, higher=True):
                 else:
                     cells.append("")
             auroc = np.nanmean([per[arm][p]["auroc"] for p in pairs]) \
-                if arm != "free" and rate > 0 else float("nan")
+                if arm not in ("free", "plain") and rate > 0 else float("nan")
             lines.append(f"| {kind} | {rate:g} | {arm} | {m.mean():.4f} ± {m.std():.4f} | "
                          f"{cells[0]} | {cells[1]} | {auroc:.4f} |")
     Path(path).write_text("\n".join(lines) + "\n")

@@ -194,5 +194,6 @@ def test_noisy_training_arms_name_their_constraints():
     assert PDCLNet(**arm_params("hard")).slack_cost is None
     assert PDCLNet(**arm_params("slack=0.3")).slack_cost == 0.3
     assert PDCLNet(**arm_params("free")).dual_lr == 0.0
+    assert arm_params("plain") == {}  # the loops' unconstrained net, built by its strategy
     with pytest.raises(ValueError, match="unknown arm"):
         arm_params("soft")

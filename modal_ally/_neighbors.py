@@ -95,3 +95,22 @@ def label_distances(space, y, *, classification: bool, k: int) -> np.ndarray:
     scale[~(scale > 0)] = 1.0
     gap = (y - np.median(y[nearest], axis=1)) / scale  # per output, in its std
     return np.sqrt((gap * gap).sum(axis=1))
+
+
+#: Neighbours of the ``"neighbors"`` consensus prior.
+PRIOR_NEIGHBORS = 10
+
+
+def neighbor_prior(embeddings, labels, classes, rows, model_probabilities):
+    """The ``"neighbors"`` consensus prior of ``rows`` (:func:`modal_ally.relabel`, the
+    journal): the share of each of ``classes`` among the labels of each row's
+    :data:`PRIOR_NEIGHBORS` nearest other rows of ``embeddings`` (one per labeled row,
+    ``labels`` theirs), the model's probabilities of the rows counted as one more
+    neighbour; shape (len(rows), n_classes)."""
+    classes, labels = np.asarray(classes), np.asarray(labels)
+    k = min(PRIOR_NEIGHBORS, len(labels) - 1)
+    near = nearest_rows(embeddings, k, rows=rows)
+    counts = np.zeros((len(rows), classes.size))
+    np.add.at(counts, (np.repeat(np.arange(len(rows)), k),
+                       np.searchsorted(classes, labels[near].ravel())), 1.0)
+    return (counts + np.asarray(model_probabilities)) / (k + 1.0)

@@ -19,7 +19,7 @@ import numpy as np
 from sklearn.pipeline import Pipeline
 
 from ._guard import restore_on_error
-from ._neighbors import nearest_rows
+from ._neighbors import PRIOR_NEIGHBORS, neighbor_prior  # noqa: F401 - public here too
 from ._validation import check_choice
 from .answers import answers_of
 from .label_audit import DEFAULT_SCORE, audit_of, rank_label_issues
@@ -148,24 +148,6 @@ def _all_or_nothing(learner, estimator, net):
 
 #: The values of ``relabel(consensus_prior=...)``.
 CONSENSUS_PRIORS = ("model", "neighbors")
-#: Neighbours of the ``"neighbors"`` consensus prior.
-PRIOR_NEIGHBORS = 10
-
-
-def neighbor_prior(embeddings, labels, classes, rows, model_probabilities):
-    """The ``"neighbors"`` consensus prior of ``rows`` (see :func:`relabel`): the share of
-    each of ``classes`` among the labels of each row's :data:`PRIOR_NEIGHBORS` nearest
-    other rows of ``embeddings`` (one per labeled row, ``labels`` theirs), the model's
-    probabilities of the rows counted as one more neighbour; shape (len(rows), n_classes)."""
-    classes, labels = np.asarray(classes), np.asarray(labels)
-    k = min(PRIOR_NEIGHBORS, len(labels) - 1)
-    near = nearest_rows(embeddings, k, rows=rows)
-    counts = np.zeros((len(rows), classes.size))
-    np.add.at(counts, (np.repeat(np.arange(len(rows)), k),
-                       np.searchsorted(classes, labels[near].ravel())), 1.0)
-    return (counts + np.asarray(model_probabilities)) / (k + 1.0)
-
-
 def _prior_of(audit, consensus_prior):
     """``probabilities_of(rows)`` for :meth:`Answers.revised` (see :func:`relabel`)."""
     def model(rows):

@@ -197,3 +197,16 @@ def test_noisy_training_arms_name_their_constraints():
     assert arm_params("plain") == {}  # the loops' unconstrained net, built by its strategy
     with pytest.raises(ValueError, match="unknown arm"):
         arm_params("soft")
+
+
+def test_noisy_fits_record_measures_flags_and_picks():
+    from benchmarks.harness.datasets import load_dataset
+    from benchmarks.research.noisy_fits import COLUMNS, one_fit
+
+    data = load_dataset("digits")
+    row = one_fit(data, 0.3, 0, size=150, batch=20, epochs=5)
+    assert set(COLUMNS) <= set(row)
+    assert 25 <= row["wrong"] <= 65  # about 30 % of 150
+    assert 0 <= row["ally:among_smallest_margins"] <= 20
+    assert 0.0 <= row["badge:margin_percentile"] <= 1.0 and row["factor_cv"] > 0
+    assert row["flagged:outliers"] >= row["flagged:auto"]

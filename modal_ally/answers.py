@@ -11,10 +11,9 @@ round, and derives the label the net trains on, the row's consensus:
   prior probability of each label added (so it decides ties between equal votes, as the
   model does in CROWDLAB, Goh et al. 2022; :func:`~modal_ally.relabel` and the journal
   pass the labels of the row's nearest labeled rows, with the model's probabilities
-  counted as one more neighbour). Only labels
-  someone gave can win: a row answered once keeps its answer. ``q_j`` is each annotator's
-  agreement with the consensus on the rows that have more than one answer, smoothed
-  toward :data:`PRIOR_ACCURACY`;
+  counted as one more neighbour). Only labels someone gave can win: a row answered once
+  keeps its answer. ``q_j`` is each annotator's agreement with the consensus on the rows
+  that have more than one answer, smoothed toward :data:`PRIOR_ACCURACY`;
 - regression: the median of the answers (their mean for two).
 
 :func:`answers_of` gives a modAL learner's answers, kept on the learner and synced with

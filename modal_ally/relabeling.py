@@ -148,6 +148,8 @@ def _all_or_nothing(learner, estimator, net):
 
 #: The values of ``relabel(consensus_prior=...)``.
 CONSENSUS_PRIORS = ("model", "neighbors")
+
+
 def _prior_of(audit, consensus_prior):
     """``probabilities_of(rows)`` for :meth:`Answers.revised` (see :func:`relabel`)."""
     def model(rows):

@@ -44,9 +44,17 @@ MIN_PENDING = 16
 MAX_REJECTIONS = 32
 
 
-def gradient_factors(probs) -> torch.Tensor:
+def gradient_factors(probs, temperature=1.0) -> torch.Tensor:
     """``a_i = p_i - onehot(argmax p_i)``: the last layer's gradient embedding is
-    ``g_i = a_i (outer) e_i`` for the hypothetical label ``argmax p_i``."""
+    ``g_i = a_i (outer) e_i`` for the hypothetical label ``argmax p_i``.
+
+    ``temperature`` T < 1 reads the probabilities sharpened first,
+    ``p_i ** (1 / T)`` renormalized (the softmax of the logits divided by T); T = 1
+    reads them as they are.
+    """
+    if temperature != 1.0:
+        log_p = torch.log(probs.clamp_min(torch.finfo(probs.dtype).tiny))
+        probs = torch.softmax(log_p / temperature, dim=1)
     a = probs.clone()
     a[torch.arange(a.shape[0], device=a.device), a.argmax(dim=1)] -= 1.0
     return a

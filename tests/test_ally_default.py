@@ -11,7 +11,11 @@ import torch
 
 from modal_ally import ally_query_strategy
 from modal_ally.strategies import kmeans_pp_gradient_selection
-from modal_ally.strategies.ally import dual_weighted_selection, validate_ally_query
+from modal_ally.strategies.ally import (
+    DRAW_TEMPERATURE,
+    dual_weighted_selection,
+    validate_ally_query,
+)
 from modal_ally.strategies.badge import _class_probabilities
 from tests.helpers import mislabeled_setup
 
@@ -40,15 +44,50 @@ def test_default_is_deterministic_and_differs_from_the_paper(fitted_net, digits)
     assert not np.array_equal(np.sort(first), np.sort(paper))
 
 
-def test_without_weights_it_is_badge_on_the_same_net(fitted_net, digits):
-    """Without the duals and without the projection, the rule is BADGE's selection."""
+@pytest.mark.parametrize("temperature", [None, 1.0, 0.5])
+def test_without_weights_it_is_badge_on_sharpened_probabilities(fitted_net, digits,
+                                                                 temperature):
+    """Without the duals and without the projection, the rule is BADGE's selection on
+    the class probabilities at the draw's temperature (1: BADGE's own)."""
     X_pool = digits["X_pool"]
-    selected, _ = dual_weighted_selection(_query(fitted_net, X_pool, 30, 2), weighted=False,
-                                          n_components=None)
+    query = _query(fitted_net, X_pool, 30, 2, temperature=temperature)
+    selected, _ = dual_weighted_selection(query, weighted=False, n_components=None)
     embeddings = torch.as_tensor(fitted_net.embed(X_pool))
-    probs = _class_probabilities(fitted_net, embeddings)
-    badge, _ = kmeans_pp_gradient_selection(probs, embeddings, 30, random_state=2)
+    probs = _class_probabilities(fitted_net, embeddings).double()
+    power = 1.0 / (DRAW_TEMPERATURE if temperature is None else temperature)
+    sharpened = probs ** power / (probs ** power).sum(dim=1, keepdim=True)
+    badge, _ = kmeans_pp_gradient_selection(sharpened.float(), embeddings, 30,
+                                            random_state=2)
     np.testing.assert_array_equal(selected, badge)
+
+
+def test_sharpened_factors_keep_the_argmax_and_shrink_the_confident_rows():
+    from modal_ally._seeding import gradient_factors
+
+    probs = torch.tensor([[0.90, 0.05, 0.05], [0.40, 0.35, 0.25], [0.0, 1.0, 0.0]])
+    np.testing.assert_allclose(gradient_factors(probs, 1.0), gradient_factors(probs))
+    plain, sharp = gradient_factors(probs), gradient_factors(probs, 0.25)
+    assert torch.isfinite(sharp).all()  # a probability of exactly 0 stays 0
+    np.testing.assert_allclose(sharp[2], [0.0, 0.0, 0.0], atol=1e-7)
+    expected = probs[0] ** 4 / (probs[0] ** 4).sum()
+    np.testing.assert_allclose(sharp[0], expected - torch.tensor([1.0, 0.0, 0.0]),
+                               rtol=1e-5)
+    norms, plain_norms = sharp.norm(dim=1), plain.norm(dim=1)
+    # the confident row's factor shrinks far more than the uncertain row's
+    assert norms[0] / plain_norms[0] < 0.1 < norms[1] / plain_norms[1]
+
+
+def test_temperature_is_checked(fitted_net, digits):
+    X_pool = digits["X_pool"]
+    for bad in (0, -1.0, float("nan"), float("inf"), True, "low"):
+        with pytest.raises(ValueError, match="temperature must be a finite number"):
+            ally_query_strategy(fitted_net, X_pool, 5, temperature=bad)
+    with pytest.raises(ValueError, match="temperature applies to method='default'"):
+        ally_query_strategy(fitted_net, X_pool, 5, method="paper", temperature=0.5)
+    at_one = indices_of(ally_query_strategy(fitted_net, X_pool, 20, random_state=3,
+                                            temperature=1.0))
+    default = indices_of(ally_query_strategy(fitted_net, X_pool, 20, random_state=3))
+    assert not np.array_equal(np.sort(at_one), np.sort(default))
 
 
 def test_the_duals_steer_the_draws(fitted_net, digits):
@@ -120,8 +159,9 @@ def test_points_the_dual_head_scores_zero_are_still_drawn(fitted_net, digits, mo
     fake = torch.as_tensor(np.where(zeroed, 0.0, 1.0), dtype=torch.float32)
     monkeypatch.setattr(type(fitted_net), "predict_dual_from_embeddings",
                         lambda self, e, head="pool", probs=None: fake[:e.shape[0]].clone())
-    picks = np.concatenate([dual_weighted_selection(_query(fitted_net, X_pool, 40, s))[0]
-                            for s in range(5)])
+    # the duals alone: at temperature 1 the D^2 of the two halves are alike
+    picks = np.concatenate([dual_weighted_selection(
+        _query(fitted_net, X_pool, 40, s, temperature=1.0))[0] for s in range(5)])
     from_zeroed = zeroed[picks].mean()
     # weights 0.5 and 1.5: drawable, at a third of the others' rate (up to D^2)
     assert 0.05 < from_zeroed < 0.45
@@ -129,12 +169,14 @@ def test_points_the_dual_head_scores_zero_are_still_drawn(fitted_net, digits, mo
 
 # ----------------------------------------------------------------- the streamed fast rule
 def _gradient_cost(net, X_pool, picks, weights):
-    """The default rule's objective in the exact gradient space: every pool point's
-    draw weight times its squared distance to the nearest pick."""
+    """The default rule's objective in the exact gradient space (the probabilities at
+    the draw's temperature): every pool point's draw weight times its squared distance
+    to the nearest pick."""
     from modal_ally._seeding import gradient_factors, nearest_centers
 
     embeddings = torch.as_tensor(net.embed(X_pool)).double()
-    a = gradient_factors(_class_probabilities(net, embeddings.float()).double())
+    a = gradient_factors(_class_probabilities(net, embeddings.float()).double(),
+                         DRAW_TEMPERATURE)
     picks = torch.as_tensor(picks)
     d2, _ = nearest_centers(a, embeddings, a[picks], embeddings[picks])
     return float((weights.cpu() * d2).sum())

@@ -119,11 +119,14 @@ def _cover_radius(embeddings, labeled, picked):
     return float(sq_distances_to_set(embeddings, centers).max().sqrt())
 
 
-def _badge_cost(net, embeddings, picked, weights=None):
+def _badge_cost(net, embeddings, picked, weights=None, temperature=1.0):
+    """The batch's k-means cost in the exact gradient space (the probabilities at
+    ``temperature``: ALLY's default rule reads them sharpened)."""
     from modal_ally._seeding import gradient_factors, nearest_centers
 
     with torch.no_grad():
-        a = gradient_factors(torch.softmax(net.module_.head(embeddings), dim=1))
+        a = gradient_factors(torch.softmax(net.module_.head(embeddings), dim=1),
+                             temperature)
     picked = torch.as_tensor(picked)
     _, nearest = nearest_centers(a, embeddings, a[picked], embeddings[picked])
     g = a[:, :, None] * embeddings[:, None, :]
@@ -388,7 +391,7 @@ def test_default_rule_on_a_dask_pool_is_the_default_rule(fitted_net, digits):
     """No warning and no other rule: the two-round default rule, deterministic, its
     batch's cost in the exact gradient space near the in-memory batch's and the paper
     rule's batch another one."""
-    from modal_ally.strategies.ally import draw_weights, validate_ally_query
+    from modal_ally.strategies.ally import DRAW_TEMPERATURE, draw_weights, validate_ally_query
 
     X_pool = digits["X_pool"]
     pool = da.from_array(X_pool, chunks=150)  # 6 blocks of 150 rows, b = 30
@@ -404,8 +407,9 @@ def test_default_rule_on_a_dask_pool_is_the_default_rule(fitted_net, digits):
             got = _indices(ally_query_strategy(fitted_net, pool, 30, random_state=seed))
         assert len(set(got.tolist())) == 30
         expected = _indices(ally_query_strategy(fitted_net, X_pool, 30, random_state=seed))
-        ratios.append(_badge_cost(fitted_net, embeddings, got, weights)
-                      / _badge_cost(fitted_net, embeddings, expected, weights))
+        ratios.append(_badge_cost(fitted_net, embeddings, got, weights, DRAW_TEMPERATURE)
+                      / _badge_cost(fitted_net, embeddings, expected, weights,
+                                    DRAW_TEMPERATURE))
     np.testing.assert_array_equal(
         got, _indices(ally_query_strategy(fitted_net, pool, 30, random_state=3)))
     paper = _indices(ally_query_strategy(fitted_net, pool, 30, random_state=3,

@@ -193,7 +193,7 @@ def dask_ally_result(query, priority, *, select=None):
 
 
 def dask_default_query(net, X_pool, n_instances, *, rng, weights_of, n_components,
-                       sample_size, max_dual=None):
+                       sample_size, max_dual=None, temperature=1.0):
     """Indices and predicted lambdas of a batch of ALLY's default rule, Dask pool.
 
     The client reads ``sample_size`` random pool rows (the rows, and the draws of
@@ -201,7 +201,8 @@ def dask_default_query(net, X_pool, n_instances, *, rng, weights_of, n_component
     their embeddings, and calibrates the draw weights on them: ``weights_of`` (the
     weight transform, e.g. ``shrunk_duals``; None: every row weighs 1) of the sample's
     predicted multipliers, interpolated for every other row. Then one pass of the
-    two-round seeding over the blocks.
+    two-round seeding over the blocks, the gradient factors reading the class
+    probabilities at ``temperature``.
     """
     block_net = BlockNet.from_net(net)
     n, width = int(X_pool.shape[0]), embedding_dim(block_net, X_pool.shape[1:])
@@ -217,15 +218,16 @@ def dask_default_query(net, X_pool, n_instances, *, rng, weights_of, n_component
     plan = SeedingPlan(n_instances, seed_of(rng),
                        classifier=getattr(net, "_task", "classification") != "regression",
                        duals=True, projection=projection, calibration=calibration,
-                       max_dual=None if max_dual is None else float(max_dual))
+                       max_dual=None if max_dual is None else float(max_dual),
+                       temperature=float(temperature))
     root = dask_seeding(block_net, X_pool, plan)
     return root.indices, root.duals
 
 
-def dask_default_result(query, weights_of, n_components, sample_size):
+def dask_default_result(query, weights_of, n_components, sample_size, temperature=1.0):
     """A validated query of ALLY's default rule on a Dask pool, in modAL's shape."""
     indices, scores = dask_default_query(
         query.net, query.X_pool, query.n_instances, rng=query.random_state,
         weights_of=weights_of, n_components=n_components, sample_size=sample_size,
-        max_dual=query.options["max_dual"])
+        max_dual=query.options["max_dual"], temperature=temperature)
     return dask_query_result(query.X_pool, indices, scores)

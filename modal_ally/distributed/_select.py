@@ -103,6 +103,7 @@ class SeedingPlan:
     projection: object = None  # clustering.Projection or None
     calibration: tuple | None = None
     max_dual: float | None = None
+    temperature: float = 1.0  # the gradient factors read the probabilities at it
 
     def weights(self, scores) -> np.ndarray:
         w = np.ones(scores.shape[0])
@@ -121,7 +122,7 @@ def _block_features(block, block_net, plan):
     scores = block_net.dual(embeddings, head="pool", probs=probs) if plan.duals \
         else np.zeros(n)
     if plan.classifier:  # the class head's one pass, read by the duals too
-        a = gradient_factors(probs)
+        a = gradient_factors(probs, plan.temperature)
     else:  # a regressor: every pair of rows at a_i . a_j = 1/2
         a = torch.full((n, 1), float(np.sqrt(0.5)), device=embeddings.device)
     z = embeddings if plan.projection is None else plan.projection(embeddings)

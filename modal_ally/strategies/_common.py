@@ -52,6 +52,8 @@ OPTION_CHECKS: dict[str, Callable] = {
                                               optional=True),
     "delta": _check_delta,
     "delta_scale": lambda v: check_real(v, "delta_scale", low=0, low_open=True),
+    "temperature": lambda v: check_real(v, "temperature", low=0, low_open=True,
+                                        optional=True),
 }
 
 

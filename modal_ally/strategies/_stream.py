@@ -8,7 +8,8 @@ chunk is embedded by the backbone and reduced at once to what a selection needs:
   on the embeddings of a random sample of pool rows read first (when every pool row
   is in that sample, on all of them, from the same pass);
 - the output factors ``a = p - onehot(argmax p)`` of BADGE's gradient embeddings
-  ``g = a (outer) e`` (Ash et al., ICLR 2020), from the net's ``head``;
+  ``g = a (outer) e`` (Ash et al., ICLR 2020), from the net's ``head`` (ALLY's default
+  rule reads ``p`` sharpened, at a temperature below 1);
 - the dual head's predicted multipliers (``net.predict_dual_from_embeddings``).
 
 Memory: ``N x (C + n_components + 1)`` values instead of the ``N x d`` embeddings.
@@ -81,7 +82,7 @@ def _sampled_projection(query, n_components, centered, sample_size, residual):
     return fit_projection(sample, n_components, centered=centered, residual=residual)
 
 
-def _stream(query, projection, *, factors, duals) -> PoolFeatures:
+def _stream(query, projection, *, factors, duals, temperature=1.0) -> PoolFeatures:
     """The pass: every chunk embedded, projected, scored; only the results kept."""
     net, X_pool = query.net, query.X_pool
     n = X_pool.shape[0]
@@ -96,7 +97,7 @@ def _stream(query, projection, *, factors, duals) -> PoolFeatures:
             if factors and classifier:  # the class head's pass, read by the duals too
                 logits = module.head(embeddings).reshape(block.shape[0], -1).float()
                 probs = torch.softmax(logits, dim=1)
-                values["factors"] = gradient_factors(probs)
+                values["factors"] = gradient_factors(probs, temperature)
             if duals:
                 values["scores"] = net.predict_dual_from_embeddings(
                     embeddings, head="pool" if duals is True else duals,
@@ -114,7 +115,8 @@ def _stream(query, projection, *, factors, duals) -> PoolFeatures:
 
 
 def pool_features(query, *, n_components, centered=False, factors=False, duals=False,
-                  exact_below_bytes=None, sample_size=None, residual=False) -> PoolFeatures:
+                  exact_below_bytes=None, sample_size=None, residual=False,
+                  temperature=1.0) -> PoolFeatures:
     """One pass over a validated query's pool (``strategies._common.Query``).
 
     Parameters
@@ -127,6 +129,9 @@ def pool_features(query, *, n_components, centered=False, factors=False, duals=F
         :func:`~modal_ally.clustering.fit_projection`.
     factors : bool
         Keep the gradient output factors.
+    temperature : float
+        The factors read the class probabilities at this temperature
+        (:func:`~modal_ally._seeding.gradient_factors`); the duals read them as they are.
     duals : bool or {"pool", "paper"}
         Keep the predicted multipliers of the net's pool head (True or "pool", what the
         default rule reads) or of the paper's head ("paper", the paper's rule).
@@ -148,7 +153,8 @@ def pool_features(query, *, n_components, centered=False, factors=False, duals=F
         if project and n > sample_size:
             projection = _sampled_projection(query, n_components, centered, sample_size,
                                              residual)
-        features = _stream(query, projection, factors=factors, duals=duals)
+        features = _stream(query, projection, factors=factors, duals=duals,
+                           temperature=temperature)
     if not all(bool(torch.isfinite(part).all()) for part in features.embeddings.split(2**16)):
         raise ValueError("the network's embeddings of X_pool are not finite (NaN or "
                          "infinity) although X_pool's values are")

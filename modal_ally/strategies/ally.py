@@ -33,10 +33,16 @@ from ._common import Query, validate_query
 from ._stream import N_COMPONENTS, PROJECTION_SAMPLE, STREAM_ABOVE_BYTES, pool_features
 
 __all__ = ["ally_query_strategy", "ally_scores", "priority_order", "equitable_selection",
-           "dual_weighted_selection", "draw_weights", "shrunk_duals"]
+           "dual_weighted_selection", "draw_weights", "shrunk_duals", "draw_temperature",
+           "DRAW_TEMPERATURE"]
 
 #: The values of ``ally_query_strategy(method=...)``.
 METHODS = ("default", "paper")
+#: The temperature at which the default rule's gradient factors read the class
+#: probabilities (``ally_query_strategy(temperature=None)``): ``p ** 4`` renormalized.
+#: A net trained on wrong labels is less sure of every pool row (docs/label-audit.md,
+#: "ALLY's draw at a lower temperature"); sharpened, the uncertain rows stand out again.
+DRAW_TEMPERATURE = 0.25
 
 #: The paper's rule keeps the pool's embeddings up to ``STREAM_ABOVE_BYTES`` (float32)
 #: and their PCA projection only above (``ranked_pool``); the default rule always works
@@ -220,13 +226,20 @@ def draw_weights(query: Query, scores, *, weighted=True) -> torch.Tensor:
     return weights
 
 
+def draw_temperature(query: Query) -> float:
+    """The query's ``temperature`` option, :data:`DRAW_TEMPERATURE` where it is None."""
+    temperature = query.options.get("temperature")
+    return DRAW_TEMPERATURE if temperature is None else float(temperature)
+
+
 def dual_weighted_selection(query: Query, *, weighted=True, n_components=N_COMPONENTS,
                             residual=False):
     """The default rule: k-means++ seeding in gradient-embedding space, ``~ w D^2``.
 
     ``w`` are the :func:`draw_weights` (the predicted multipliers shrunk toward their
     pool mean, :func:`shrunk_duals`). The space is BADGE's gradient embedding
-    ``(p - onehot(argmax p)) (outer) z`` for a classifier, and for a regressor ``z``
+    ``(p - onehot(argmax p)) (outer) z`` for a classifier (``p`` at the query's
+    :func:`draw_temperature`), and for a regressor ``z``
     itself (every sample gets the same output factor), ``z`` the projection of the
     backbone embedding on its ``n_components`` uncentered principal directions (fitted
     on a sample of pool rows; None: the embedding itself, the exact rule; ``residual``
@@ -236,7 +249,7 @@ def dual_weighted_selection(query: Query, *, weighted=True, n_components=N_COMPO
     Returns the picks (in the order drawn) and the predicted lambdas of the pool.
     """
     features = pool_features(query, n_components=n_components, factors=True, duals=True,
-                             residual=residual)
+                             residual=residual, temperature=draw_temperature(query))
     scores = features.scores.numpy().astype(np.float64)
     weights = draw_weights(query, scores, weighted=weighted)
     selected, _ = gradient_seeding(features.factors, features.embeddings,
@@ -253,7 +266,7 @@ def validate_ally_query(learner, X_pool, n_instances, *, strategy, random_state,
 
 def ally_query_strategy(learner, X_pool, n_instances=1, *, method="default",
                         n_clusters=None, random_state=None, max_dual=None,
-                        skip_top_quantile=None, cluster_components=32):
+                        skip_top_quantile=None, cluster_components=32, temperature=None):
     """ALLY: informative samples by predicted dual variable, spread over the pool.
 
     Embeds the pool with the frozen backbone and predicts each sample's dual variable
@@ -265,7 +278,8 @@ def ally_query_strategy(learner, X_pool, n_instances=1, *, method="default",
       next one is drawn with probability proportional to ``w * D^2``, ``D`` its distance
       to the nearest pick, in BADGE's gradient-embedding space
       ``g = (p - onehot(argmax p)) (outer) e`` (Ash et al., ICLR 2020; for a regressor,
-      the backbone embedding ``e``). The batch seeds a k-means in which every pool point
+      the backbone embedding ``e``), the class probabilities ``p`` read at
+      ``temperature`` (below). The batch seeds a k-means in which every pool point
       weighs its predicted multiplier: informative (by the duals), uncertain (by the
       gradient norm) and diverse at once; a point the dual head scores 0 can still be
       drawn. On held-out benchmarks it saves more labels than the paper's rule (see
@@ -309,6 +323,13 @@ def ally_query_strategy(learner, X_pool, n_instances=1, *, method="default",
     cluster_components : int or None, default 32
         ``method="paper"`` only: PCA dimensions the clustering works in (None: the
         full embedding).
+    temperature : float > 0 or None, default None
+        ``method="default"`` only: the gradient embeddings read the class probabilities
+        at this temperature, ``p ** (1 / temperature)`` renormalized. None:
+        :data:`DRAW_TEMPERATURE` (0.25). A net trained on wrong labels is less sure of
+        every pool row, which evens out ``|p - onehot|`` over the pool; sharpened, the
+        draw still favours the uncertain rows (docs/label-audit.md). 1 reads ``p`` as
+        BADGE does.
 
     Returns
     -------
@@ -320,14 +341,19 @@ def ally_query_strategy(learner, X_pool, n_instances=1, *, method="default",
     if method == "default" and n_clusters is not None:
         raise ValueError("n_clusters applies to method='paper' only (the default rule "
                          "draws b seeds, no clusters)")
+    if method == "paper" and temperature is not None:
+        raise ValueError("temperature applies to method='default' only (the paper's rule "
+                         "reads no class probabilities)")
     query = validate_ally_query(
         learner, X_pool, n_instances, strategy="ally_query_strategy",
         random_state=random_state, n_clusters=n_clusters, max_dual=max_dual,
-        skip_top_quantile=skip_top_quantile, cluster_components=cluster_components)
+        skip_top_quantile=skip_top_quantile, cluster_components=cluster_components,
+        temperature=temperature)
     if is_dask_collection(query.X_pool):
         if method == "default":
             weights_of = shrunk_duals if _dual_information(query.net) else None
-            return dask_default_result(query, weights_of, N_COMPONENTS, PROJECTION_SAMPLE)
+            return dask_default_result(query, weights_of, N_COMPONENTS, PROJECTION_SAMPLE,
+                                       draw_temperature(query))
         return dask_ally_result(query, priority_order)
     if method == "default":
         selected, scores = dual_weighted_selection(query)

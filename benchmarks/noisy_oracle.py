@@ -29,6 +29,7 @@ Example::
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import time
@@ -90,6 +91,18 @@ SCREEN_ARMS = {
     "margin (PDCL net) + second opinions": ("margin", {"pdcl_class": PDCLNet}, "ally"),
     # the rows flagged for a second opinion by the robust spread of the losses
     "ALLY + second opinions (outlier flags)": ("ally", {}, "ally-outliers"),
+    # the default draw at other temperatures (QUERY_OPTIONS); 1 is the 0.4 default's
+    "ALLY (temperature 1)": ("ally", {}, "none"),
+    "ALLY (temperature 0.5)": ("ally", {}, "none"),
+    "ALLY (temperature 0.125)": ("ally", {}, "none"),
+    "ALLY + second opinions (temperature 1)": ("ally", {}, "ally"),
+}
+#: Query options of the arms that give the strategy any (``ally_query_strategy``'s).
+QUERY_OPTIONS = {
+    "ALLY (temperature 1)": {"temperature": 1.0},
+    "ALLY (temperature 0.5)": {"temperature": 0.5},
+    "ALLY (temperature 0.125)": {"temperature": 0.125},
+    "ALLY + second opinions (temperature 1)": {"temperature": 1.0},
 }
 #: The default arms of a classifier (Core-Set is the regressors' diversity baseline).
 CLASSIFICATION_ARMS = tuple(name for name in ARMS if name != "Core-Set")
@@ -126,8 +139,10 @@ class Session:
         estimator = build_estimator(registry.Arm(name, strategy), data, epochs=args.epochs,
                                     seed=seed, **params)
         self.pdcl = registry.STRATEGIES[strategy].pdcl or "pdcl_class" in params
-        self.learner = ActiveLearner(estimator=estimator,
-                                     query_strategy=registry.STRATEGIES[strategy].load(),
+        query_strategy = registry.STRATEGIES[strategy].load()
+        if name in QUERY_OPTIONS:
+            query_strategy = functools.partial(query_strategy, **QUERY_OPTIONS[name])
+        self.learner = ActiveLearner(estimator=estimator, query_strategy=query_strategy,
                                      X_training=data.X_pool[self.labeled], y_training=labels)
         classification = data.task == "classification"
         self.learner.answers_ = Answers.empty(classification=classification).add(

@@ -185,6 +185,28 @@ def test_the_screens_run_margin_and_badge_on_the_pdcl_net(name, strategy):
     assert isinstance(plain, PlainNetClassifier) and not isinstance(plain, PDCLNet)
 
 
+@pytest.mark.parametrize("name", ["ALLY (temperature 1)",
+                                  "ALLY + second opinions (temperature 1)"])
+def test_the_temperature_arms_query_at_their_temperature(name, monkeypatch, tmp_path):
+    """The screen arms give ally_query_strategy their temperature, on both paths a round
+    takes (modAL's query, and next_annotations for the second-opinion arm)."""
+    import modal_ally
+
+    seen = []
+    real = modal_ally.ally_query_strategy
+
+    def spy(learner, X_pool, n_instances=1, **options):
+        seen.append(options.get("temperature"))
+        return real(learner, X_pool, n_instances, **options)
+
+    monkeypatch.setattr(modal_ally, "ally_query_strategy", spy)
+    noisy_oracle.main(["--dataset", "digits", "--seeds", "1", "--rounds", "1",
+                       "--initial", "30", "--budget", "10", "--epochs", "2",
+                       "--noise", "symmetric:0.2", "--arms", name, "--no-progress",
+                       "--out", str(tmp_path)])
+    assert seen and set(seen) == {1.0}
+
+
 def test_noisy_training_arms_name_their_constraints():
     """'hard' names the hard constraints: PDCLNet's default is resilient since 0.2."""
     from benchmarks.noisy_training import arm_params

@@ -78,6 +78,9 @@ SCREEN_ARMS = {
     # the package draws; "gradw-shrink" is the same rule pick by pick as before the
     # default was streamed (float64, one full update per pick)
     "ally-exact": ("ally-exact", {}, {}),
+    # the default draw reading the class probabilities as they are (the 0.4 default's
+    # temperature 1; the default reads them at 0.25)
+    "ally-t1": ("ally", {}, {"temperature": 1.0}),
     "ally-p32r": ("ally-exact", {}, {"n_components": 32, "residual": True}),
     "ally-p64": ("ally-exact", {}, {"n_components": 64}),
     # the shipped rule with the pool head's duals unshrunk, and squared

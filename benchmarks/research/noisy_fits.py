@@ -10,9 +10,11 @@ in a round of ``benchmarks.noisy_oracle``. Recorded per fit:
   and ``"outliers"``, and their precision and recall;
 - the picks: the pool's mean top probability; the coefficient of variation of
   ``|p - onehot(argmax p)|``, the output factor of the gradient embedding that carries the
-  uncertainty in ALLY's default draw and BADGE's; of ALLY's and BADGE's ``--batch`` picks,
-  how many are among the ``--batch`` rows of smallest margin and their mean margin
-  percentile (0: the most uncertain row of the pool).
+  uncertainty in BADGE's draw and ALLY's (``factor_cv``; ``sharp_factor_cv`` with ``p``
+  at the default draw's temperature, ``DRAW_TEMPERATURE``); of the ``--batch`` picks of
+  ALLY's default, of the same draw at temperature 1 (``ally-t1``, the 0.4 default) and of
+  BADGE, how many are among the ``--batch`` rows of smallest margin and their mean
+  margin percentile (0: the most uncertain row of the pool).
 
 Example::
 
@@ -61,7 +63,13 @@ def _flags(learner, wrong):
 
 def _picks(learner, X_rest, batch, seed):
     """The pool's flattening and how far ALLY's and BADGE's picks follow the margin."""
+    import functools
+
+    import torch
+
     from modal_ally import ally_query_strategy, badge_query_strategy
+    from modal_ally._seeding import gradient_factors
+    from modal_ally.strategies.ally import DRAW_TEMPERATURE
 
     proba = learner.predict_proba(X_rest)
     top = np.sort(proba, axis=1)
@@ -69,9 +77,13 @@ def _picks(learner, X_rest, batch, seed):
     factor = np.linalg.norm(proba - np.eye(proba.shape[1])[proba.argmax(axis=1)], axis=1)
     percentile = np.argsort(np.argsort(margin, kind="stable"), kind="stable") / len(margin)
     smallest = set(np.argsort(margin, kind="stable")[:batch].tolist())
+    sharp = gradient_factors(torch.as_tensor(proba), DRAW_TEMPERATURE).norm(dim=1).numpy()
     out = {"pool_top_probability": float(top[:, -1].mean()),
-           "factor_cv": float(factor.std() / max(factor.mean(), 1e-12))}
-    for name, strategy in (("ally", ally_query_strategy), ("badge", badge_query_strategy)):
+           "factor_cv": float(factor.std() / max(factor.mean(), 1e-12)),
+           "sharp_factor_cv": float(sharp.std() / max(sharp.mean(), 1e-12))}
+    for name, strategy in (("ally", ally_query_strategy),
+                           ("ally-t1", functools.partial(ally_query_strategy, temperature=1.0)),
+                           ("badge", badge_query_strategy)):
         result = strategy(learner, X_rest, n_instances=batch, random_state=seed)
         picks = np.asarray(result[0] if isinstance(result, tuple) else result).ravel()
         out[f"{name}:among_smallest_margins"] = len(smallest & set(picks.tolist()))
@@ -104,8 +116,10 @@ def one_fit(data, rate, seed, *, size, batch, epochs):
 
 COLUMNS = ("wrong", "auroc", "top_k_precision", "flagged:auto", "recall:auto",
            "precision:auto", "flagged:outliers", "recall:outliers", "precision:outliers",
-           "pool_top_probability", "factor_cv", "ally:among_smallest_margins",
-           "ally:margin_percentile", "badge:among_smallest_margins", "badge:margin_percentile")
+           "pool_top_probability", "factor_cv", "sharp_factor_cv",
+           "ally:among_smallest_margins", "ally:margin_percentile",
+           "ally-t1:among_smallest_margins", "ally-t1:margin_percentile",
+           "badge:among_smallest_margins", "badge:margin_percentile")
 
 
 def _summary(rows):
@@ -116,7 +130,8 @@ def _summary(rows):
             these = [r for r in rows if r["dataset"] == name and r["rate"] == rate]
             cells = [f"{np.nanmean([r[c] for r in these]):.3f}" if rate > 0 or c in
                      ("flagged:auto", "flagged:outliers", "pool_top_probability",
-                      "factor_cv") or c.startswith(("ally", "badge")) else "—"
+                      "factor_cv", "sharp_factor_cv") or c.startswith(("ally", "badge"))
+                     else "—"
                      for c in COLUMNS]
             lines.append(f"| {name} | {rate:g} | {len(these)} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"

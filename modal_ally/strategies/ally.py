@@ -3,8 +3,8 @@
 Two rules read the dual head's predicted multipliers ``lambda_hat`` of the pool:
 
 - ``method="default"``: lambda-weighted k-means++ seeding in BADGE's gradient-embedding
-  space (Ash et al., ICLR 2020): every draw has probability
-  ``~ (lambda_hat + mean(lambda_hat)) * D^2``;
+  space (Ash et al., ICLR 2020), the class probabilities read at ``DRAW_TEMPERATURE``:
+  every draw has probability ``~ (lambda_hat + mean(lambda_hat)) * D^2``;
 - ``method="paper"``: the paper's Algorithm 2, k-means on the embeddings (k = b) and
   the highest ``lambda_hat`` of every cluster (the equitable rule).
 

@@ -15,6 +15,8 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 import torch
+from sklearn.exceptions import NotFittedError
+from sklearn.pipeline import Pipeline
 
 from ._torch_utils import as_tensor, eval_mode
 from ._validation import as_finite_float32, check_array, check_fitted_net, check_optional_int
@@ -197,3 +199,28 @@ def embed(net, X, *, name: str = "X", as_numpy: bool = True, out_device="cpu",
     out = out.float().reshape(out.shape[0], -1)
     return out.numpy() if as_numpy else out
 
+
+def resolve_pipeline(estimator, X_pool):
+    """The net at the end of a scikit-learn Pipeline, the pool passed through the
+    pipeline's other steps, and that transformation (None without a Pipeline).
+
+    modAL's own strategies call ``learner.predict_proba`` and so accept
+    ``make_pipeline(StandardScaler(), PDCLNet())``; these strategies need the net
+    itself, so they query it with the pool as it sees it.
+    """
+    if not isinstance(estimator, Pipeline):
+        return estimator, X_pool, None
+    if len(estimator.steps) == 1:
+        return estimator.steps[-1][1], X_pool, None
+    preprocessing = estimator[:-1]
+
+    def transform(X, name="X_pool"):
+        try:
+            return preprocessing.transform(X)
+        except NotFittedError:
+            raise
+        except (ValueError, TypeError) as exc:
+            raise type(exc)(f"{name} could not be passed through the pipeline's "
+                            f"preprocessing steps: {exc}") from exc
+
+    return estimator.steps[-1][1], transform(X_pool), transform

@@ -89,14 +89,10 @@ def consensus_prior(learner, X_rows, answers):
     asked = np.flatnonzero(answers.counts() >= 2)
     if net is None or not asked.size or len(probabilities) < 2:
         return probabilities, classes
-    from sklearn.pipeline import Pipeline
-
-    from ._inference import embed
+    from ._inference import embed, resolve_pipeline
     from ._neighbors import neighbor_prior
 
-    estimator = learner.estimator
-    X_seen = estimator[:-1].transform(X_rows) if isinstance(estimator, Pipeline) \
-        and len(estimator.steps) > 1 else X_rows
+    _, X_seen, _ = resolve_pipeline(learner.estimator, X_rows)
     labels = answers.consensus(probabilities, classes=classes)
     prior = np.array(probabilities, dtype=np.float64, copy=True)
     prior[asked] = neighbor_prior(embed(net, X_seen, name="the labeled rows"), labels,

@@ -25,6 +25,7 @@ from datetime import datetime, timezone
 
 import numpy as np
 
+from ._inference import resolve_pipeline
 from ._label_studio_journal import JournaledBridge, open_journal_for
 from ._label_studio_sdk import (
     LabelStudioAuthError,
@@ -36,7 +37,6 @@ from ._label_studio_sdk import (
     connect,
 )
 from ._label_studio_sdk import field as _field
-from .strategies._common import resolve_pipeline
 
 __all__ = ["LabelStudioBridge", "LabelStudioError", "LabelStudioConnectionError",
            "LabelStudioAuthError", "annotation_order", "connect", "priority_scores"]

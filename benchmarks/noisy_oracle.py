@@ -68,6 +68,8 @@ SCREEN_ARMS = {
     "ALLY pool head suspects clipped": ("ally", {"pdcl_class": ClippedPoolHeadNet}, "none"),
     "ALLY pool head suspects dropped": ("ally", {"pdcl_class": DroppedPoolHeadNet}, "none"),
     "ALLY slack cost 0.01": ("ally", {"slack_cost": 0.01}, "none"),
+    "ALLY slack cost 0.03": ("ally", {"slack_cost": 0.03}, "none"),
+    "ALLY + second opinions (slack cost 0.01)": ("ally", {"slack_cost": 0.01}, "ally"),
     "ALLY pool head 10 epochs": ("ally", _CHEAP_POOL_HEAD, "none"),
     "ALLY slack cost 0.01 + pool head 10 epochs": (
         "ally", {"slack_cost": 0.01, **_CHEAP_POOL_HEAD}, "none"),

@@ -185,6 +185,22 @@ def test_the_screens_run_margin_and_badge_on_the_pdcl_net(name, strategy):
     assert isinstance(plain, PlainNetClassifier) and not isinstance(plain, PDCLNet)
 
 
+@pytest.mark.parametrize("name, cost, policy", [
+    ("ALLY slack cost 0.01", 0.01, "none"), ("ALLY slack cost 0.03", 0.03, "none"),
+    ("ALLY + second opinions (slack cost 0.01)", 0.01, "ally")])
+def test_the_slack_cost_screens_train_at_their_cost(name, cost, policy):
+    from benchmarks.harness import registry
+    from benchmarks.harness.datasets import load_dataset
+    from benchmarks.harness.estimators import build_estimator
+    from modal_ally import PDCLNet
+
+    data = load_dataset("digits", random_state=0)
+    picked, params, arm_policy = noisy_oracle.ARMS[name]
+    assert (picked, arm_policy) == ("ally", policy)
+    net = build_estimator(registry.Arm(name, picked), data, epochs=1, seed=0, **params)
+    assert isinstance(net, PDCLNet) and net.slack_cost == cost != PDCLNet().slack_cost
+
+
 @pytest.mark.parametrize("name", ["ALLY (temperature 1)",
                                   "ALLY + second opinions (temperature 1)"])
 def test_the_temperature_arms_query_at_their_temperature(name, monkeypatch, tmp_path):

@@ -71,7 +71,7 @@ def headline_row(folder: Path, default: str = "ally") -> dict:
     return row
 
 
-def _ordinal(n: int) -> str:
+def ordinal(n: int) -> str:
     return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
 
 
@@ -91,7 +91,7 @@ def headline_markdown(rows) -> str:
         cells.append([row["task"] + ("" if row["higher"] else " (MSE)"), row["seeds"],
                       f"{row['default']:.{digits}f}",
                       f"{name} {row['best_mean']:.{digits}f}", _cell(row, "vs_best"),
-                      f"{_ordinal(row['rank'])} of {row['of']}", _cell(row, "vs_random"),
+                      f"{ordinal(row['rank'])} of {row['of']}", _cell(row, "vs_random"),
                       _cell(row, "vs_paper"), _cell(row, "ablation")])
     lines = ["# ALLY's default against every strategy a user could pick", "",
              "Area under the learning curve (mean test accuracy over the labeling budget; "

@@ -34,7 +34,6 @@ import json
 import os
 import time
 import warnings
-from pathlib import Path
 
 import numpy as np
 
@@ -43,6 +42,7 @@ from benchmarks.harness.estimators import build_estimator
 from benchmarks.harness.label_noise import Oracle
 from benchmarks.harness.loop import initial_indices, query_random_state
 from benchmarks.harness.metrics import evaluate
+from benchmarks.harness.noisy_oracle_report import read_curves
 from benchmarks.harness.pool_head_targets import ClippedPoolHeadNet, DroppedPoolHeadNet
 from modal_ally import PDCLNet
 
@@ -339,24 +339,6 @@ def main(argv=None):
         f"annotations a round, {args.rounds} rounds, {args.epochs} epochs"))
     print(f"wall {time.perf_counter() - start:.0f} s, torch threads {args.threads}, "
           f"pid {os.getpid()}")
-
-
-def read_curves(path) -> list[dict]:
-    """The curves of ``path``, each (arm, noise, seed, settings) once: two processes that
-    share an output folder may both run a curve (the same curve: runs are seeded)."""
-    path = Path(path)
-    if not path.exists():
-        return []
-    curves, seen = [], set()
-    for line in path.read_text().splitlines():
-        if line.strip():
-            curve = json.loads(line)
-            key = (curve["arm"], curve["noise"], curve["seed"],
-                   json.dumps(curve["settings"], sort_keys=True))
-            if key not in seen:
-                seen.add(key)
-                curves.append(curve)
-    return curves
 
 
 if __name__ == "__main__":

@@ -6,6 +6,9 @@ each arm's second-opinion share, the wrong labels left and the compute per round
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
+
 import numpy as np
 
 from benchmarks.harness.paired import paired_markdown, paired_table, per_seed_aulc
@@ -133,3 +136,21 @@ def _share(curves, noise, arm):
     spent = [sum(r["second_opinions"] for r in rows[1:]) for rows in runs]
     total = [rows[-1]["annotations"] - rows[0]["annotations"] for rows in runs]
     return f"{np.mean([s / t for s, t in zip(spent, total) if t]):.1%}"
+
+
+def read_curves(path) -> list[dict]:
+    """The curves of ``path``, each (arm, noise, seed, settings) once: two processes that
+    share an output folder may both run a curve (the same curve: runs are seeded)."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    curves, seen = [], set()
+    for line in path.read_text().splitlines():
+        if line.strip():
+            curve = json.loads(line)
+            key = (curve["arm"], curve["noise"], curve["seed"],
+                   json.dumps(curve["settings"], sort_keys=True))
+            if key not in seen:
+                seen.add(key)
+                curves.append(curve)
+    return curves

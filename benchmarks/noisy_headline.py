@@ -1,0 +1,112 @@
+"""The README's noisy-oracle table: ALLY's two arms against the other arms, every task and setting.
+
+    ARMS="random,margin,BADGE,margin + cleanlab (neighbour prior),ALLY,ALLY + second opinions"
+    python -m benchmarks.noisy_headline docs/results/noisy_oracle/temperature/digits \\
+        docs/results/noisy_oracle/temperature/mnist ... --arms "$ARMS" \\
+        --out docs/results/noisy_oracle/temperature/headline.md
+
+Reads each folder's ``curves.jsonl`` (``benchmarks.noisy_oracle``, classification tasks)
+and writes one row per task and followed arm (ALLY + second opinions, ALLY), one column per
+noise setting. A cell: the arm's rank by mean AULC among the ``--arms`` the folder ran for
+that setting, then the arm minus the best of those arms that is not ALLY's, paired per seed
+(mean, and the seeds on which the arm is better / the seeds). Seeds are those every ranked
+arm of the setting finished; arms not named in ``--arms`` (screens) are left out.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+from benchmarks.harness.metrics import paired_difference
+from benchmarks.harness.noisy_oracle_report import loop_rows, read_curves
+from benchmarks.harness.paired import per_seed_aulc
+from benchmarks.harness.reporting import markdown_table, write_atomic
+from benchmarks.headline import ordinal
+
+#: The arms each row follows: this release's ALLY with and without second opinions.
+FOLLOWED = ("ALLY + second opinions", "ALLY")
+#: Column order of the settings (others follow, sorted).
+SETTINGS = ("symmetric:0", "symmetric:0.1", "symmetric:0.2", "symmetric:0.3", "pairs:0.1",
+            "pairs:0.2", "pairs:0.3", "panel")
+
+
+def folder_curves(folder: Path) -> list[dict]:
+    """The curves of one folder, all of one run's settings (a folder that mixes settings,
+    such as another pool size, is refused: its curves would not pair)."""
+    curves = read_curves(Path(folder) / "curves.jsonl")
+    if not curves:
+        raise ValueError(f"{folder}: no curves.jsonl or no curves in it")
+    settings = {json.dumps(c["settings"], sort_keys=True) for c in curves}
+    if len(settings) != 1:
+        raise ValueError(f"{folder}: curves of {len(settings)} different settings")
+    return curves
+
+
+def setting_result(curves, noise, arms) -> dict:
+    """{followed arm: (rank, arms ranked, best other arm, (mean, std, better), seeds)}."""
+    aulc = per_seed_aulc(loop_rows([c for c in curves if c["arm"] in arms], noise))
+    present = [arm for arm in arms if arm in aulc]
+    others = [arm for arm in present if arm not in FOLLOWED]
+    if not others or not any(arm in aulc for arm in FOLLOWED):
+        return {}
+    seeds = sorted(set.intersection(*(set(aulc[arm]) for arm in present)))
+    if not seeds:
+        return {}
+    values = {arm: np.array([aulc[arm][s] for s in seeds]) for arm in present}
+    means = {arm: v.mean() for arm, v in values.items()}
+    ordered = sorted(present, key=means.get, reverse=True)
+    best = max(others, key=means.get)
+    return {arm: (ordered.index(arm) + 1, len(present), best,
+                  paired_difference(values[arm], values[best], True), len(seeds))
+            for arm in FOLLOWED if arm in values}
+
+
+def _cell(result) -> str:
+    if result is None:
+        return "—"
+    rank, of, _, (mean, _, better), seeds = result
+    return f"{ordinal(rank)}/{of} {mean:+.4f} ({better}/{seeds})"
+
+
+def headline_markdown(tasks, arms) -> str:
+    """``tasks``: (name, curves) pairs; the table of the module docstring."""
+    found = {c["noise"] for _, curves in tasks for c in curves}
+    settings = [s for s in SETTINGS if s in found] + sorted(found - set(SETTINGS))
+    rows = []
+    for name, curves in tasks:
+        results = {noise: setting_result(curves, noise, arms) for noise in settings}
+        for arm in FOLLOWED:
+            rows.append([name, arm] + [_cell(results[noise].get(arm)) for noise in settings])
+    lines = ["# ALLY under a noisy oracle, every task and setting", "",
+             "A cell: the arm's rank by mean AULC among the arms run for that setting (of "
+             f"{', '.join(arms)}), then the arm minus the best arm that is not ALLY's, "
+             "paired per seed: mean (seeds better / seeds).", ""]
+    lines += markdown_table(["task", "arm"] + [s.replace("symmetric:", "")
+                                               for s in settings], rows)
+    return "\n".join(lines) + "\n"
+
+
+def main(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("folders", nargs="+", help="benchmarks.noisy_oracle output folders")
+    parser.add_argument("--arms", required=True,
+                        help="comma-separated: the arms to rank (ALLY's two among them)")
+    parser.add_argument("--out", help="write the table here too")
+    args = parser.parse_args(argv)
+    arms = [a.strip() for a in args.arms.split(",") if a.strip()]
+    missing = [a for a in FOLLOWED if a not in arms]
+    if missing:
+        parser.error(f"--arms must name {' and '.join(missing)}")
+    tasks = [(Path(f).name, folder_curves(Path(f))) for f in args.folders]
+    text = headline_markdown(tasks, arms)
+    if args.out:
+        write_atomic(Path(args.out), text)
+    print(text)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,85 @@
+"""benchmarks.noisy_headline: ranks and paired differences from noisy_oracle curves."""
+
+import json
+
+import numpy as np
+import pytest
+
+from benchmarks import noisy_headline
+
+SETTINGS = {"dataset": "digits", "max_pool": None, "initial": 100, "budget": 100,
+            "rounds": 2, "epochs": 50, "audit_fraction": 0.2, "threads": 1}
+
+
+def _curve(arm, noise, seed, level, settings=SETTINGS):
+    """A flat learning curve at ``level`` (its AULC is ``level``)."""
+    rows = [{"round": r, "annotations": 100 * (r + 1), "second_opinions": 0,
+             "wrong_labels": 0, "metric": level} for r in range(3)]
+    return {"arm": arm, "noise": noise, "seed": seed, "settings": settings, "seconds": 1.0,
+            "rows": rows}
+
+
+def _write(folder, curves):
+    folder.mkdir(parents=True)
+    (folder / "curves.jsonl").write_text("".join(json.dumps(c) + "\n" for c in curves))
+    return folder
+
+
+LEVELS = {"ALLY + second opinions": [0.90, 0.91, 0.95], "ALLY": [0.80, 0.81, 0.82],
+          "margin": [0.92, 0.90, 0.93], "random": [0.70, 0.71, 0.72],
+          "screen": [0.99, 0.99, 0.99]}
+
+
+def test_ranks_and_pairs_each_followed_arm_against_the_best_other(tmp_path):
+    curves = [_curve(arm, "symmetric:0.2", seed, level)
+              for arm, levels in LEVELS.items() for seed, level in enumerate(levels)]
+    arms = ["random", "margin", "ALLY", "ALLY + second opinions"]
+    result = noisy_headline.setting_result(curves, "symmetric:0.2", arms)
+    rank, of, best, (mean, std, better), seeds = result["ALLY + second opinions"]
+    # margin's mean 0.9167 < ALLY + SO's 0.92; the screen arm is not ranked
+    assert (rank, of, best, seeds) == (1, 4, "margin", 3)
+    diff = np.array([0.90 - 0.92, 0.91 - 0.90, 0.95 - 0.93])
+    assert mean == pytest.approx(diff.mean()) and std == pytest.approx(diff.std(ddof=1))
+    assert better == 2
+    assert result["ALLY"][:3] == (3, 4, "margin") and result["ALLY"][3][2] == 0
+
+
+def test_only_seeds_every_ranked_arm_finished_are_paired(tmp_path):
+    curves = [_curve(arm, "panel", seed, level)
+              for arm, levels in LEVELS.items() for seed, level in enumerate(levels)
+              if not (arm == "margin" and seed == 2)]
+    result = noisy_headline.setting_result(curves, "panel", ["margin", "ALLY",
+                                                             "ALLY + second opinions"])
+    assert result["ALLY + second opinions"][4] == 2
+    assert result["ALLY + second opinions"][3][0] == pytest.approx(((0.90 - 0.92)
+                                                                    + (0.91 - 0.90)) / 2)
+
+
+def test_the_table_has_a_row_per_task_and_arm_and_a_dash_where_nothing_ran(tmp_path):
+    digits = _write(tmp_path / "digits", [
+        _curve(arm, noise, seed, level) for noise in ("symmetric:0", "panel")
+        for arm, levels in LEVELS.items() for seed, level in enumerate(levels)])
+    mnist = _write(tmp_path / "mnist", [
+        _curve(arm, "symmetric:0", seed, level)
+        for arm, levels in LEVELS.items() for seed, level in enumerate(levels)])
+    out = tmp_path / "headline.md"
+    noisy_headline.main([str(digits), str(mnist), "--arms",
+                         "random,margin,ALLY,ALLY + second opinions", "--out", str(out)])
+    lines = [line for line in out.read_text().splitlines() if line.startswith("| ")]
+    assert lines[0] == "| task | arm | 0 | panel |"
+    assert lines[1].startswith("| digits | ALLY + second opinions | 1st/4 +0.0033 (2/3) |")
+    assert lines[3] == "| mnist | ALLY + second opinions | 1st/4 +0.0033 (2/3) | — |"
+    assert lines[4] == "| mnist | ALLY | 3rd/4 -0.1067 (0/3) | — |" and len(lines) == 5
+
+
+def test_bad_folders_and_arms_are_refused(tmp_path, capsys):
+    mixed = _write(tmp_path / "mixed", [
+        _curve("ALLY", "panel", 0, 0.9),
+        _curve("margin", "panel", 0, 0.9, settings={**SETTINGS, "max_pool": 5000})])
+    with pytest.raises(ValueError, match="2 different settings"):
+        noisy_headline.folder_curves(mixed)
+    with pytest.raises(ValueError, match="no curves"):
+        noisy_headline.folder_curves(tmp_path / "absent")
+    with pytest.raises(SystemExit):
+        noisy_headline.main([str(mixed), "--arms", "margin,ALLY"])
+    assert "ALLY + second opinions" in capsys.readouterr().err

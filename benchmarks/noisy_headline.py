@@ -65,6 +65,19 @@ def setting_result(curves, noise, arms) -> dict:
             for arm in FOLLOWED if arm in values}
 
 
+def setting_label(noise: str) -> str:
+    """A column title: ``clean``, ``20 %``, ``pairs 20 %``, or the setting as it is."""
+    kind, _, rate = noise.partition(":")
+    try:
+        value = float(rate)
+    except ValueError:
+        return noise
+    if kind == "symmetric" and value == 0:
+        return "clean"
+    percent = f"{value * 100:g} %"
+    return {"symmetric": percent, "pairs": f"pairs {percent}"}.get(kind, noise)
+
+
 def _cell(result) -> str:
     if result is None:
         return "—"
@@ -85,8 +98,7 @@ def headline_markdown(tasks, arms) -> str:
              "A cell: the arm's rank by mean AULC among the arms run for that setting (of "
              f"{', '.join(arms)}), then the arm minus the best arm that is not ALLY's, "
              "paired per seed: mean (seeds better / seeds).", ""]
-    lines += markdown_table(["task", "arm"] + [s.replace("symmetric:", "")
-                                               for s in settings], rows)
+    lines += markdown_table(["task", "arm"] + [setting_label(s) for s in settings], rows)
     return "\n".join(lines) + "\n"
 
 

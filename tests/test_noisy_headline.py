@@ -66,7 +66,7 @@ def test_the_table_has_a_row_per_task_and_arm_and_a_dash_where_nothing_ran(tmp_p
     noisy_headline.main([str(digits), str(mnist), "--arms",
                          "random,margin,ALLY,ALLY + second opinions", "--out", str(out)])
     lines = [line for line in out.read_text().splitlines() if line.startswith("| ")]
-    assert lines[0] == "| task | arm | 0 | panel |"
+    assert lines[0] == "| task | arm | clean | panel |"
     assert lines[1].startswith("| digits | ALLY + second opinions | 1st/4 +0.0033 (2/3) |")
     assert lines[3] == "| mnist | ALLY + second opinions | 1st/4 +0.0033 (2/3) | — |"
     assert lines[4] == "| mnist | ALLY | 3rd/4 -0.1067 (0/3) | — |" and len(lines) == 5
@@ -83,3 +83,9 @@ def test_bad_folders_and_arms_are_refused(tmp_path, capsys):
     with pytest.raises(SystemExit):
         noisy_headline.main([str(mixed), "--arms", "margin,ALLY"])
     assert "ALLY + second opinions" in capsys.readouterr().err
+
+
+def test_column_titles():
+    assert [noisy_headline.setting_label(s) for s in (
+        "symmetric:0", "symmetric:0.2", "pairs:0.3", "panel", "replaced:0.1")] == [
+        "clean", "20 %", "pairs 30 %", "panel", "replaced:0.1"]

@@ -29,6 +29,8 @@ from benchmarks.headline import ordinal
 
 #: The arms each row follows: this release's ALLY with and without second opinions.
 FOLLOWED = ("ALLY + second opinions", "ALLY")
+#: Row titles of the package's benchmark folders (others keep the folder's name).
+TASK_NAMES = {"manyclass": "26-class", "mnist": "MNIST MLP", "mnist_cnn": "MNIST CNN"}
 #: Column order of the settings (others follow, sorted).
 SETTINGS = ("symmetric:0", "symmetric:0.1", "symmetric:0.2", "symmetric:0.3", "pairs:0.1",
             "pairs:0.2", "pairs:0.3", "panel")
@@ -113,7 +115,8 @@ def main(argv=None):
     missing = [a for a in FOLLOWED if a not in arms]
     if missing:
         parser.error(f"--arms must name {' and '.join(missing)}")
-    tasks = [(Path(f).name, folder_curves(Path(f))) for f in args.folders]
+    tasks = [(TASK_NAMES.get(Path(f).name, Path(f).name), folder_curves(Path(f)))
+             for f in args.folders]
     text = headline_markdown(tasks, arms)
     if args.out:
         write_atomic(Path(args.out), text)

@@ -59,7 +59,7 @@ def test_the_table_has_a_row_per_task_and_arm_and_a_dash_where_nothing_ran(tmp_p
     digits = _write(tmp_path / "digits", [
         _curve(arm, noise, seed, level) for noise in ("symmetric:0", "panel")
         for arm, levels in LEVELS.items() for seed, level in enumerate(levels)])
-    mnist = _write(tmp_path / "mnist", [
+    mnist = _write(tmp_path / "mnist", [  # titled as the README's row
         _curve(arm, "symmetric:0", seed, level)
         for arm, levels in LEVELS.items() for seed, level in enumerate(levels)])
     out = tmp_path / "headline.md"
@@ -68,8 +68,8 @@ def test_the_table_has_a_row_per_task_and_arm_and_a_dash_where_nothing_ran(tmp_p
     lines = [line for line in out.read_text().splitlines() if line.startswith("| ")]
     assert lines[0] == "| task | arm | clean | panel |"
     assert lines[1].startswith("| digits | ALLY + second opinions | 1st/4 +0.0033 (2/3) |")
-    assert lines[3] == "| mnist | ALLY + second opinions | 1st/4 +0.0033 (2/3) | — |"
-    assert lines[4] == "| mnist | ALLY | 3rd/4 -0.1067 (0/3) | — |" and len(lines) == 5
+    assert lines[3] == "| MNIST MLP | ALLY + second opinions | 1st/4 +0.0033 (2/3) | — |"
+    assert lines[4] == "| MNIST MLP | ALLY | 3rd/4 -0.1067 (0/3) | — |" and len(lines) == 5
 
 
 def test_bad_folders_and_arms_are_refused(tmp_path, capsys):

@@ -24,7 +24,7 @@ import numpy as np
 
 from benchmarks.harness.metrics import paired_difference
 from benchmarks.harness.paired import DISPLAY, per_seed_aulc, read_rounds
-from benchmarks.harness.reporting import markdown_table, write_atomic
+from benchmarks.harness.reporting import markdown_table, ordinal, write_atomic
 
 #: Arms that are not a strategy a user can pick (ablations of the default rule).
 ABLATIONS = frozenset({"ally-nolambda", "grad-nolambda"})
@@ -69,10 +69,6 @@ def headline_row(folder: Path, default: str = "ally") -> dict:
         if arm in values:
             row[name] = paired_difference(values[default], values[arm], higher)
     return row
-
-
-def ordinal(n: int) -> str:
-    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
 
 
 def _cell(row, key):

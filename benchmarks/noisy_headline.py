@@ -24,8 +24,7 @@ import numpy as np
 from benchmarks.harness.metrics import paired_difference
 from benchmarks.harness.noisy_oracle_report import loop_rows, read_curves
 from benchmarks.harness.paired import per_seed_aulc
-from benchmarks.harness.reporting import markdown_table, write_atomic
-from benchmarks.headline import ordinal
+from benchmarks.harness.reporting import markdown_table, ordinal, write_atomic
 
 #: The arms each row follows: this release's ALLY with and without second opinions.
 FOLLOWED = ("ALLY + second opinions", "ALLY")

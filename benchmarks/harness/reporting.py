@@ -79,6 +79,11 @@ def write_csv(path, fields, rows) -> Path:
     return Path(path)
 
 
+def ordinal(n: int) -> str:
+    """``1st``, ``2nd``, ``3rd``, ``4th``, ... ``11th``, ``21st``."""
+    return f"{n}{'th' if 10 <= n % 100 <= 20 else {1: 'st', 2: 'nd', 3: 'rd'}.get(n % 10, 'th')}"
+
+
 def markdown_table(header, rows) -> list[str]:
     """The lines of a Markdown table: ``header`` (column titles) and ``rows`` (cells)."""
     lines = ["| " + " | ".join(map(str, header)) + " |", "|" + "---|" * len(header)]

@@ -58,6 +58,9 @@ def setting_result(curves, noise, arms) -> dict:
     if not seeds:
         return {}
     values = {arm: np.array([aulc[arm][s] for s in seeds]) for arm in present}
+    broken = [arm for arm, v in values.items() if not np.isfinite(v).all()]
+    if broken:
+        raise ValueError(f"{noise}: a non-finite AULC (NaN or inf) for {', '.join(broken)}")
     means = {arm: v.mean() for arm, v in values.items()}
     ordered = sorted(present, key=means.get, reverse=True)
     best = max(others, key=means.get)

@@ -89,3 +89,11 @@ def test_column_titles():
     assert [noisy_headline.setting_label(s) for s in (
         "symmetric:0", "symmetric:0.2", "pairs:0.3", "panel", "replaced:0.1")] == [
         "clean", "20 %", "pairs 30 %", "panel", "replaced:0.1"]
+
+
+def test_a_non_finite_curve_is_reported_not_ranked():
+    curves = [_curve(arm, "panel", 0, level) for arm, level in (
+        ("margin", 0.9), ("ALLY", float("nan")), ("ALLY + second opinions", 0.8))]
+    with pytest.raises(ValueError, match="non-finite AULC.*ALLY"):
+        noisy_headline.setting_result(curves, "panel", ["margin", "ALLY",
+                                                        "ALLY + second opinions"])

@@ -19,15 +19,9 @@ import argparse
 import json
 from pathlib import Path
 
-import numpy as np
-
-from benchmarks.harness.metrics import paired_difference
-from benchmarks.harness.noisy_oracle_report import loop_rows, read_curves
-from benchmarks.harness.paired import per_seed_aulc
+from benchmarks.harness.noisy_oracle_report import FOLLOWED, followed_ranks, read_curves
 from benchmarks.harness.reporting import markdown_table, ordinal, write_atomic
 
-#: The arms each row follows: this release's ALLY with and without second opinions.
-FOLLOWED = ("ALLY + second opinions", "ALLY")
 #: Row titles of the package's benchmark folders (others keep the folder's name).
 TASK_NAMES = {"manyclass": "26-class", "mnist": "MNIST MLP", "mnist_cnn": "MNIST CNN"}
 #: Column order of the settings (others follow, sorted).
@@ -49,24 +43,9 @@ def folder_curves(folder: Path) -> list[dict]:
 
 def setting_result(curves, noise, arms) -> dict:
     """{followed arm: (rank, arms ranked, best other arm, (mean, std, better), seeds)}."""
-    aulc = per_seed_aulc(loop_rows([c for c in curves if c["arm"] in arms], noise))
-    present = [arm for arm in arms if arm in aulc]
-    others = [arm for arm in present if arm not in FOLLOWED]
-    if not others or not any(arm in aulc for arm in FOLLOWED):
-        return {}
-    seeds = sorted(set.intersection(*(set(aulc[arm]) for arm in present)))
-    if not seeds:
-        return {}
-    values = {arm: np.array([aulc[arm][s] for s in seeds]) for arm in present}
-    broken = [arm for arm, v in values.items() if not np.isfinite(v).all()]
-    if broken:
-        raise ValueError(f"{noise}: a non-finite AULC (NaN or inf) for {', '.join(broken)}")
-    means = {arm: v.mean() for arm, v in values.items()}
-    ordered = sorted(present, key=means.get, reverse=True)
-    best = max(others, key=means.get)
-    return {arm: (ordered.index(arm) + 1, len(present), best,
-                  paired_difference(values[arm], values[best], True), len(seeds))
-            for arm in FOLLOWED if arm in values}
+    ranks = followed_ranks(curves, noise, arms)
+    return {arm: (p["rank"], p["of"], p["best"], p["diff"], p["seeds"])
+            for arm, p in ranks.items() if p["best"] is not None}
 
 
 def setting_label(noise: str) -> str:

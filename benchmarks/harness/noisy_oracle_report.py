@@ -11,6 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
+from benchmarks.harness.metrics import paired_difference
 from benchmarks.harness.paired import paired_markdown, paired_table, per_seed_aulc
 from benchmarks.harness.reporting import write_atomic, write_csv, write_report
 
@@ -82,51 +83,61 @@ def spend_table(curves, noise):
 FOLLOWED = ("ALLY + second opinions", "ALLY")
 
 
+def followed_ranks(curves, noise, arms=None, higher=True) -> dict:
+    """Each followed arm's place in one setting among ``arms`` (every arm of the setting
+    when None), on the seeds all of them finished: ``{arm: {"rank", "of", "mean", "best",
+    "best_mean", "diff", "seeds"}}``, ``best`` the best arm that is not followed (None
+    when there is none) and ``diff`` the arm minus it, paired per seed ``(mean, std,
+    seeds better)``. Empty when no followed arm ran; a NaN or infinite AULC is an error."""
+    aulc = per_seed_aulc(loop_rows([c for c in curves if arms is None or c["arm"] in arms],
+                                   noise))
+    present = list(aulc) if arms is None else [arm for arm in arms if arm in aulc]
+    if not any(arm in aulc for arm in FOLLOWED):
+        return {}
+    seeds = sorted(set.intersection(*(set(aulc[arm]) for arm in present)))
+    if not seeds:
+        return {}
+    values = {arm: np.array([aulc[arm][s] for s in seeds]) for arm in present}
+    broken = [arm for arm, v in values.items() if not np.isfinite(v).all()]
+    if broken:
+        raise ValueError(f"{noise}: a non-finite AULC (NaN or inf) for {', '.join(broken)}")
+    means = {arm: v.mean() for arm, v in values.items()}
+    ordered = sorted(present, key=means.get, reverse=higher)
+    best = next((arm for arm in ordered if arm not in FOLLOWED), None)
+    return {arm: {"rank": ordered.index(arm) + 1, "of": len(present), "mean": means[arm],
+                  "best": best, "best_mean": means.get(best), "seeds": len(seeds),
+                  "diff": paired_difference(values[arm], values[best], higher)
+                  if best is not None else None}
+            for arm in FOLLOWED if arm in values}
+
+
 def overview(curves, task):
     """One line per setting: each followed arm's AULC and rank among all arms, the best
     other arm, and the followed arm minus it (paired per seed, seeds won)."""
-    higher = task == "classification"
     lines = ["| setting | seeds | " + " | ".join(f"{a} (rank)" for a in FOLLOWED)
              + " | best other arm | " + " | ".join(f"{a} - best other (seeds won)"
                                                     for a in FOLLOWED)
              + " | second opinions |", "|---|---|" + "---|" * (2 * len(FOLLOWED) + 2)]
     for noise in sorted({c["noise"] for c in curves}):
-        rows = loop_rows(curves, noise)
-        table, seeds = paired_table(rows, task)
-        if not seeds:
+        ranks = followed_ranks(curves, noise, higher=task == "classification")
+        if not ranks:
             continue
-        table.sort(key=lambda r: -r["aulc_mean"] if higher else r["aulc_mean"])
-        names = [r["arm"] for r in table]
-        found = [a for a in FOLLOWED if a in names]
-        if not found:
-            continue
-        others = [r for r in table if r["arm"] not in FOLLOWED]
-        best = others[0] if others else None
-        per_seed = _per_seed(rows)
+        first = next(iter(ranks.values()))
         cells, diffs = [], []
         for arm in FOLLOWED:
-            if arm not in names:
-                cells.append("—")
+            place = ranks.get(arm)
+            cells.append(f"{place['mean']:.4f} ({place['rank']}/{place['of']})"
+                         if place else "—")
+            if place is None or place["diff"] is None:
                 diffs.append("—")
                 continue
-            row = table[names.index(arm)]
-            cells.append(f"{row['aulc_mean']:.4f} ({names.index(arm) + 1}/{len(names)})")
-            if best is None:
-                diffs.append("—")
-                continue
-            d = np.array([per_seed[arm][s] - per_seed[best["arm"]][s] for s in seeds])
-            won = (d > 0).sum() if higher else (d < 0).sum()
-            diffs.append(f"{d.mean():+.4f} ± {d.std(ddof=1) if len(d) > 1 else 0:.4f} "
-                         f"({won}/{len(d)})")
+            mean, std, won = place["diff"]
+            diffs.append(f"{mean:+.4f} ± {std:.4f} ({won}/{place['seeds']})")
+        best = f"{first['best']} {first['best_mean']:.4f}" if first["best"] else "—"
         share = _share(curves, noise, FOLLOWED[0])
-        lines.append(f"| {noise} | {len(seeds)} | " + " | ".join(cells) + " | "
-                     + (f"{best['arm']} {best['aulc_mean']:.4f}" if best else "—") + " | "
+        lines.append(f"| {noise} | {first['seeds']} | " + " | ".join(cells) + f" | {best} | "
                      + " | ".join(diffs) + f" | {share} |")
     return "\n".join(lines) + "\n"
-
-
-def _per_seed(rows):
-    return per_seed_aulc(rows)
 
 
 def _share(curves, noise, arm):

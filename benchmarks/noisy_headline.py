@@ -19,6 +19,7 @@ import argparse
 import json
 from pathlib import Path
 
+from benchmarks.harness.metrics import resolved
 from benchmarks.harness.noisy_oracle_report import FOLLOWED, followed_ranks, read_curves
 from benchmarks.harness.reporting import markdown_table, ordinal, write_atomic
 
@@ -64,24 +65,41 @@ def setting_label(noise: str) -> str:
 def _cell(result) -> str:
     if result is None:
         return "—"
-    rank, of, _, (mean, _, better), seeds = result
-    return f"{ordinal(rank)}/{of} {mean:+.4f} ({better}/{seeds})"
+    rank, of, _, (mean, std, better), seeds = result
+    mark = "*" if resolved(mean, std, seeds) else ""
+    return f"{ordinal(rank)}/{of} {mean:+.4f}{mark} ({better}/{seeds})"
+
+
+def _resolved_counts(results) -> str:
+    """One sentence per followed arm: its differences that a paired t-test resolves."""
+    parts = []
+    for arm in FOLLOWED:
+        cells = [result[arm] for result in results if arm in result]
+        told = [mean for _, _, _, (mean, std, _), seeds in cells
+                if resolved(mean, std, seeds)]
+        wins, losses = sum(m > 0 for m in told), sum(m < 0 for m in told)
+        parts.append(f"{arm}: {wins} resolved wins and {losses} resolved losses "
+                     f"of {len(cells)} cells")
+    return "; ".join(parts) + "."
 
 
 def headline_markdown(tasks, arms) -> str:
     """``tasks``: (name, curves) pairs; the table of the module docstring."""
     found = {c["noise"] for _, curves in tasks for c in curves}
     settings = [s for s in SETTINGS if s in found] + sorted(found - set(SETTINGS))
-    rows = []
+    rows, every = [], []
     for name, curves in tasks:
         results = {noise: setting_result(curves, noise, arms) for noise in settings}
+        every += results.values()
         for arm in FOLLOWED:
             rows.append([name, arm] + [_cell(results[noise].get(arm)) for noise in settings])
     lines = ["# ALLY under a noisy oracle, every task and setting", "",
              "A cell: the arm's rank by mean AULC among the arms run for that setting (of "
              f"{', '.join(arms)}), then the arm minus the best arm that is not ALLY's, "
-             "paired per seed: mean (seeds better / seeds).", ""]
+             "paired per seed: mean (seeds better / seeds); `*`: a paired t-test (two-sided, "
+             "5 %) tells the difference from zero.", ""]
     lines += markdown_table(["task", "arm"] + [setting_label(s) for s in settings], rows)
+    lines += ["", "Resolved by the t-test: " + _resolved_counts(every)]
     return "\n".join(lines) + "\n"
 
 

@@ -44,6 +44,7 @@ from benchmarks.harness.loop import initial_indices, query_random_state
 from benchmarks.harness.metrics import evaluate
 from benchmarks.harness.noisy_oracle_report import read_curves
 from benchmarks.harness.pool_head_targets import ClippedPoolHeadNet, DroppedPoolHeadNet
+from benchmarks.harness.training_screens import CappedMultiplierNet, SuspectsReleasedNet
 from modal_ally import PDCLNet
 
 #: display name -> (strategy that picks pool rows, estimator parameters, policy)
@@ -85,14 +86,24 @@ SCREEN_ARMS = {
     "ALLY + second opinions (model prior)": ("ally", {}, "ally-model-prior"),
     "ALLY + second opinions (ties valued + model prior)": (
         "ally", {}, "ally-ties-valued-model-prior"),
-    # margin + cleanlab with relabel's default consensus (the row's neighbours decide ties)
+    # margin and BADGE + cleanlab with relabel's default consensus (the row's neighbours
+    # decide ties)
     "margin + cleanlab (neighbour prior)": ("margin", {}, "cleanlab-neighbors"),
+    "BADGE + cleanlab (neighbour prior)": ("badge", {}, "cleanlab-neighbors"),
     # the two halves of a round apart: ALLY's new rows with cleanlab's second opinions,
     # and margin's new rows (on the PDCL net) with next_annotations' second opinions
     "ALLY + cleanlab (neighbour prior)": ("ally", {}, "cleanlab-neighbors"),
     "margin (PDCL net) + second opinions": ("margin", {"pdcl_class": PDCLNet}, "ally"),
     # the rows flagged for a second opinion by the robust spread of the losses
     "ALLY + second opinions (outlier flags)": ("ally", {}, "ally-outliers"),
+    # training that weighs a row it cannot fit less (benchmarks.harness.training_screens):
+    # multipliers capped at slack_cost * ln 2, or the audit's suspects unconstrained
+    "ALLY multipliers capped": ("ally", {"pdcl_class": CappedMultiplierNet}, "none"),
+    "ALLY suspects released": ("ally", {"pdcl_class": SuspectsReleasedNet}, "none"),
+    "ALLY + second opinions (multipliers capped)": (
+        "ally", {"pdcl_class": CappedMultiplierNet}, "ally"),
+    "ALLY + second opinions (suspects released)": (
+        "ally", {"pdcl_class": SuspectsReleasedNet}, "ally"),
     # the default draw at other temperatures (QUERY_OPTIONS); 1 is the 0.4 default's
     "ALLY (temperature 1)": ("ally", {}, "none"),
     "ALLY (temperature 0.5)": ("ally", {}, "none"),

@@ -168,6 +168,43 @@ def test_the_screens_pool_head_discounts_the_audits_suspects(name, digits, monke
         np.testing.assert_array_equal(seen["y"], y[~flagged])
 
 
+def test_the_capped_screen_keeps_every_multiplier_under_its_cap(digits):
+    from benchmarks.harness.training_screens import CappedMultiplierNet
+    from modal_ally import PDCLNet
+
+    X, y = digits["X_train"], digits["y_train"].copy()
+    y[:40] = (y[:40] + 3) % 10  # planted errors: rows the net cannot fit
+    capped = CappedMultiplierNet(max_epochs=20, random_state=0).fit(X, y)
+    free = PDCLNet(max_epochs=20, random_state=0).fit(X, y)
+    cap = capped.slack_cost * np.log(2.0)
+    assert capped.lambdas_.max() <= cap * (1 + 1e-6)
+    assert capped.lambdas_mean_.max() <= cap * (1 + 1e-6)
+    assert free.lambdas_mean_.max() > cap  # the default's wrong labels weigh more
+    assert free.lambdas_mean_[:40].mean() > capped.lambdas_mean_[:40].mean()
+
+
+def test_the_released_screen_drops_the_suspects_constraints_until_relabeled(digits):
+    from benchmarks.harness.training_screens import SuspectsReleasedNet
+    from modal_ally.label_audit import auto_threshold, average_losses
+
+    X, y = digits["X_train"][:600], digits["y_train"][:600].copy()
+    y[:40] = (y[:40] + 3) % 10
+    net = SuspectsReleasedNet(max_epochs=20, random_state=0).fit(X[:500], y[:500])
+    assert net.released_.numel() == 0 and net.lambdas_mean_[:40].max() > 0
+    losses = average_losses(net)
+    flagged = np.flatnonzero(losses > auto_threshold(losses, net))
+    assert flagged.size >= 10 and np.isin(flagged, np.arange(40)).mean() > 0.8
+    kept = y.copy()
+    kept[flagged[1]] = (y[flagged[1]] + 1) % 10  # a second opinion changed one label
+    net.fit(X, kept)  # and the learner appended 100 rows
+    released = set(net.released_.tolist())
+    assert set(flagged.tolist()) - {int(flagged[1])} == released
+    assert np.all(net.lambdas_[net.released_.numpy()] == 0)
+    assert np.all(net.lambdas_mean_[net.released_.numpy()] == 0)
+    net.fit(X, kept)  # released rows stay released, though their multipliers read 0
+    assert released <= set(net.released_.tolist())
+
+
 @pytest.mark.parametrize("name, strategy", [("margin (PDCL net)", "margin"),
                                             ("BADGE (PDCL net)", "badge")])
 def test_the_screens_run_margin_and_badge_on_the_pdcl_net(name, strategy):

@@ -69,7 +69,23 @@ def test_the_table_has_a_row_per_task_and_arm_and_a_dash_where_nothing_ran(tmp_p
     assert lines[0] == "| task | arm | clean | panel |"
     assert lines[1].startswith("| digits | ALLY + second opinions | 1st/4 +0.0033 (2/3) |")
     assert lines[3] == "| MNIST MLP | ALLY + second opinions | 1st/4 +0.0033 (2/3) | — |"
-    assert lines[4] == "| MNIST MLP | ALLY | 3rd/4 -0.1067 (0/3) | — |" and len(lines) == 5
+    # ALLY's -0.12, -0.09, -0.11 against margin: t = 12.1 over 3 seeds, resolved (*)
+    assert lines[4] == "| MNIST MLP | ALLY | 3rd/4 -0.1067* (0/3) | — |" and len(lines) == 5
+    assert out.read_text().rstrip().endswith(
+        "ALLY + second opinions: 0 resolved wins and 0 resolved losses of 3 cells; "
+        "ALLY: 0 resolved wins and 3 resolved losses of 3 cells.")
+
+
+def test_a_paired_t_test_tells_a_difference_from_zero():
+    from benchmarks.harness.metrics import resolved
+
+    # ten seeds: Student's t quantile 2.262; t = mean / (std / sqrt(10))
+    assert resolved(0.01, 0.01, 10)  # t = 3.16
+    assert resolved(-0.01, 0.01, 10)
+    assert not resolved(0.005, 0.01, 10)  # t = 1.58
+    assert not resolved(0.007, 0.01, 10) and resolved(0.007, 0.01, 10, level=0.1)  # t = 2.21
+    assert not resolved(0.5, 0.0, 1) and not resolved(0.0, 0.0, 10)
+    assert resolved(0.001, 0.0, 5)  # every seed the same nonzero difference
 
 
 def test_bad_folders_and_arms_are_refused(tmp_path, capsys):

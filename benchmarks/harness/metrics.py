@@ -27,6 +27,20 @@ def paired_difference(a, b, higher: bool) -> tuple[float, float, int]:
     return float(diff.mean()), std, better
 
 
+def resolved(mean: float, std: float, n: int, level: float = 0.05) -> bool:
+    """Whether a paired difference (``mean``, ``std`` with ddof=1, over ``n`` seeds) is
+    told apart from zero by a two-sided paired t-test at ``level``: ``|mean| / (std /
+    sqrt(n))`` above Student's t quantile with ``n - 1`` degrees of freedom. One seed
+    resolves nothing; a difference of zero spread resolves when its mean is not zero."""
+    from scipy.stats import t as student_t
+
+    if n < 2 or mean == 0:
+        return False
+    if std == 0:
+        return True
+    return abs(mean) / (std / np.sqrt(n)) > student_t.ppf(1 - level / 2, n - 1)
+
+
 def evaluate(estimator, X_test, y_test, task: str) -> float:
     """Test accuracy (classification) or mean squared error in the target's units."""
     y_pred = np.asarray(estimator.predict(X_test))

@@ -1,6 +1,7 @@
 """The README's noisy-oracle table: ALLY's two arms against the other arms, every task and setting.
 
     ARMS="random,margin,BADGE,margin + cleanlab (neighbour prior),ALLY,ALLY + second opinions"
+    ARMS="$ARMS,BADGE + cleanlab (neighbour prior),ActiveLab,ALLY 0.1 + audit 20 %"
     python -m benchmarks.noisy_headline docs/results/noisy_oracle/temperature/digits \\
         docs/results/noisy_oracle/temperature/mnist ... --arms "$ARMS" \\
         --out docs/results/noisy_oracle/temperature/headline.md
@@ -9,8 +10,10 @@ Reads each folder's ``curves.jsonl`` (``benchmarks.noisy_oracle``, classificatio
 and writes one row per task and followed arm (ALLY + second opinions, ALLY), one column per
 noise setting. A cell: the arm's rank by mean AULC among the ``--arms`` the folder ran for
 that setting, then the arm minus the best of those arms that is not ALLY's, paired per seed
-(mean, and the seeds on which the arm is better / the seeds). Seeds are those every ranked
-arm of the setting finished; arms not named in ``--arms`` (screens) are left out.
+(mean, and the seeds on which the arm is better / the seeds), marked ``*`` where a paired
+t-test (two-sided, 5 %) tells it from zero; under the table, how many of each arm's
+differences the test resolves. Seeds are those every ranked arm of the setting finished;
+arms not named in ``--arms`` (screens) are left out.
 """
 
 from __future__ import annotations

@@ -100,8 +100,6 @@ SCREEN_ARMS = {
     # multipliers capped at slack_cost * ln 2, or the audit's suspects unconstrained
     "ALLY multipliers capped": ("ally", {"pdcl_class": CappedMultiplierNet}, "none"),
     "ALLY suspects released": ("ally", {"pdcl_class": SuspectsReleasedNet}, "none"),
-    "ALLY + second opinions (multipliers capped)": (
-        "ally", {"pdcl_class": CappedMultiplierNet}, "ally"),
     "ALLY + second opinions (suspects released)": (
         "ally", {"pdcl_class": SuspectsReleasedNet}, "ally"),
     # the default draw at other temperatures (QUERY_OPTIONS); 1 is the 0.4 default's

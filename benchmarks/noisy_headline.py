@@ -12,8 +12,11 @@ noise setting. A cell: the arm's rank by mean AULC among the ``--arms`` the fold
 that setting, then the arm minus the best of those arms that is not ALLY's, paired per seed
 (mean, and the seeds on which the arm is better / the seeds), marked ``*`` where a paired
 t-test (two-sided, 5 %) tells it from zero; under the table, how many of each arm's
-differences the test resolves. Seeds are those every ranked arm of the setting finished;
-arms not named in ``--arms`` (screens) are left out.
+differences the test resolves. Then a second table, arm by arm: each followed arm against
+each other arm over the noisy cells of every task (the cells where it is ahead, the mean and
+range of the cells' paired means, the cells the t-test resolves, a sign test over the
+cells). Seeds are those every ranked arm of the setting finished; arms not named in
+``--arms`` (screens) are left out.
 """
 
 from __future__ import annotations
@@ -22,8 +25,15 @@ import argparse
 import json
 from pathlib import Path
 
-from benchmarks.harness.metrics import resolved
-from benchmarks.harness.noisy_oracle_report import FOLLOWED, followed_ranks, read_curves
+import numpy as np
+
+from benchmarks.harness.metrics import resolved, sign_test
+from benchmarks.harness.noisy_oracle_report import (
+    FOLLOWED,
+    followed_pairs,
+    followed_ranks,
+    read_curves,
+)
 from benchmarks.harness.reporting import markdown_table, ordinal, write_atomic
 
 #: Row titles of the package's benchmark folders (others keep the folder's name).
@@ -86,6 +96,35 @@ def _resolved_counts(results) -> str:
     return "; ".join(parts) + "."
 
 
+def arm_by_arm(tasks, arms, settings) -> list[list[str]]:
+    """Rows of the second table: each followed arm against each other arm of ``arms`` over
+    the noisy cells (every task and setting but clean) where both ran: the cells where the
+    followed arm's paired mean is ahead, the mean and range of those cell means, the cells
+    the paired t-test resolves either way, and a sign test over the cells."""
+    noisy = [s for s in settings if s != "symmetric:0"]
+    cells = {}
+    for _, curves in tasks:
+        for noise in noisy:
+            pairs = followed_pairs(curves, noise, arms)
+            for arm in FOLLOWED:
+                for other, diff in pairs.get(arm, {}).items():
+                    cells.setdefault((arm, other), []).append((diff, pairs["seeds"]))
+    rows = []
+    for arm in FOLLOWED:
+        for other in arms:
+            found = cells.get((arm, other))
+            if not found:
+                continue
+            means = np.array([mean for (mean, _, _), _ in found])
+            told = [mean for (mean, std, _), seeds in found if resolved(mean, std, seeds)]
+            ahead, behind = int((means > 0).sum()), int((means < 0).sum())
+            rows.append([arm, other, f"{ahead} of {len(found)}", f"{means.mean():+.4f}",
+                         f"{means.min():+.4f} to {means.max():+.4f}",
+                         f"{sum(m > 0 for m in told)} / {sum(m < 0 for m in told)}",
+                         f"{sign_test(ahead, behind):.3f}"])
+    return rows
+
+
 def headline_markdown(tasks, arms) -> str:
     """``tasks``: (name, curves) pairs; the table of the module docstring."""
     found = {c["noise"] for _, curves in tasks for c in curves}
@@ -102,7 +141,16 @@ def headline_markdown(tasks, arms) -> str:
              "paired per seed: mean (seeds better / seeds); `*`: a paired t-test (two-sided, "
              "5 %) tells the difference from zero.", ""]
     lines += markdown_table(["task", "arm"] + [setting_label(s) for s in settings], rows)
-    lines += ["", "Resolved by the t-test: " + _resolved_counts(every)]
+    lines += ["", "Resolved by the t-test: " + _resolved_counts(every), "",
+              "Against each arm, over the noisy cells (every task and setting but clean) "
+              "where both ran: the cells where ALLY's arm is ahead (paired mean over the "
+              "seeds), the mean and range of the cells' paired means, the cells the t-test "
+              "resolves (wins / losses), and a two-sided sign test over the cells (cells "
+              "of one task share their seeds' first labels, so they are not independent).",
+              ""]
+    lines += markdown_table(["arm", "against", "noisy cells ahead", "mean", "range",
+                             "resolved wins / losses", "sign test p"],
+                            arm_by_arm(tasks, arms, settings))
     return "\n".join(lines) + "\n"
 
 

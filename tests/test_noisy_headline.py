@@ -65,15 +65,54 @@ def test_the_table_has_a_row_per_task_and_arm_and_a_dash_where_nothing_ran(tmp_p
     out = tmp_path / "headline.md"
     noisy_headline.main([str(digits), str(mnist), "--arms",
                          "random,margin,ALLY,ALLY + second opinions", "--out", str(out)])
-    lines = [line for line in out.read_text().splitlines() if line.startswith("| ")]
+    first, _, second = out.read_text().partition("Resolved by the t-test: ")
+    lines = [line for line in first.splitlines() if line.startswith("| ")]
     assert lines[0] == "| task | arm | clean | panel |"
     assert lines[1].startswith("| digits | ALLY + second opinions | 1st/4 +0.0033 (2/3) |")
     assert lines[3] == "| MNIST MLP | ALLY + second opinions | 1st/4 +0.0033 (2/3) | — |"
     # ALLY's -0.12, -0.09, -0.11 against margin: t = 12.1 over 3 seeds, resolved (*)
     assert lines[4] == "| MNIST MLP | ALLY | 3rd/4 -0.1067* (0/3) | — |" and len(lines) == 5
-    assert out.read_text().rstrip().endswith(
+    assert second.startswith(
         "ALLY + second opinions: 0 resolved wins and 0 resolved losses of 3 cells; "
         "ALLY: 0 resolved wins and 3 resolved losses of 3 cells.")
+    # the arm-by-arm table counts the one noisy cell (digits' panel) only
+    rows = [line for line in second.splitlines() if line.startswith("| ALLY")]
+    assert rows[0] == ("| ALLY + second opinions | random | 1 of 1 | +0.2100 | +0.2100 to "
+                       "+0.2100 | 1 / 0 | 1.000 |")
+    assert rows[1].startswith("| ALLY + second opinions | margin | 1 of 1 | +0.0033 |")
+    assert len(rows) == 4
+
+
+def test_arm_by_arm_counts_noisy_cells_of_every_task():
+    curves = []
+    for noise, shift in (("symmetric:0", 0.5), ("symmetric:0.2", 0.01),
+                         ("panel", -0.02), ("pairs:0.1", 0.03)):
+        for seed in range(3):
+            curves.append(_curve("margin", noise, seed, 0.8 + 0.01 * seed))
+            curves.append(_curve("ALLY", noise, seed, 0.8 + 0.01 * seed + shift))
+            curves.append(_curve("ALLY + second opinions", noise, seed,
+                                 0.8 + 0.01 * seed + shift + (0.02 if seed else -0.02)))
+    settings = ["symmetric:0", "symmetric:0.2", "pairs:0.1", "panel"]
+    rows = noisy_headline.arm_by_arm([("a", curves), ("b", curves)],
+                                     ["margin", "ALLY", "ALLY + second opinions"], settings)
+    # clean (+0.5) is left out; six noisy cells, four ahead; ALLY's cells have no spread
+    assert rows[1] == ["ALLY", "margin", "4 of 6", "+0.0067", "-0.0200 to +0.0300",
+                       "4 / 2", "0.688"]
+    # -0.02, +0.02, +0.02 around each shift: t at most 2.75 over 3 seeds, unresolved
+    assert rows[0] == ["ALLY + second opinions", "margin", "4 of 6", "+0.0133",
+                       "-0.0133 to +0.0367", "0 / 0", "0.688"]
+    assert len(rows) == 2
+
+
+def test_a_sign_test_counts_wins_against_losses():
+    from benchmarks.harness.metrics import sign_test
+
+    assert sign_test(10, 0) == pytest.approx(2 / 2 ** 10)
+    assert sign_test(0, 10) == sign_test(10, 0)
+    assert sign_test(3, 3) == pytest.approx(1.0) and sign_test(0, 0) == 1.0
+    assert sign_test(17, 6) == pytest.approx(0.0347, abs=1e-4)
+    with pytest.raises(ValueError, match="non-negative"):
+        sign_test(-1, 3)
 
 
 def test_a_paired_t_test_tells_a_difference_from_zero():

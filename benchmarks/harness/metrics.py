@@ -6,7 +6,7 @@ import numpy as np
 
 __all__ = ["TARGET_FRACTION", "curves", "evaluate", "labels_to_reach",
            "learning_curve_area", "mean_std", "metric_info", "paired_difference",
-           "summarize"]
+           "resolved", "sign_test", "summarize"]
 
 #: Targets reached "97 % of the final metric" (the paper's labels-needed measure).
 TARGET_FRACTION = 0.97
@@ -39,6 +39,18 @@ def resolved(mean: float, std: float, n: int, level: float = 0.05) -> bool:
     if std == 0:
         return True
     return abs(mean) / (std / np.sqrt(n)) > student_t.ppf(1 - level / 2, n - 1)
+
+
+def sign_test(wins: int, losses: int) -> float:
+    """Two-sided p-value of the sign test: ``wins`` against ``losses`` (ties left out) under
+    "either is as likely", the binomial with p = 1/2. 1.0 when there is nothing to count."""
+    from scipy.stats import binomtest
+
+    if wins < 0 or losses < 0:
+        raise ValueError(f"counts must be non-negative, got {wins} and {losses}")
+    if wins + losses == 0:
+        return 1.0
+    return float(binomtest(wins, wins + losses, 0.5).pvalue)
 
 
 def evaluate(estimator, X_test, y_test, task: str) -> float:

@@ -203,6 +203,13 @@ def test_the_released_screen_drops_the_suspects_constraints_until_relabeled(digi
     assert np.all(net.lambdas_mean_[net.released_.numpy()] == 0)
     net.fit(X, kept)  # released rows stay released, though their multipliers read 0
     assert released <= set(net.released_.tolist())
+    import torch
+
+    before = net.released_.clone()
+    bad = np.vstack([X, np.full((1, X.shape[1]), np.nan, dtype=X.dtype)])
+    with pytest.raises(ValueError):  # a NaN row: the failed fit changes nothing
+        net.fit(bad, np.append(kept, 0))
+    assert torch.equal(net.released_, before)
 
 
 @pytest.mark.parametrize("name, strategy", [("margin (PDCL net)", "margin"),

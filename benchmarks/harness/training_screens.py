@@ -44,9 +44,19 @@ class SuspectsReleasedNet(PDCLNet):
     flagged (positions in the training set, which a modAL learner only appends to)."""
 
     def fit(self, X, y, **fit_params):
-        released = self._released_rows(np.asarray(y))
-        self.released_ = torch.as_tensor(released, dtype=torch.int64)
-        super().fit(X, y, **fit_params)
+        # the released rows are read before the fit (it clears the history they come
+        # from); a failed fit puts the previous ones back, as PDCLNet restores the rest
+        before = getattr(self, "released_", None)
+        self.released_ = torch.as_tensor(self._released_rows(np.asarray(y)),
+                                         dtype=torch.int64)
+        try:
+            super().fit(X, y, **fit_params)
+        except BaseException:
+            if before is None:
+                del self.released_
+            else:
+                self.released_ = before
+            raise
         self.fit_labels_ = np.asarray(y).copy()
         return self
 

@@ -190,7 +190,7 @@ class PoolObserver:
         self.calls = []
 
     def __call__(self, learner, X_pool_remaining, n_labels):
-        self.calls.append((id(learner), n_labels))
+        self.calls.append((learner, n_labels))  # kept alive: two learners never share an id
         return {"pool_left": X_pool_remaining.shape[0], "n_seen": n_labels,
                 "train_rows": len(learner.X_training),
                 "top_proba": np.float32(learner.predict_proba(X_pool_remaining[:5]).max())}
@@ -215,7 +215,7 @@ def test_observers_add_columns_to_every_round(tmp_path):
     assert state["runs"]["ally|seed=0"]["rows"][2]["n_seen"] == 50
     # one learner per curve, its rounds in order
     assert [n for _, n in observer.calls] == [30, 40, 50] * 2
-    assert len({learner for learner, _ in observer.calls}) == 2
+    assert len({id(learner) for learner, _ in observer.calls}) == 2
 
 
 def test_a_resumed_curve_replays_its_last_fit_to_the_observers(tmp_path):

@@ -28,12 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from benchmarks.harness.metrics import resolved, sign_test
-from benchmarks.harness.noisy_oracle_report import (
-    FOLLOWED,
-    followed_pairs,
-    followed_ranks,
-    read_curves,
-)
+from benchmarks.harness.noisy_oracle_report import FOLLOWED, followed_ranks, read_curves
 from benchmarks.harness.reporting import markdown_table, ordinal, write_atomic
 
 #: Row titles of the package's benchmark folders (others keep the folder's name).
@@ -57,7 +52,10 @@ def folder_curves(folder: Path) -> list[dict]:
 
 def setting_result(curves, noise, arms) -> dict:
     """{followed arm: (rank, arms ranked, best other arm, (mean, std, better), seeds)}."""
-    ranks = followed_ranks(curves, noise, arms)
+    return _cells(followed_ranks(curves, noise, arms))
+
+
+def _cells(ranks) -> dict:
     return {arm: (p["rank"], p["of"], p["best"], p["diff"], p["seeds"])
             for arm, p in ranks.items() if p["best"] is not None}
 
@@ -96,29 +94,29 @@ def _resolved_counts(results) -> str:
     return "; ".join(parts) + "."
 
 
-def arm_by_arm(tasks, arms, settings) -> list[list[str]]:
-    """Rows of the second table: each followed arm against each other arm of ``arms`` over
-    the noisy cells (every task and setting but clean) where both ran: the cells where the
-    followed arm's paired mean is ahead, the mean and range of those cell means, the cells
-    the paired t-test resolves either way, and a sign test over the cells."""
-    noisy = [s for s in settings if s != "symmetric:0"]
-    cells = {}
-    for _, curves in tasks:
-        for noise in noisy:
-            pairs = followed_pairs(curves, noise, arms)
-            for arm in FOLLOWED:
-                for other, diff in pairs.get(arm, {}).items():
-                    cells.setdefault((arm, other), []).append((diff, pairs["seeds"]))
+def arm_by_arm(cells, arms) -> list[list[str]]:
+    """Rows of the second table from ``cells``, ``(noise, followed_ranks)`` pairs of every
+    task: each followed arm against each other arm of ``arms`` over the noisy cells (every
+    setting but clean) where both ran: the cells where the followed arm's paired mean is
+    ahead, the mean and range of those cell means, the cells the paired t-test resolves
+    either way, and a sign test over the cells."""
+    found = {}
+    for noise, ranks in cells:
+        if noise == "symmetric:0":
+            continue
+        for arm, place in ranks.items():
+            for other, diff in place["against"].items():
+                found.setdefault((arm, other), []).append((diff, place["seeds"]))
     rows = []
     for arm in FOLLOWED:
         for other in arms:
-            found = cells.get((arm, other))
-            if not found:
+            pairs = found.get((arm, other))
+            if not pairs:
                 continue
-            means = np.array([mean for (mean, _, _), _ in found])
-            told = [mean for (mean, std, _), seeds in found if resolved(mean, std, seeds)]
+            means = np.array([mean for (mean, _, _), _ in pairs])
+            told = [mean for (mean, std, _), seeds in pairs if resolved(mean, std, seeds)]
             ahead, behind = int((means > 0).sum()), int((means < 0).sum())
-            rows.append([arm, other, f"{ahead} of {len(found)}", f"{means.mean():+.4f}",
+            rows.append([arm, other, f"{ahead} of {len(pairs)}", f"{means.mean():+.4f}",
                          f"{means.min():+.4f} to {means.max():+.4f}",
                          f"{sum(m > 0 for m in told)} / {sum(m < 0 for m in told)}",
                          f"{sign_test(ahead, behind):.3f}"])
@@ -129,9 +127,11 @@ def headline_markdown(tasks, arms) -> str:
     """``tasks``: (name, curves) pairs; the table of the module docstring."""
     found = {c["noise"] for _, curves in tasks for c in curves}
     settings = [s for s in SETTINGS if s in found] + sorted(found - set(SETTINGS))
-    rows, every = [], []
+    rows, every, cells = [], [], []
     for name, curves in tasks:
-        results = {noise: setting_result(curves, noise, arms) for noise in settings}
+        ranks = {noise: followed_ranks(curves, noise, arms) for noise in settings}
+        cells += ranks.items()
+        results = {noise: _cells(place) for noise, place in ranks.items()}
         every += results.values()
         for arm in FOLLOWED:
             rows.append([name, arm] + [_cell(results[noise].get(arm)) for noise in settings])
@@ -150,7 +150,7 @@ def headline_markdown(tasks, arms) -> str:
               ""]
     lines += markdown_table(["arm", "against", "noisy cells ahead", "mean", "range",
                              "resolved wins / losses", "sign test p"],
-                            arm_by_arm(tasks, arms, settings))
+                            arm_by_arm(cells, arms))
     return "\n".join(lines) + "\n"
 
 

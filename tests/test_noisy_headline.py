@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from benchmarks import noisy_headline
+from benchmarks.harness.noisy_oracle_report import followed_ranks
 
 SETTINGS = {"dataset": "digits", "max_pool": None, "initial": 100, "budget": 100,
             "rounds": 2, "epochs": 50, "audit_fraction": 0.2, "threads": 1}
@@ -93,8 +94,9 @@ def test_arm_by_arm_counts_noisy_cells_of_every_task():
             curves.append(_curve("ALLY + second opinions", noise, seed,
                                  0.8 + 0.01 * seed + shift + (0.02 if seed else -0.02)))
     settings = ["symmetric:0", "symmetric:0.2", "pairs:0.1", "panel"]
-    rows = noisy_headline.arm_by_arm([("a", curves), ("b", curves)],
-                                     ["margin", "ALLY", "ALLY + second opinions"], settings)
+    arms = ["margin", "ALLY", "ALLY + second opinions"]
+    cells = [(noise, followed_ranks(curves, noise, arms)) for noise in settings] * 2
+    rows = noisy_headline.arm_by_arm(cells, arms)  # two tasks alike
     # clean (+0.5) is left out; six noisy cells, four ahead; ALLY's cells have no spread
     assert rows[1] == ["ALLY", "margin", "4 of 6", "+0.0067", "-0.0200 to +0.0300",
                        "4 / 2", "0.688"]

@@ -83,58 +83,38 @@ def spend_table(curves, noise):
 FOLLOWED = ("ALLY + second opinions", "ALLY")
 
 
-def _setting_values(curves, noise, arms):
-    """``{arm: per-seed AULC array}`` of one setting on the seeds every arm of ``arms``
-    (every arm of the setting when None) that ran there finished; None when no followed
-    arm ran or no seed is common. A NaN or infinite AULC is an error."""
+def followed_ranks(curves, noise, arms=None, higher=True) -> dict:
+    """Each followed arm's place in one setting among ``arms`` (every arm of the setting
+    when None), on the seeds all of them finished: ``{arm: {"rank", "of", "mean", "best",
+    "best_mean", "diff", "against", "seeds"}}``, ``against`` the arm minus every arm that
+    is not followed, paired per seed ``{other: (mean, std, seeds better)}``, ``best`` the
+    best of those (None when there is none) and ``diff`` the arm minus it. Empty when no
+    followed arm ran; a NaN or infinite AULC is an error."""
     aulc = per_seed_aulc(loop_rows([c for c in curves if arms is None or c["arm"] in arms],
                                    noise))
     present = list(aulc) if arms is None else [arm for arm in arms if arm in aulc]
     if not any(arm in aulc for arm in FOLLOWED):
-        return None
+        return {}
     seeds = sorted(set.intersection(*(set(aulc[arm]) for arm in present)))
     if not seeds:
-        return None
+        return {}
     values = {arm: np.array([aulc[arm][s] for s in seeds]) for arm in present}
     broken = [arm for arm, v in values.items() if not np.isfinite(v).all()]
     if broken:
         raise ValueError(f"{noise}: a non-finite AULC (NaN or inf) for {', '.join(broken)}")
-    return values
-
-
-def followed_ranks(curves, noise, arms=None, higher=True) -> dict:
-    """Each followed arm's place in one setting among ``arms`` (every arm of the setting
-    when None), on the seeds all of them finished: ``{arm: {"rank", "of", "mean", "best",
-    "best_mean", "diff", "seeds"}}``, ``best`` the best arm that is not followed (None
-    when there is none) and ``diff`` the arm minus it, paired per seed ``(mean, std,
-    seeds better)``. Empty when no followed arm ran; a NaN or infinite AULC is an error."""
-    values = _setting_values(curves, noise, arms)
-    if values is None:
-        return {}
-    present = list(values)
-    seeds = len(next(iter(values.values())))
     means = {arm: v.mean() for arm, v in values.items()}
     ordered = sorted(present, key=means.get, reverse=higher)
     best = next((arm for arm in ordered if arm not in FOLLOWED), None)
-    return {arm: {"rank": ordered.index(arm) + 1, "of": len(present), "mean": means[arm],
-                  "best": best, "best_mean": means.get(best), "seeds": seeds,
-                  "diff": paired_difference(values[arm], values[best], higher)
-                  if best is not None else None}
-            for arm in FOLLOWED if arm in values}
-
-
-def followed_pairs(curves, noise, arms, higher=True) -> dict:
-    """Each followed arm against every other arm of ``arms`` in one setting, on the seeds
-    of ``followed_ranks``: ``{"seeds": n, followed: {other: (mean, std, seeds better)}}``,
-    the difference followed minus other paired per seed; empty when no followed arm ran.
-    A NaN or infinite AULC is an error."""
-    values = _setting_values(curves, noise, arms)
-    if values is None:
-        return {}
-    pairs = {arm: {other: paired_difference(values[arm], values[other], higher)
-                   for other in values if other not in FOLLOWED}
-             for arm in FOLLOWED if arm in values}
-    return {"seeds": len(next(iter(values.values()))), **pairs}
+    ranks = {}
+    for arm in FOLLOWED:
+        if arm not in values:
+            continue
+        against = {other: paired_difference(values[arm], values[other], higher)
+                   for other in present if other not in FOLLOWED}
+        ranks[arm] = {"rank": ordered.index(arm) + 1, "of": len(present),
+                      "mean": means[arm], "best": best, "best_mean": means.get(best),
+                      "seeds": len(seeds), "against": against, "diff": against.get(best)}
+    return ranks
 
 
 def overview(curves, task):
